@@ -1,0 +1,44 @@
+# wapisnap — the two commands a new user needs are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo dev test lint build deploy clean
+
+# Project-local Python tools (AWS emulator, cfn-lint), reinstalled when the pins change.
+$(STAMP): infra/requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## Run the whole system locally and play a scripted scenario end to end.
+demo: setup
+	cargo run --quiet -p wapisnap-local -- demo
+
+## The local stack in the foreground (LOCAL_HTTP_ADDR, LOCAL_SANDBOX_ADDR, META_GRAPH_URL, ...).
+dev: setup
+	cargo run --quiet -p wapisnap-local -- dev
+
+## Every test, unit and integration; the integration tests start their own emulator.
+test: setup
+	cargo test --workspace
+
+lint: setup
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## Lambda binaries for arm64 (needs cargo-lambda: `pip install cargo-lambda`).
+build:
+	cargo lambda build --release --arm64 --workspace --exclude wapisnap-local --exclude wapisnap-tests
+
+## Deploy with SAM (needs the SAM CLI and AWS credentials); asks for the Meta secrets once.
+deploy:
+	cd infra && sam build --beta-features && sam deploy --guided
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .local

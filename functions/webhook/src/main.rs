@@ -1,0 +1,13 @@
+use lambda_http::{Error, service_fn};
+use wapisnap::config::Env;
+use wapisnap::telemetry::{self, LogFormat};
+use wapisnap_webhook::{Config, Webhook};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let env = Env::from_process();
+    telemetry::init(LogFormat::from_env(&env));
+    let webhook = Webhook::new(Config::from_env(&env)?);
+    let webhook = &webhook;
+    lambda_http::run(service_fn(move |request| async move { Ok::<_, Error>(webhook.handle(request).await) })).await
+}

@@ -1,0 +1,75 @@
+//! Emulator + Meta sandbox + stack, started together and wired to each other: the sandbox
+//! posts its webhooks to the stack, the stack's Graph API base URL is the sandbox.
+
+use std::net::SocketAddr;
+
+use crate::moto::{Moto, MotoError};
+use crate::sandbox::{Sandbox, WebhookTarget};
+use crate::stack::{LocalStack, StackError, StackOptions};
+
+#[derive(Debug, Clone)]
+pub struct EnvironmentOptions {
+    /// An emulator already running (`AWS_ENDPOINT_URL`); a fresh moto is started when absent.
+    pub aws_endpoint: Option<String>,
+    pub http_addr: SocketAddr,
+    pub sandbox_addr: SocketAddr,
+    /// Where the functions reach the Graph API; the bundled sandbox when absent.
+    pub meta_graph_url: Option<String>,
+    pub meta_app_secret: String,
+    pub meta_verify_token: String,
+}
+
+impl Default for EnvironmentOptions {
+    fn default() -> Self {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            aws_endpoint: None,
+            http_addr: any_port,
+            sandbox_addr: any_port,
+            meta_graph_url: None,
+            meta_app_secret: "local-app-secret".into(),
+            meta_verify_token: "local-verify-token".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvironmentError {
+    #[error(transparent)]
+    Moto(#[from] MotoError),
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    #[error("cannot start the Meta sandbox on {0}: {1}")]
+    Sandbox(SocketAddr, std::io::Error),
+}
+
+pub struct LocalEnvironment {
+    pub stack: LocalStack,
+    pub sandbox: Sandbox,
+    /// The emulator this environment started (none when it reuses one).
+    pub moto: Option<Moto>,
+}
+
+impl LocalEnvironment {
+    pub async fn start(options: EnvironmentOptions) -> Result<Self, EnvironmentError> {
+        let (moto, endpoint) = match options.aws_endpoint {
+            Some(endpoint) => (None, endpoint),
+            None => {
+                let moto = Moto::start().await?;
+                let endpoint = moto.endpoint.clone();
+                (Some(moto), endpoint)
+            }
+        };
+        let sandbox = Sandbox::start(options.sandbox_addr)
+            .await
+            .map_err(|e| EnvironmentError::Sandbox(options.sandbox_addr, e))?;
+        let mut stack_options =
+            StackOptions::new(endpoint, options.meta_graph_url.unwrap_or_else(|| sandbox.url.clone()));
+        stack_options.http_addr = options.http_addr;
+        stack_options.meta_app_secret = options.meta_app_secret.clone();
+        stack_options.meta_verify_token = options.meta_verify_token;
+        let stack = LocalStack::start(stack_options).await?;
+        sandbox.set_webhook(WebhookTarget { url: stack.webhook_url(), app_secret: options.meta_app_secret });
+        Ok(Self { stack, sandbox, moto })
+    }
+}

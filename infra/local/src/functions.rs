@@ -1,0 +1,128 @@
+//! The seven functions, built locally from exactly the environment the template gives them,
+//! and exposed to the runner in the shapes Lambda would invoke them with.
+
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use wapisnap::aws::AwsClients;
+use wapisnap::clock::SharedClock;
+
+use crate::provision::Provisioned;
+use crate::runner::http::HttpHandler;
+use crate::runner::{InvokeHandler, SqsHandler};
+use crate::template::Template;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{function}: {reason}")]
+pub struct BuildError {
+    pub function: &'static str,
+    pub reason: String,
+}
+
+pub struct LocalFunctions {
+    pub webhook: Arc<wapisnap_webhook::Webhook>,
+    pub api: Arc<wapisnap_api::Api>,
+    pub sender: Arc<wapisnap_sender::Sender>,
+    pub flows: Arc<wapisnap_flows::Flows>,
+    pub retry: Arc<wapisnap_retry::Retry>,
+    pub broadcast: Arc<wapisnap_broadcast::Broadcast>,
+    pub sweeper: Arc<wapisnap_sweeper::Sweeper>,
+}
+
+impl LocalFunctions {
+    pub fn build(
+        template: &Template,
+        stack: &Provisioned,
+        _aws: &AwsClients,
+        clock: SharedClock,
+    ) -> Result<Self, BuildError> {
+        fn env(
+            template: &Template,
+            stack: &Provisioned,
+            function: &'static str,
+        ) -> Result<wapisnap::config::Env, BuildError> {
+            stack.function_env(template, function).map_err(|e| BuildError { function, reason: e.to_string() })
+        }
+        fn config<T, E: std::fmt::Display>(function: &'static str, result: Result<T, E>) -> Result<T, BuildError> {
+            result.map_err(|e| BuildError { function, reason: e.to_string() })
+        }
+        let webhook_env = env(template, stack, "WebhookFunction")?;
+        let api_env = env(template, stack, "ApiFunction")?;
+        Ok(Self {
+            webhook: Arc::new(wapisnap_webhook::Webhook::new(config(
+                "WebhookFunction",
+                wapisnap_webhook::Config::from_env(&webhook_env),
+            )?)),
+            api: Arc::new(wapisnap_api::Api::new(
+                config("ApiFunction", wapisnap_api::Config::from_env(&api_env))?,
+                clock,
+            )),
+            sender: Arc::new(wapisnap_sender::Sender),
+            flows: Arc::new(wapisnap_flows::Flows),
+            retry: Arc::new(wapisnap_retry::Retry),
+            broadcast: Arc::new(wapisnap_broadcast::Broadcast),
+            sweeper: Arc::new(wapisnap_sweeper::Sweeper),
+        })
+    }
+
+    pub fn webhook_handler(&self) -> HttpHandler {
+        let webhook = self.webhook.clone();
+        Arc::new(move |request| {
+            let webhook = webhook.clone();
+            async move { webhook.handle(request).await }.boxed()
+        })
+    }
+
+    pub fn api_handler(&self) -> HttpHandler {
+        let api = self.api.clone();
+        Arc::new(move |request| {
+            let api = api.clone();
+            async move { api.handle(request).await }.boxed()
+        })
+    }
+
+    /// The SQS-triggered function with this logical id.
+    pub fn sqs_handler(&self, function: &str) -> Option<SqsHandler> {
+        macro_rules! sqs {
+            ($field:ident) => {{
+                let f = self.$field.clone();
+                let handler: SqsHandler = Arc::new(move |event| {
+                    let f = f.clone();
+                    async move { f.handle(event).await.map_err(|e| e.to_string()) }.boxed()
+                });
+                Some(handler)
+            }};
+        }
+        match function {
+            "SenderFunction" => sqs!(sender),
+            "FlowsFunction" => sqs!(flows),
+            "RetryFunction" => sqs!(retry),
+            _ => None,
+        }
+    }
+
+    /// Functions invoked directly with a JSON payload: Scheduler targets and rate schedules.
+    pub fn invoke_handler(&self, function: &str) -> Option<InvokeHandler> {
+        match function {
+            "BroadcastFunction" => {
+                let broadcast = self.broadcast.clone();
+                Some(Arc::new(move |payload| {
+                    let broadcast = broadcast.clone();
+                    async move {
+                        let fired = serde_json::from_value(payload).map_err(|e| format!("broadcast input: {e}"))?;
+                        broadcast.handle(fired).await.map(|()| serde_json::Value::Null).map_err(|e| e.to_string())
+                    }
+                    .boxed()
+                }))
+            }
+            "SweeperFunction" => {
+                let sweeper = self.sweeper.clone();
+                Some(Arc::new(move |_| {
+                    let sweeper = sweeper.clone();
+                    async move { serde_json::to_value(sweeper.handle().await).map_err(|e| e.to_string()) }.boxed()
+                }))
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The local stack: everything that lets the same handler code run on a laptop against real
+//! protocol peers — an AWS emulator ([`moto`]) provisioned from `infra/template.yaml`
+//! ([`template`], [`provision`]), the Lambda glue around the functions ([`runner`],
+//! [`functions`], [`stack`]) and a Meta Graph API sandbox ([`sandbox`]).
+
+pub mod demo;
+pub mod environment;
+pub mod functions;
+pub mod moto;
+pub mod provision;
+pub mod runner;
+pub mod sandbox;
+pub mod stack;
+pub mod template;

@@ -1,0 +1,86 @@
+//! `wapisnap-local dev`: the local stack in the foreground, for trying things by hand.
+//! `wapisnap-local demo`: a scripted scenario end to end, printed as a timeline.
+
+use std::net::SocketAddr;
+
+use wapisnap::config::Env;
+use wapisnap::telemetry::{self, LogFormat};
+use wapisnap_local::environment::{EnvironmentOptions, LocalEnvironment};
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+fn addr(env: &Env, name: &'static str, default: &str) -> Result<SocketAddr, Failure> {
+    let value = env.optional(name).unwrap_or_else(|| default.to_owned());
+    value.parse().map_err(|e| format!("{name}={value:?} is not an address like 127.0.0.1:3000: {e}").into())
+}
+
+fn options_from(env: &Env) -> Result<EnvironmentOptions, Failure> {
+    let defaults = EnvironmentOptions::default();
+    Ok(EnvironmentOptions {
+        aws_endpoint: env.optional("AWS_ENDPOINT_URL"),
+        http_addr: addr(env, "LOCAL_HTTP_ADDR", "127.0.0.1:3000")?,
+        sandbox_addr: addr(env, "LOCAL_SANDBOX_ADDR", "127.0.0.1:3001")?,
+        meta_graph_url: env.optional("META_GRAPH_URL"),
+        meta_app_secret: env.optional("META_APP_SECRET").unwrap_or(defaults.meta_app_secret),
+        meta_verify_token: env.optional("META_VERIFY_TOKEN").unwrap_or(defaults.meta_verify_token),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let env = Env::from_process();
+    let command = std::env::args().nth(1).unwrap_or_default();
+    match command.as_str() {
+        "dev" => {
+            telemetry::init(LogFormat::from_env(&env));
+            dev(options_from(&env)?).await
+        }
+        "demo" => {
+            // The demo prints its own timeline; logs only when asked for with RUST_LOG.
+            if env.optional("RUST_LOG").is_some() {
+                telemetry::init(LogFormat::Pretty);
+            }
+            let options = EnvironmentOptions {
+                http_addr: addr(&env, "DEMO_HTTP_ADDR", "127.0.0.1:0")?,
+                sandbox_addr: addr(&env, "DEMO_SANDBOX_ADDR", "127.0.0.1:0")?,
+                ..options_from(&env)?
+            };
+            wapisnap_local::demo::run(options).await
+        }
+        _ => Err("usage: wapisnap-local dev | demo   (see README.md)".into()),
+    }
+}
+
+async fn dev(options: EnvironmentOptions) -> Result<(), Failure> {
+    let environment = LocalEnvironment::start(options).await?;
+    environment.stack.start_background();
+    let stack = &environment.stack;
+    println!("wapisnap local stack is up (Ctrl-C stops everything it started)");
+    println!("  webhook (Meta calls this):  {}", stack.webhook_url());
+    println!("  workspace API:              {}/", stack.api_url());
+    println!("  Meta sandbox (Graph API):   {}", environment.sandbox.url);
+    println!(
+        "  local controls:             {}/_local/clock, /_local/clock/advance, /_local/schedules/fire, /_local/sweep",
+        stack.http_url
+    );
+    if let Some(moto) = &environment.moto {
+        println!("  AWS emulator (moto):        {}", moto.endpoint);
+    }
+    println!("  resources prefix:           {}", stack.resources.prefix);
+    wait_for_stop_signal().await;
+    println!("stopping");
+    Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

@@ -1,0 +1,19 @@
+//! The glue AWS puts around Lambda functions, played locally around the same handler code:
+//! API Gateway ([`http`]), SQS event source mappings ([`sqs`]) and EventBridge Scheduler
+//! ([`scheduler`]).
+
+pub mod http;
+pub mod scheduler;
+pub mod sqs;
+
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use futures_util::future::BoxFuture;
+
+/// An SQS-triggered function as the event source mapping sees it.
+pub type SqsHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
+
+/// A function invoked directly with a JSON payload (Scheduler targets, rate schedules).
+pub type InvokeHandler =
+    Arc<dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, String>> + Send + Sync>;

@@ -1,0 +1,263 @@
+//! The Meta sandbox: a local server that speaks the Graph API's HTTP for every endpoint
+//! wapisnap calls, records every request, fails the way Meta fails when told to, and posts
+//! signed webhooks back like Meta does. Tests drive it through this type; `make dev` users
+//! through its control API under `/_sandbox/`.
+
+mod control;
+pub mod errors;
+mod graph;
+pub mod webhooks;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use webhooks::{InboundText, StatusUpdate, WebhookTarget};
+
+/// One request as the sandbox received it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// The `Authorization` header as received (the sandbox plays Meta, who sees the token).
+    pub authorization: Option<String>,
+    pub body: Value,
+    pub answered_status: u16,
+}
+
+/// A way Meta fails, applied to the next `times` matching requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fault {
+    /// Only requests whose path contains this (e.g. `/messages`, `/register`); all when absent.
+    #[serde(default)]
+    pub path_contains: Option<String>,
+    /// Only sends to this recipient (`to` in the body).
+    #[serde(default)]
+    pub recipient: Option<String>,
+    #[serde(default = "one")]
+    pub times: u32,
+    pub effect: FaultEffect,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultEffect {
+    /// Meta refuses the request with its JSON error body (status from Meta's catalogue unless given).
+    MetaError {
+        code: i64,
+        #[serde(default)]
+        subcode: Option<i64>,
+        #[serde(default)]
+        http_status: Option<u16>,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// A bare HTTP error without Meta's body (a load balancer's 502/503/504).
+    HttpStatus { status: u16 },
+    /// The answer is held back this long before the normal response.
+    Delay { millis: u64 },
+    /// Meta accepts and processes the request (a message will be delivered and reported),
+    /// but the answer is lost: replaced by `status`, and/or held back `delay_millis`.
+    AcceptThenFail {
+        #[serde(default)]
+        status: Option<u16>,
+        #[serde(default)]
+        delay_millis: Option<u64>,
+    },
+    /// Meta accepts the send (a wamid comes back), then reports it `failed` with this error
+    /// code in a status webhook: how 131049 and 131026 usually arrive.
+    FailedStatus { code: i64 },
+}
+
+/// Meta's view of one business phone number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxNumber {
+    pub id: String,
+    pub display_phone_number: String,
+    pub waba_id: String,
+    pub verified_name: String,
+    /// CONNECTED, DISCONNECTED, ...
+    pub status: String,
+    pub quality_rating: String,
+    pub messaging_limit_tier: String,
+    pub code_verification_status: String,
+    /// The two-step verification PIN, once one was set by a register call.
+    pub pin: Option<String>,
+    pub failed_pin_attempts: u32,
+    /// The SMS/voice code Meta "sent" after request_code (what the customer would forward).
+    pub pending_code: Option<String>,
+}
+
+impl SandboxNumber {
+    fn new(id: &str) -> Self {
+        let tail: String = id.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        Self {
+            id: id.to_owned(),
+            display_phone_number: format!("1555000{tail:0>4}"),
+            waba_id: format!("9{id}"),
+            verified_name: "Sandbox Business".into(),
+            status: "CONNECTED".into(),
+            quality_rating: "GREEN".into(),
+            messaging_limit_tier: "TIER_250".into(),
+            code_verification_status: "VERIFIED".into(),
+            pin: None,
+            failed_pin_attempts: 0,
+            pending_code: None,
+        }
+    }
+
+    fn reference(&self) -> webhooks::NumberRef {
+        webhooks::NumberRef {
+            phone_number_id: self.id.clone(),
+            display_phone_number: self.display_phone_number.clone(),
+            waba_id: self.waba_id.clone(),
+        }
+    }
+}
+
+pub struct SandboxState {
+    requests: Mutex<Vec<RecordedRequest>>,
+    faults: Mutex<Vec<Fault>>,
+    numbers: Mutex<BTreeMap<String, SandboxNumber>>,
+    templates: Mutex<BTreeMap<String, Vec<Value>>>,
+    subscribed_wabas: Mutex<Vec<String>>,
+    webhook: Mutex<Option<WebhookTarget>>,
+    /// Statuses reported after every accepted send, in order (`sent`, `delivered`, `read`).
+    auto_statuses: Mutex<Vec<String>>,
+    sequence: AtomicU64,
+    http: reqwest::Client,
+}
+
+impl SandboxState {
+    fn next(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn number(&self, id: &str) -> SandboxNumber {
+        self.numbers.lock().expect("numbers").entry(id.to_owned()).or_insert_with(|| SandboxNumber::new(id)).clone()
+    }
+
+    fn update_number(&self, id: &str, change: impl FnOnce(&mut SandboxNumber)) -> SandboxNumber {
+        let mut numbers = self.numbers.lock().expect("numbers");
+        let number = numbers.entry(id.to_owned()).or_insert_with(|| SandboxNumber::new(id));
+        change(number);
+        number.clone()
+    }
+
+    /// Takes one use of the first fault matching this request.
+    fn take_fault(&self, path: &str, body: &Value) -> Option<FaultEffect> {
+        let mut faults = self.faults.lock().expect("faults");
+        let recipient = body["to"].as_str().or_else(|| body["recipient"]["id"].as_str());
+        let index = faults.iter().position(|f| {
+            f.times > 0
+                && f.path_contains.as_deref().is_none_or(|p| path.contains(p))
+                && f.recipient.as_deref().is_none_or(|r| Some(r) == recipient)
+        })?;
+        faults[index].times -= 1;
+        let effect = faults[index].effect.clone();
+        if faults[index].times == 0 {
+            faults.remove(index);
+        }
+        Some(effect)
+    }
+
+    fn record(&self, request: RecordedRequest) {
+        self.requests.lock().expect("requests").push(request);
+    }
+
+    /// Posts a status webhook for a message, if a webhook target is configured.
+    pub async fn post_status(&self, phone_number_id: &str, update: &StatusUpdate) -> Result<u16, String> {
+        let target = self.webhook.lock().expect("webhook").clone().ok_or("no webhook target configured")?;
+        let payload = webhooks::status_payload(&self.number(phone_number_id).reference(), update);
+        webhooks::deliver(&self.http, &target, &payload).await
+    }
+
+    /// Posts a customer's text message to the webhook; returns its wamid and our answer.
+    pub async fn post_inbound_text(&self, message: &InboundText) -> Result<(String, u16), String> {
+        let target = self.webhook.lock().expect("webhook").clone().ok_or("no webhook target configured")?;
+        let wamid = message.wamid.clone().unwrap_or_else(|| format!("wamid.SANDBOX_IN_{:08}", self.next()));
+        let payload =
+            webhooks::inbound_text_payload(&self.number(&message.phone_number_id).reference(), message, &wamid);
+        let status = webhooks::deliver(&self.http, &target, &payload).await?;
+        Ok((wamid, status))
+    }
+}
+
+/// A running sandbox.
+pub struct Sandbox {
+    pub url: String,
+    pub state: Arc<SandboxState>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Sandbox {
+    pub async fn start(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(SandboxState {
+            requests: Mutex::default(),
+            faults: Mutex::default(),
+            numbers: Mutex::default(),
+            templates: Mutex::default(),
+            subscribed_wabas: Mutex::default(),
+            webhook: Mutex::default(),
+            auto_statuses: Mutex::new(vec!["sent".into(), "delivered".into(), "read".into()]),
+            sequence: AtomicU64::new(0),
+            http: reqwest::Client::new(),
+        });
+        let router = graph::router().merge(control::router()).with_state(state.clone());
+        let (shutdown, mut stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.changed().await;
+            };
+            if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+                tracing::error!(%error, "Meta sandbox stopped");
+            }
+        });
+        Ok(Self { url, state, shutdown })
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests.lock().expect("requests").clone()
+    }
+
+    /// Requests whose path contains `fragment`, e.g. `/messages`.
+    pub fn requests_to(&self, fragment: &str) -> Vec<RecordedRequest> {
+        self.requests().into_iter().filter(|r| r.path.contains(fragment)).collect()
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.state.faults.lock().expect("faults").push(fault);
+    }
+
+    pub fn set_webhook(&self, target: WebhookTarget) {
+        *self.state.webhook.lock().expect("webhook") = Some(target);
+    }
+
+    pub fn set_auto_statuses(&self, statuses: &[&str]) {
+        *self.state.auto_statuses.lock().expect("statuses") = statuses.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    pub fn number(&self, id: &str) -> SandboxNumber {
+        self.state.number(id)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}

@@ -1,0 +1,203 @@
+//! The whole local stack in one value: provisioned resources on the emulator, the functions
+//! built from the template's environment, and the runner playing API Gateway, the SQS event
+//! source mappings and Scheduler around them. Dropping it stops everything it started.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use wapisnap::aws::AwsClients;
+use wapisnap::clock::{ControlledClock, SharedClock};
+
+use crate::functions::LocalFunctions;
+use crate::provision::{Provisioned, provision};
+use crate::runner::http::{Routes, serve};
+use crate::runner::scheduler::{RateSchedule, SchedulerEmulator, parse_rate};
+use crate::runner::sqs::EventSourceMapping;
+use crate::template::{Resolver, Template};
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The AWS emulator's endpoint.
+    pub aws_endpoint: String,
+    /// Prefix of every resource name, so stacks sharing an emulator never meet.
+    pub prefix: String,
+    pub http_addr: SocketAddr,
+    pub meta_graph_url: String,
+    pub meta_app_secret: String,
+    pub meta_verify_token: String,
+    /// How long a failed SQS message stays invisible before redelivery (seconds in the
+    /// template; short locally so redelivery can be watched).
+    pub visibility_timeout: Duration,
+    /// How often the local Scheduler looks for due schedules.
+    pub scheduler_tick: Duration,
+}
+
+impl StackOptions {
+    pub fn new(aws_endpoint: impl Into<String>, meta_graph_url: impl Into<String>) -> Self {
+        Self {
+            aws_endpoint: aws_endpoint.into(),
+            prefix: unique_prefix("ws"),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            meta_graph_url: meta_graph_url.into(),
+            meta_app_secret: "local-app-secret".into(),
+            meta_verify_token: "local-verify-token".into(),
+            visibility_timeout: Duration::from_secs(1),
+            scheduler_tick: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A short, collision-free name prefix.
+pub fn unique_prefix(stem: &str) -> String {
+    format!("{stem}{:08x}", rand::random::<u32>())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    #[error(transparent)]
+    Provision(#[from] crate::provision::ProvisionError),
+    #[error(transparent)]
+    Function(#[from] crate::functions::BuildError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("the template's {0} has no local queue")]
+    MissingQueue(String),
+}
+
+pub struct LocalStack {
+    pub http_url: String,
+    pub aws: AwsClients,
+    pub resources: Provisioned,
+    pub template: Template,
+    pub clock: Arc<ControlledClock>,
+    pub functions: Arc<LocalFunctions>,
+    pub scheduler: Arc<SchedulerEmulator>,
+    pub mappings: Vec<EventSourceMapping>,
+    scheduler_tick: Duration,
+    shutdown: watch::Sender<bool>,
+}
+
+impl LocalStack {
+    pub async fn start(options: StackOptions) -> Result<Self, StackError> {
+        let aws = AwsClients::for_emulator(&options.aws_endpoint).await;
+        let template = Template::load()?;
+        let parameters = BTreeMap::from([
+            ("MetaAppSecret".to_owned(), options.meta_app_secret.clone()),
+            ("MetaVerifyToken".to_owned(), options.meta_verify_token.clone()),
+            ("MetaGraphUrl".to_owned(), options.meta_graph_url.clone()),
+        ]);
+        let resources = provision(&aws, &template, &options.prefix, &parameters).await?;
+        let clock = Arc::new(ControlledClock::new());
+        let shared_clock: SharedClock = clock.clone();
+        let functions = Arc::new(LocalFunctions::build(&template, &resources, &aws, shared_clock.clone())?);
+
+        let mut mappings = Vec::new();
+        for source in template.sqs_event_sources() {
+            let queue = resources.queue(&source.queue).ok_or_else(|| StackError::MissingQueue(source.queue.clone()))?;
+            let Some(handler) = functions.sqs_handler(&source.function) else { continue };
+            mappings.push(EventSourceMapping {
+                function: source.function.clone(),
+                sqs: aws.sqs.clone(),
+                queue_url: queue.url,
+                queue_arn: queue.arn,
+                batch_size: source.batch_size,
+                visibility_timeout: options.visibility_timeout,
+                report_batch_item_failures: source.report_batch_item_failures,
+                handler,
+            });
+        }
+
+        let mut targets = HashMap::new();
+        for (function, _) in template.of_kind("AWS::Serverless::Function") {
+            if let (Some(arn), Some(handler)) =
+                (resources.attribute(function, "Arn"), functions.invoke_handler(function))
+            {
+                targets.insert(arn, handler);
+            }
+        }
+        let mut rates = Vec::new();
+        for (function, expression) in template.rate_schedules() {
+            let every = resources.resolve(&expression).ok().and_then(|e| parse_rate(&e));
+            if let (Some(every), Some(handler)) = (every, functions.invoke_handler(&function)) {
+                rates.push(RateSchedule::new(function, every, handler));
+            }
+        }
+        let scheduler = Arc::new(SchedulerEmulator::new(
+            aws.scheduler.clone(),
+            aws.sqs.clone(),
+            shared_clock,
+            vec![resources.schedule_group()],
+            targets,
+            rates,
+        ));
+
+        let listener =
+            TcpListener::bind(options.http_addr).await.map_err(|e| StackError::Listen(options.http_addr, e))?;
+        let http_url =
+            format!("http://{}", listener.local_addr().map_err(|e| StackError::Listen(options.http_addr, e))?);
+        let (shutdown, stopped) = watch::channel(false);
+        let routes = Routes {
+            webhook: functions.webhook_handler(),
+            api: functions.api_handler(),
+            clock: clock.clone(),
+            fire_schedules: {
+                let scheduler = scheduler.clone();
+                Arc::new(move || {
+                    let scheduler = scheduler.clone();
+                    async move {
+                        let fired = scheduler.tick().await?;
+                        Ok(serde_json::json!({ "fired": fired.iter().map(|f| &f.name).collect::<Vec<_>>() }))
+                    }
+                    .boxed()
+                })
+            },
+            sweep: {
+                let sweep = functions.invoke_handler("SweeperFunction");
+                Arc::new(move || {
+                    let sweep = sweep.clone();
+                    async move {
+                        match sweep {
+                            Some(sweep) => sweep(serde_json::json!({ "source": "local.manual" })).await,
+                            None => Err("no sweeper function".into()),
+                        }
+                    }
+                    .boxed()
+                })
+            },
+        };
+        tokio::spawn(serve(listener, routes, stopped.clone()));
+
+        let scheduler_tick = options.scheduler_tick;
+        Ok(Self { http_url, aws, resources, template, clock, functions, scheduler, mappings, scheduler_tick, shutdown })
+    }
+
+    /// Starts the SQS pollers and the Scheduler loop. Tests of a single function can leave
+    /// them off and drive the queues by hand.
+    pub fn start_background(&self) {
+        for mapping in &self.mappings {
+            mapping.clone().spawn(self.shutdown.subscribe());
+        }
+        self.scheduler.clone().spawn(self.scheduler_tick, self.shutdown.subscribe());
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("{}/webhook", self.http_url)
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("{}/v1", self.http_url)
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}

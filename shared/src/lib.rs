@@ -1,0 +1,18 @@
+//! wapisnap's library crate: everything the Lambda functions share.
+//!
+//! Split by concept, so a reader finds each rule in one obvious place:
+//! - [`config`]: typed configuration read from environment variables, once per cold start.
+//! - [`clock`]: the injected clock (real in Lambda, controllable on the local stack).
+//! - [`ids`]: typed identifiers that are valid by construction.
+//! - [`aws`]: AWS SDK clients, built once per cold start and shared.
+//! - [`telemetry`]: tracing set up in one place.
+//! - [`lambda`]: the glue between Lambda events and our code (SQS batches, HTTP responses).
+//! - [`meta`]: Meta's webhook and Graph API protocol.
+
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod ids;
+pub mod lambda;
+pub mod meta;
+pub mod telemetry;

@@ -1,0 +1,3 @@
+//! Meta's protocol: the webhook handshake and signatures, payload types, the Graph API client.
+
+pub mod handshake;

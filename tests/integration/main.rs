@@ -1,0 +1,6 @@
+//! Integration tests: the real handlers driven through the local stack (AWS emulator, local
+//! Lambda glue, Meta sandbox). One binary, so the emulator starts once for all of them.
+
+mod local_stack;
+mod sandbox;
+mod webhook_handshake;
