@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo dev test lint build deploy clean
+.PHONY: setup demo dev test lint bench build deploy clean
 
 # Project-local Python tools (AWS emulator, cfn-lint), reinstalled when the pins change.
 $(STAMP): infra/requirements.txt
@@ -30,6 +30,10 @@ lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## Criterion benchmarks (the webhook's signature + parse + routing path).
+bench:
+	cargo bench -p wapisnap
 
 ## Lambda binaries for arm64 (needs cargo-lambda: `pip install cargo-lambda`).
 build:

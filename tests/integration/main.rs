@@ -4,3 +4,4 @@
 mod local_stack;
 mod sandbox;
 mod webhook_handshake;
+mod webhook_receipt;

@@ -77,3 +77,84 @@ pub async fn drain_bodies(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
         .expect("receive");
     received.messages().iter().filter_map(|m| m.body.clone()).collect()
 }
+
+/// The sample webhook bodies in `events/meta/`.
+pub fn sample(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/meta").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub const NUMBER_A: &str = "106540352242922";
+pub const NUMBER_B: &str = "106540352242923";
+pub const INSTAGRAM_ACCOUNT: &str = "17841405309211844";
+
+impl TestApp {
+    pub fn store(&self) -> wapisnap::store::Store {
+        wapisnap::store::Store::new(self.env.stack.aws.dynamodb.clone(), self.env.stack.resources.table_name())
+    }
+
+    /// A workspace that owns `account_id`, named uniquely for this test.
+    pub async fn workspace_owning(&self, channel: Channel, account_id: &str) -> WorkspaceId {
+        let workspace = WorkspaceId::parse(format!("ws-{}", self.env.stack.resources.prefix)).unwrap();
+        self.claim(&workspace, channel, account_id).await;
+        workspace
+    }
+
+    pub async fn claim(&self, workspace: &WorkspaceId, channel: Channel, account_id: &str) {
+        self.store().claim_route(workspace, channel, account_id, chrono::Utc::now()).await.expect("claim route");
+    }
+
+    /// Posts a body to the webhook signed like Meta signs it.
+    pub async fn deliver(&self, body: &[u8]) -> (u16, String) {
+        let signature = wapisnap_local::sandbox::webhooks::signature("local-app-secret", body);
+        self.post_webhook(body, Some(&signature)).await
+    }
+
+    pub async fn post_webhook(&self, body: &[u8], signature: Option<&str>) -> (u16, String) {
+        let mut request =
+            self.http.post(self.webhook_url()).header("content-type", "application/json").body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        let response = request.send().await.expect("webhook answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    pub fn queue_url(&self, logical_id: &str) -> String {
+        self.env.stack.resources.queue(logical_id).unwrap_or_else(|| panic!("no queue {logical_id}")).url
+    }
+
+    /// Receives and deletes everything on a queue (FIFO included) until it is empty.
+    pub async fn drain(&self, logical_id: &str) -> Vec<serde_json::Value> {
+        let sqs = &self.env.stack.aws.sqs;
+        let url = self.queue_url(logical_id);
+        let mut bodies = Vec::new();
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return bodies;
+            }
+            for message in messages {
+                bodies.push(serde_json::from_str(message.body().unwrap_or("null")).unwrap_or(serde_json::Value::Null));
+                sqs.delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+use wapisnap::ids::WorkspaceId;
+use wapisnap::inbound::event::Channel;

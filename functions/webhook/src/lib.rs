@@ -1,37 +1,57 @@
 //! The webhook function: Meta's deliveries (WhatsApp and Instagram) arrive here through API
-//! Gateway. `GET` is the subscription handshake; `POST` carries messages and statuses.
+//! Gateway. `GET` is the subscription handshake; `POST` carries messages and statuses, which
+//! are authenticated, then stored exactly once before Meta gets its 200.
 
+use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use wapisnap::config::{ConfigError, Env, MetaConfig};
+use wapisnap::aws::AwsClients;
+use wapisnap::clock::SharedClock;
+use wapisnap::config::{ConfigError, Env, MetaConfig, QueueConfig, StoreConfig};
+use wapisnap::inbound::receiver::Receiver;
 use wapisnap::lambda::http::{HttpError, query_pairs, respond, text};
 use wapisnap::meta::handshake::{HandshakeError, verify_subscription};
+use wapisnap::meta::signature::verify_signature;
+use wapisnap::queues::Queues;
+use wapisnap::store::Store;
+
+/// Meta's own maximum is 3 MB; anything much larger is not from Meta.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub meta: MetaConfig,
+    pub store: StoreConfig,
+    pub queues: QueueConfig,
+    pub max_body_bytes: usize,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self { meta: MetaConfig::from_env(env)? })
+        Ok(Self {
+            meta: MetaConfig::from_env(env)?,
+            store: StoreConfig::from_env(env)?,
+            queues: QueueConfig::from_env(env)?,
+            max_body_bytes: env.parsed_or("WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+        })
     }
 }
 
 pub struct Webhook {
     config: Config,
+    receiver: Receiver,
 }
 
 impl Webhook {
-    pub fn new(config: Config) -> Self {
-        Self { config }
+    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
+        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
+        let queues = Queues::new(aws.sqs.clone(), config.queues.clone());
+        Self { receiver: Receiver::new(store, queues, clock), config }
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
         respond(match *request.method() {
-            http::Method::GET => self.handshake(&request),
-            http::Method::POST => Err(HttpError::not_implemented(
-                "storing Meta's webhook deliveries is not built yet; the delivery was not stored, so Meta will retry it",
-            )),
+            Method::GET => self.handshake(&request),
+            Method::POST => self.delivery(&request).await,
             _ => Err(HttpError::method_not_allowed("the webhook accepts GET (handshake) and POST (deliveries)")),
         })
     }
@@ -39,10 +59,38 @@ impl Webhook {
     fn handshake(&self, request: &Request) -> Result<Response<Body>, HttpError> {
         let challenge =
             verify_subscription(&query_pairs(request.uri()), &self.config.meta.verify_token).map_err(|e| match e {
-                HandshakeError::WrongToken => HttpError::new(http::StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+                HandshakeError::WrongToken => HttpError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
                 HandshakeError::Missing(_) | HandshakeError::WrongMode(_) => HttpError::bad_request(e.to_string()),
             })?;
         tracing::info!("webhook subscription verified");
-        Ok(text(http::StatusCode::OK, challenge))
+        Ok(text(StatusCode::OK, challenge))
+    }
+
+    async fn delivery(&self, request: &Request) -> Result<Response<Body>, HttpError> {
+        let body: &[u8] = request.body().as_ref();
+        // Size first: never spend an HMAC on a body Meta would not send.
+        if body.len() > self.config.max_body_bytes {
+            return Err(HttpError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is {} bytes; the limit is {}", body.len(), self.config.max_body_bytes),
+            ));
+        }
+        let signature = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+        verify_signature(signature, body, &self.config.meta.app_secrets)
+            .map_err(|e| HttpError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string()))?;
+        let receipt = self.receiver.receive(body).await.map_err(|e| {
+            // 5xx: Meta redelivers, and the redelivery completes what this attempt could not.
+            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "not_stored", format!("delivery not fully stored: {e}"))
+        })?;
+        tracing::info!(
+            stored = receipt.messages_stored,
+            duplicates = receipt.duplicates,
+            statuses = receipt.statuses_applied,
+            retries = receipt.failures_handed_to_retry,
+            unrouted = receipt.unrouted,
+            "webhook delivery stored"
+        );
+        Ok(text(StatusCode::OK, "EVENT_RECEIVED"))
     }
 }

@@ -1,4 +1,8 @@
+use std::sync::Arc;
+
 use lambda_http::{Error, service_fn};
+use wapisnap::aws::AwsClients;
+use wapisnap::clock::SystemClock;
 use wapisnap::config::Env;
 use wapisnap::telemetry::{self, LogFormat};
 use wapisnap_webhook::{Config, Webhook};
@@ -7,7 +11,8 @@ use wapisnap_webhook::{Config, Webhook};
 async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
-    let webhook = Webhook::new(Config::from_env(&env)?);
+    let config = Config::from_env(&env)?;
+    let webhook = Webhook::new(config, &AwsClients::from_env().await, Arc::new(SystemClock));
     let webhook = &webhook;
     lambda_http::run(service_fn(move |request| async move { Ok::<_, Error>(webhook.handle(request).await) })).await
 }

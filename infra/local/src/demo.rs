@@ -7,9 +7,13 @@ use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindow, Flexib
 use serde_json::{Value, json};
 
 use wapisnap::clock::Clock;
+use wapisnap::ids::WorkspaceId;
+use wapisnap::inbound::event::Channel;
+use wapisnap::inbound::status::DeliveryState;
+use wapisnap::store::Store;
 
 use crate::environment::{EnvironmentOptions, LocalEnvironment};
-use crate::sandbox::{Fault, FaultEffect};
+use crate::sandbox::{Fault, FaultEffect, InboundText, StatusUpdate};
 use crate::template::Resolver;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -68,6 +72,8 @@ pub async fn run(options: EnvironmentOptions) -> Result<(), Failure> {
         .send()
         .await?;
     timeline.step(format!("wrong verify token → {}", wrong.status()));
+
+    webhook_chapters(&timeline, &environment).await?;
 
     timeline.chapter("The workspace API answers");
     let health: Value = http.get(format!("{}/health", stack.api_url())).send().await?.json().await?;
@@ -139,6 +145,95 @@ pub async fn run(options: EnvironmentOptions) -> Result<(), Failure> {
     timeline.step("`make dev` keeps the stack running; README.md shows how to try each feature by hand");
     Ok(())
 }
+
+/// Issue 3: Meta's deliveries stored exactly once; statuses of a sent message applied in order.
+async fn webhook_chapters(timeline: &Timeline, environment: &LocalEnvironment) -> Result<(), Failure> {
+    let stack = &environment.stack;
+    let store = Store::new(stack.aws.dynamodb.clone(), stack.resources.table_name());
+    let workspace = WorkspaceId::parse("acme")?;
+    store.claim_route(&workspace, Channel::WhatsApp, DEMO_NUMBER, stack.clock.now()).await?;
+    timeline.chapter("A customer writes; Meta delivers the webhook twice");
+    timeline.step(format!("workspace acme owns WhatsApp number {DEMO_NUMBER}"));
+    let inbound = InboundText {
+        phone_number_id: DEMO_NUMBER.into(),
+        from: "16505551234".into(),
+        name: Some("Kerry Fisher".into()),
+        text: "Hi! Is my order on its way?".into(),
+        wamid: Some("wamid.DEMO-INBOUND-1".into()),
+        timestamp: None,
+    };
+    for attempt in ["delivery", "redelivery (Meta retries at least once)"] {
+        let (wamid, answered) = environment.sandbox.state.post_inbound_text(&inbound).await?;
+        timeline.step(format!("sandbox signs and posts {wamid} — {attempt} → webhook answered {answered}"));
+    }
+    let conversation_id = format!("wa:{DEMO_NUMBER}:16505551234");
+    let stored = store.conversation_messages(&workspace, &conversation_id).await?;
+    timeline.step(format!("stored messages in the conversation: {} (exactly once)", stored.len()));
+    if let Some(conversation) = store.conversation(&workspace, &conversation_id).await? {
+        timeline.step(format!(
+            "24-hour window open from Meta's timestamp {} until {}",
+            conversation.last_inbound_at, conversation.window_closes_at
+        ));
+    }
+    let contact = store.contact(&workspace, Channel::WhatsApp, "16505551234").await?;
+    timeline.step(format!("contact: {:?}", contact.and_then(|c| c.profile_name)));
+
+    timeline.chapter("A message we sent is reported sent → delivered → read");
+    let send = json!({ "messaging_product": "whatsapp", "to": "16505551234", "type": "text",
+                       "text": { "body": "Yes — it arrives tomorrow." }, "biz_opaque_callback_data": "demo-job-1" });
+    let accepted: Value = reqwest::Client::new()
+        .post(format!("{}/v23.0/{DEMO_NUMBER}/messages", environment.sandbox.url))
+        .bearer_auth("demo-token")
+        .json(&send)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let wamid = accepted["messages"][0]["id"].as_str().unwrap_or_default().to_owned();
+    timeline.step(format!("Meta (sandbox) accepted the send: {wamid}; its status webhooks follow"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
+    while Instant::now() < deadline {
+        let status = store.outbound_status(&workspace, &wamid).await?;
+        let state = status.as_ref().map(|s| s.status);
+        if state != last {
+            if let Some(s) = &status {
+                timeline.step(format!("status now {:?} (job {})", s.status, s.job_id.as_deref().unwrap_or("?")));
+            }
+            last = state;
+        }
+        if state == Some(DeliveryState::Read) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(s) = store.outbound_status(&workspace, &wamid).await? {
+        let seen = |at: Option<chrono::DateTime<chrono::Utc>>| {
+            at.map_or("—".to_owned(), |t| t.format("%H:%M:%S").to_string())
+        };
+        timeline.step(format!(
+            "every state kept: sent {} · delivered {} · read {}",
+            seen(s.sent_at),
+            seen(s.delivered_at),
+            seen(s.read_at)
+        ));
+    }
+    timeline.step("a late duplicate 'delivered' arrives after 'read'…");
+    let late = StatusUpdate {
+        wamid: wamid.clone(),
+        status: "delivered".into(),
+        recipient_id: "16505551234".into(),
+        biz_opaque_callback_data: Some("demo-job-1".into()),
+        error_code: None,
+        timestamp: None,
+    };
+    environment.sandbox.state.post_status(DEMO_NUMBER, &late).await?;
+    let status = store.outbound_status(&workspace, &wamid).await?;
+    timeline.step(format!("…and the status stays {:?}", status.map(|s| s.status)));
+    Ok(())
+}
+
+const DEMO_NUMBER: &str = "106540352242922";
 
 async fn count_schedules(stack: &crate::stack::LocalStack) -> Result<usize, Failure> {
     let listed = stack.aws.scheduler.list_schedules().group_name(stack.resources.schedule_group()).send().await?;

@@ -16,6 +16,7 @@ pub struct EnvironmentOptions {
     /// Where the functions reach the Graph API; the bundled sandbox when absent.
     pub meta_graph_url: Option<String>,
     pub meta_app_secret: String,
+    pub meta_app_secret_previous: Option<String>,
     pub meta_verify_token: String,
 }
 
@@ -28,6 +29,7 @@ impl Default for EnvironmentOptions {
             sandbox_addr: any_port,
             meta_graph_url: None,
             meta_app_secret: "local-app-secret".into(),
+            meta_app_secret_previous: None,
             meta_verify_token: "local-verify-token".into(),
         }
     }
@@ -68,6 +70,7 @@ impl LocalEnvironment {
         stack_options.http_addr = options.http_addr;
         stack_options.meta_app_secret = options.meta_app_secret.clone();
         stack_options.meta_verify_token = options.meta_verify_token;
+        stack_options.meta_app_secret_previous = options.meta_app_secret_previous;
         let stack = LocalStack::start(stack_options).await?;
         sandbox.set_webhook(WebhookTarget { url: stack.webhook_url(), app_secret: options.meta_app_secret });
         Ok(Self { stack, sandbox, moto })

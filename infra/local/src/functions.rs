@@ -33,7 +33,7 @@ impl LocalFunctions {
     pub fn build(
         template: &Template,
         stack: &Provisioned,
-        _aws: &AwsClients,
+        aws: &AwsClients,
         clock: SharedClock,
     ) -> Result<Self, BuildError> {
         fn env(
@@ -49,10 +49,11 @@ impl LocalFunctions {
         let webhook_env = env(template, stack, "WebhookFunction")?;
         let api_env = env(template, stack, "ApiFunction")?;
         Ok(Self {
-            webhook: Arc::new(wapisnap_webhook::Webhook::new(config(
-                "WebhookFunction",
-                wapisnap_webhook::Config::from_env(&webhook_env),
-            )?)),
+            webhook: Arc::new(wapisnap_webhook::Webhook::new(
+                config("WebhookFunction", wapisnap_webhook::Config::from_env(&webhook_env))?,
+                aws,
+                clock.clone(),
+            )),
             api: Arc::new(wapisnap_api::Api::new(
                 config("ApiFunction", wapisnap_api::Config::from_env(&api_env))?,
                 clock,

@@ -22,6 +22,7 @@ fn options_from(env: &Env) -> Result<EnvironmentOptions, Failure> {
         sandbox_addr: addr(env, "LOCAL_SANDBOX_ADDR", "127.0.0.1:3001")?,
         meta_graph_url: env.optional("META_GRAPH_URL"),
         meta_app_secret: env.optional("META_APP_SECRET").unwrap_or(defaults.meta_app_secret),
+        meta_app_secret_previous: env.optional("META_APP_SECRET_PREVIOUS"),
         meta_verify_token: env.optional("META_VERIFY_TOKEN").unwrap_or(defaults.meta_verify_token),
     })
 }

@@ -29,6 +29,8 @@ pub struct StackOptions {
     pub http_addr: SocketAddr,
     pub meta_graph_url: String,
     pub meta_app_secret: String,
+    /// The previous app secret during a rotation (either verifies).
+    pub meta_app_secret_previous: Option<String>,
     pub meta_verify_token: String,
     /// How long a failed SQS message stays invisible before redelivery (seconds in the
     /// template; short locally so redelivery can be watched).
@@ -45,6 +47,7 @@ impl StackOptions {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             meta_graph_url: meta_graph_url.into(),
             meta_app_secret: "local-app-secret".into(),
+            meta_app_secret_previous: None,
             meta_verify_token: "local-verify-token".into(),
             visibility_timeout: Duration::from_secs(1),
             scheduler_tick: Duration::from_millis(250),
@@ -88,11 +91,14 @@ impl LocalStack {
     pub async fn start(options: StackOptions) -> Result<Self, StackError> {
         let aws = AwsClients::for_emulator(&options.aws_endpoint).await;
         let template = Template::load()?;
-        let parameters = BTreeMap::from([
+        let mut parameters = BTreeMap::from([
             ("MetaAppSecret".to_owned(), options.meta_app_secret.clone()),
             ("MetaVerifyToken".to_owned(), options.meta_verify_token.clone()),
             ("MetaGraphUrl".to_owned(), options.meta_graph_url.clone()),
         ]);
+        if let Some(previous) = &options.meta_app_secret_previous {
+            parameters.insert("MetaAppSecretPrevious".to_owned(), previous.clone());
+        }
         let resources = provision(&aws, &template, &options.prefix, &parameters).await?;
         let clock = Arc::new(ControlledClock::new());
         let shared_clock: SharedClock = clock.clone();

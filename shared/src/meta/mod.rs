@@ -1,3 +1,5 @@
 //! Meta's protocol: the webhook handshake and signatures, payload types, the Graph API client.
 
 pub mod handshake;
+pub mod signature;
+pub mod webhook;

@@ -2,7 +2,7 @@
 //! messages and statuses, signed with the app secret in `X-Hub-Signature-256`.
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components>
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 

@@ -1,0 +1,238 @@
+//! Storing what Meta delivers, exactly once, and answering only when it is durable.
+//!
+//! Meta delivers at least once, in batches of up to 1,000 updates, out of order, and retries a
+//! failed delivery for 7 days; it has no way to fetch a missed event later. So: every event of
+//! a body is stored (or recognised as a duplicate) before the caller may answer 200; any failed
+//! write fails the whole receipt (the webhook answers 5xx, Meta redelivers) and the redelivery
+//! completes what was missing without repeating what was done. Events of different
+//! conversations are stored concurrently; events of one conversation in Meta's time order.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use super::event::{Channel, Delivery, InboundMessage, StatusEvent, UnknownEvent, WebhookEvent, parse_delivery};
+use crate::clock::SharedClock;
+use crate::ids::WorkspaceId;
+use crate::queues::{FlowEvent, QueueError, Queues, SendFailure};
+use crate::store::messages::Insert;
+use crate::store::{Store, StoreError};
+
+/// How many conversations of one body are stored at once.
+const CONCURRENT_CONVERSATIONS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What one delivery did; logged, and handy in tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    pub messages_stored: usize,
+    pub duplicates: usize,
+    pub statuses_applied: usize,
+    pub failures_handed_to_retry: usize,
+    pub unrouted: usize,
+}
+
+impl Receipt {
+    fn add(mut self, other: Receipt) -> Receipt {
+        self.messages_stored += other.messages_stored;
+        self.duplicates += other.duplicates;
+        self.statuses_applied += other.statuses_applied;
+        self.failures_handed_to_retry += other.failures_handed_to_retry;
+        self.unrouted += other.unrouted;
+        self
+    }
+}
+
+/// Account → workspace lookups, cached per warm container. Unknown accounts are cached
+/// briefly so a number onboarded a moment ago starts receiving almost at once.
+type RouteKey = (Channel, String);
+
+#[derive(Default)]
+struct RouteCache {
+    /// The owner (or its absence) and when it was looked up.
+    entries: Mutex<HashMap<RouteKey, (Option<WorkspaceId>, Instant)>>,
+}
+
+const KNOWN_ROUTE_TTL: Duration = Duration::from_secs(60);
+const UNKNOWN_ROUTE_TTL: Duration = Duration::from_secs(5);
+
+impl RouteCache {
+    fn get(&self, key: &RouteKey) -> Option<Option<WorkspaceId>> {
+        let entries = self.entries.lock().expect("route cache");
+        let (workspace, at) = entries.get(key)?;
+        let ttl = if workspace.is_some() { KNOWN_ROUTE_TTL } else { UNKNOWN_ROUTE_TTL };
+        (at.elapsed() < ttl).then(|| workspace.clone())
+    }
+
+    fn put(&self, key: RouteKey, workspace: Option<WorkspaceId>) {
+        self.entries.lock().expect("route cache").insert(key, (workspace, Instant::now()));
+    }
+}
+
+/// Routes a body's events into groups that may be stored concurrently: one per conversation
+/// (and per sent message for statuses), each in Meta's time order, so a conversation's flow
+/// events and window updates happen in the order the customer wrote.
+pub fn in_storage_order(events: Vec<WebhookEvent>) -> Vec<Vec<WebhookEvent>> {
+    let mut groups: HashMap<String, Vec<WebhookEvent>> = HashMap::new();
+    for (index, event) in events.into_iter().enumerate() {
+        let key = match &event {
+            WebhookEvent::Message(m) => format!("conversation {}", m.conversation_id()),
+            WebhookEvent::Status(s) => format!("message {}", s.message_id),
+            WebhookEvent::Unknown(_) => format!("unknown {index}"),
+        };
+        groups.entry(key).or_default().push(event);
+    }
+    let mut groups: Vec<_> = groups.into_values().collect();
+    for group in &mut groups {
+        group.sort_by_key(|event| match event {
+            WebhookEvent::Message(m) => (m.sent_at, 0),
+            WebhookEvent::Status(s) => (s.at, s.state.rank()),
+            WebhookEvent::Unknown(_) => (chrono::DateTime::<chrono::Utc>::MIN_UTC, 0),
+        });
+    }
+    groups
+}
+
+pub struct Receiver {
+    store: Store,
+    queues: Queues,
+    clock: SharedClock,
+    routes: RouteCache,
+}
+
+impl Receiver {
+    pub fn new(store: Store, queues: Queues, clock: SharedClock) -> Self {
+        Self { store, queues, clock, routes: RouteCache::default() }
+    }
+
+    /// Stores everything in a (signature-checked) webhook body.
+    pub async fn receive(&self, body: &[u8]) -> Result<Receipt, ReceiveError> {
+        match parse_delivery(body) {
+            Delivery::Malformed { error } => {
+                tracing::warn!(%error, bytes = body.len(), "signed webhook body is not readable JSON; kept raw");
+                let reason = format!("malformed JSON: {error}");
+                self.store.keep_unrouted(&reason, None, body, self.clock.now()).await?;
+                Ok(Receipt { unrouted: 1, ..Receipt::default() })
+            }
+            Delivery::Events(events) => self.receive_events(events).await,
+        }
+    }
+
+    async fn receive_events(&self, events: Vec<WebhookEvent>) -> Result<Receipt, ReceiveError> {
+        let groups = in_storage_order(events);
+        let results: Vec<Result<Receipt, ReceiveError>> = futures_util::stream::iter(groups)
+            .map(|group| self.receive_in_order(group))
+            .buffer_unordered(CONCURRENT_CONVERSATIONS)
+            .collect()
+            .await;
+        let mut receipt = Receipt::default();
+        for result in results {
+            receipt = receipt.add(result?);
+        }
+        Ok(receipt)
+    }
+
+    async fn receive_in_order(&self, group: Vec<WebhookEvent>) -> Result<Receipt, ReceiveError> {
+        let mut receipt = Receipt::default();
+        for event in group {
+            receipt = receipt.add(match event {
+                WebhookEvent::Message(message) => self.receive_message(message).await?,
+                WebhookEvent::Status(status) => self.receive_status(status).await?,
+                WebhookEvent::Unknown(unknown) => self.keep_unknown(unknown).await?,
+            });
+        }
+        Ok(receipt)
+    }
+
+    async fn workspace_for(&self, channel: Channel, account_id: &str) -> Result<Option<WorkspaceId>, StoreError> {
+        let key = (channel, account_id.to_owned());
+        if let Some(cached) = self.routes.get(&key) {
+            return Ok(cached);
+        }
+        let workspace = self.store.route(channel, account_id).await?;
+        self.routes.put(key, workspace.clone());
+        Ok(workspace)
+    }
+
+    async fn keep_orphan(
+        &self,
+        channel: Channel,
+        account_id: &str,
+        event: &impl serde::Serialize,
+    ) -> Result<Receipt, ReceiveError> {
+        tracing::warn!(
+            channel = channel.as_str(),
+            account_id,
+            "delivery for an account no workspace owns; kept as orphan"
+        );
+        let raw = serde_json::to_vec(event).expect("events serialize");
+        let reason = format!("no workspace owns {} account {account_id}", channel.as_str());
+        self.store.keep_unrouted(&reason, Some(account_id), &raw, self.clock.now()).await?;
+        Ok(Receipt { unrouted: 1, ..Receipt::default() })
+    }
+
+    async fn receive_message(&self, message: InboundMessage) -> Result<Receipt, ReceiveError> {
+        let Some(workspace) = self.workspace_for(message.channel, &message.account_id).await? else {
+            return self.keep_orphan(message.channel, &message.account_id, &message).await;
+        };
+        let span = tracing::info_span!("inbound", workspace = %workspace, message_id = %message.message_id);
+        let _entered = span.enter();
+        let now = self.clock.now();
+        let inserted = self.store.insert_inbound(&workspace, &message, now).await?;
+        if inserted == (Insert::Duplicate { processed: true }) {
+            tracing::debug!("duplicate delivery of a stored message");
+            return Ok(Receipt { duplicates: 1, ..Receipt::default() });
+        }
+        // New, or stored by an earlier attempt that did not finish: (re)do every effect; each
+        // one is idempotent.
+        self.store.upsert_contact(&workspace, &message, now).await?;
+        let newest = self.store.record_inbound(&workspace, &message).await?;
+        self.queues.emit_flow_event(&FlowEvent::for_message(&workspace, &message)).await?;
+        self.store.mark_processed(&workspace, &message.message_id).await?;
+        tracing::info!(newest, completed_earlier_attempt = inserted != Insert::New, "inbound message stored");
+        Ok(match inserted {
+            Insert::New => Receipt { messages_stored: 1, ..Receipt::default() },
+            Insert::Duplicate { .. } => Receipt { duplicates: 1, ..Receipt::default() },
+        })
+    }
+
+    async fn receive_status(&self, status: StatusEvent) -> Result<Receipt, ReceiveError> {
+        let Some(workspace) = self.workspace_for(Channel::WhatsApp, &status.account_id).await? else {
+            return self.keep_orphan(Channel::WhatsApp, &status.account_id, &status).await;
+        };
+        let outcome = self.store.apply_status(&workspace, &status).await?;
+        let mut receipt = Receipt { statuses_applied: usize::from(outcome.advanced), ..Receipt::default() };
+        if outcome.hand_to_retry {
+            let failure = SendFailure {
+                workspace_id: workspace.clone(),
+                message_id: status.message_id.clone(),
+                job_id: status.job_id.clone(),
+                recipient_id: status.recipient_id.clone(),
+                error_code: status.error.as_ref().map(|e| e.code),
+                error_title: status.error.as_ref().and_then(|e| e.title.clone()),
+                failed_at: status.at,
+            };
+            self.queues.hand_to_retry(&failure).await?;
+            self.store.mark_retry_handed(&workspace, &status.message_id).await?;
+            receipt.failures_handed_to_retry = 1;
+            tracing::info!(workspace = %workspace, message_id = %status.message_id, code = ?failure.error_code, "failed send handed to Smart Retry");
+        }
+        Ok(receipt)
+    }
+
+    async fn keep_unknown(&self, unknown: UnknownEvent) -> Result<Receipt, ReceiveError> {
+        tracing::warn!(reason = %unknown.reason, account_id = ?unknown.account_id, "unknown webhook event kept");
+        let raw = serde_json::to_vec(&unknown.raw).expect("JSON values serialize");
+        self.store.keep_unrouted(&unknown.reason, unknown.account_id.as_deref(), &raw, self.clock.now()).await?;
+        Ok(Receipt { unrouted: 1, ..Receipt::default() })
+    }
+}

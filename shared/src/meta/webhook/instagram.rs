@@ -1,0 +1,76 @@
+//! `object: instagram` deliveries (Instagram Messaging): `entry[].messaging[]` events, each a
+//! message, a postback, or something we only keep (reactions, reads). Our own sends come back
+//! as echoes (`message.is_echo`).
+//! <https://developers.facebook.com/docs/messenger-platform/instagram/features/webhook>
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+pub struct Entry {
+    /// The Instagram professional account id.
+    pub id: String,
+    #[serde(default)]
+    pub messaging: Vec<Box<serde_json::value::RawValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Messaging {
+    pub sender: Party,
+    pub recipient: Party,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    #[serde(default)]
+    pub message: Option<Message>,
+    #[serde(default)]
+    pub postback: Option<Postback>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Party {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Message {
+    pub mid: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    #[serde(default)]
+    pub is_echo: bool,
+    #[serde(default)]
+    pub reply_to: Option<Value>,
+    #[serde(default)]
+    pub quick_reply: Option<QuickReply>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Attachment {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub payload: Option<AttachmentPayload>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct AttachmentPayload {
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QuickReply {
+    pub payload: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Postback {
+    #[serde(default)]
+    pub mid: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub payload: Option<String>,
+}

@@ -1,0 +1,160 @@
+//! Conversations (one per business account and customer) and contacts.
+//!
+//! A conversation remembers the newest inbound message by Meta's timestamp, which is what the
+//! 24-hour customer service window is measured from: the update is conditional on the stored
+//! time being older, so a late or redelivered old message never moves the window back open.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, keys, refused_by_condition};
+use crate::ids::WorkspaceId;
+use crate::inbound::event::{Channel, InboundMessage};
+use crate::policy::window::window_closes_at;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Conversation {
+    pub conversation_id: String,
+    pub workspace_id: WorkspaceId,
+    pub channel: Channel,
+    pub account_id: String,
+    pub contact_id: String,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub last_inbound_at: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub window_closes_at: DateTime<Utc>,
+    pub last_message_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Contact {
+    pub workspace_id: WorkspaceId,
+    pub channel: Channel,
+    pub contact_id: String,
+    #[serde(default)]
+    pub profile_name: Option<String>,
+    pub first_seen_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl Store {
+    /// Records an inbound message on its conversation; returns whether it was the newest.
+    pub async fn record_inbound(&self, workspace: &WorkspaceId, message: &InboundMessage) -> Result<bool, StoreError> {
+        let conversation_id = message.conversation_id();
+        let (pk, sk) = keys::conversation(workspace, &conversation_id);
+        let at = message.sent_at.timestamp_millis();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression(
+                "SET conversation_id = :conv, workspace_id = :ws, #channel = :ch, account_id = :acc, \
+                 contact_id = :contact, last_inbound_at = :at, window_closes_at = :closes, \
+                 last_message_id = :mid, gsi1pk = :list, gsi1sk = :sort",
+            )
+            .condition_expression("attribute_not_exists(last_inbound_at) OR last_inbound_at < :at")
+            .expression_attribute_names("#channel", "channel")
+            .expression_attribute_values(":conv", s(&conversation_id))
+            .expression_attribute_values(":ws", s(workspace.as_str()))
+            .expression_attribute_values(":ch", s(message.channel.as_str()))
+            .expression_attribute_values(":acc", s(&message.account_id))
+            .expression_attribute_values(":contact", s(&message.contact_id))
+            .expression_attribute_values(":at", n(at))
+            .expression_attribute_values(":closes", n(window_closes_at(message.sent_at).timestamp_millis()))
+            .expression_attribute_values(":mid", s(&message.message_id))
+            .expression_attribute_values(":list", s(keys::workspace_conversations(workspace)))
+            .expression_attribute_values(":sort", s(keys::sortable_millis(at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem conversation", e)),
+        }
+    }
+
+    pub async fn conversation(
+        &self,
+        workspace: &WorkspaceId,
+        conversation_id: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let (pk, sk) = keys::conversation(workspace, conversation_id);
+        self.get(pk, sk, "conversation").await
+    }
+
+    /// Creates or refreshes the customer's contact; the first-seen time is kept.
+    pub async fn upsert_contact(
+        &self,
+        workspace: &WorkspaceId,
+        message: &InboundMessage,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::contact(workspace, message.channel, &message.contact_id);
+        let now = now.to_rfc3339();
+        let mut expression = "SET workspace_id = :ws, #channel = :ch, contact_id = :c, updated_at = :now, \
+                              first_seen_at = if_not_exists(first_seen_at, :now)"
+            .to_owned();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .expression_attribute_names("#channel", "channel")
+            .expression_attribute_values(":ws", s(workspace.as_str()))
+            .expression_attribute_values(":ch", s(message.channel.as_str()))
+            .expression_attribute_values(":c", s(&message.contact_id))
+            .expression_attribute_values(":now", s(now));
+        if let Some(name) = &message.profile_name {
+            expression.push_str(", profile_name = :name");
+            update = update.expression_attribute_values(":name", s(name));
+        }
+        update.update_expression(expression).send().await.map_err(|e| StoreError::aws("UpdateItem contact", e))?;
+        Ok(())
+    }
+
+    pub async fn contact(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact_id: &str,
+    ) -> Result<Option<Contact>, StoreError> {
+        let (pk, sk) = keys::contact(workspace, channel, contact_id);
+        self.get(pk, sk, "contact").await
+    }
+
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+        entity: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Aws { operation: "GetItem", reason: crate::aws::describe_sdk_error(&e) })?;
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt { entity, reason: e.to_string() })
+            })
+            .transpose()
+    }
+}

@@ -1,0 +1,46 @@
+//! Every key format of the table, in one place (see the access-pattern table in `store`).
+
+use crate::ids::WorkspaceId;
+use crate::inbound::event::Channel;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+
+pub fn route(channel: Channel, account_id: &str) -> (String, String) {
+    (format!("ROUTE#{}#{account_id}", channel.as_str()), "ROUTE".into())
+}
+
+pub fn message(ws: &WorkspaceId, message_id: &str) -> (String, String) {
+    (format!("WS#{ws}#MSG#{message_id}"), "MSG".into())
+}
+
+pub fn contact(ws: &WorkspaceId, channel: Channel, contact_id: &str) -> (String, String) {
+    (format!("WS#{ws}#CONTACT#{}#{contact_id}", channel.as_str()), "CONTACT".into())
+}
+
+pub fn conversation(ws: &WorkspaceId, conversation_id: &str) -> (String, String) {
+    (format!("WS#{ws}#CONV#{conversation_id}"), "CONV".into())
+}
+
+/// Messages of one conversation, ordered by Meta's timestamp.
+pub fn conversation_messages(ws: &WorkspaceId, conversation_id: &str) -> String {
+    format!("WS#{ws}#CONV#{conversation_id}")
+}
+
+/// A workspace's conversations, ordered by last inbound message.
+pub fn workspace_conversations(ws: &WorkspaceId) -> String {
+    format!("WS#{ws}#CONVS")
+}
+
+pub fn outbound_status(ws: &WorkspaceId, wamid: &str) -> (String, String) {
+    (format!("WS#{ws}#OUT#{wamid}"), "STATUS".into())
+}
+
+pub fn unrouted(raw_sha256: &str) -> (String, String) {
+    (format!("UNROUTED#{raw_sha256}"), "EVENT".into())
+}
+
+/// Sortable millisecond timestamp (fixed width so string order is time order).
+pub fn sortable_millis(ms: i64) -> String {
+    format!("{ms:015}")
+}

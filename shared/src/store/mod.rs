@@ -1,0 +1,87 @@
+//! DynamoDB: one table, every item keyed by workspace first, so no query can cross workspaces.
+//! The domain never sees `AttributeValue`; this module maps items with `serde_dynamo`.
+//!
+//! Access patterns (key formats live in [`keys`]):
+//!
+//! | entity | pk | sk | gsi1pk / gsi1sk | written by | read by |
+//! |---|---|---|---|---|---|
+//! | number/account route | `ROUTE#{wa\|ig}#{account}` | `ROUTE` | – | api (onboarding, conditional: one workspace per number) | webhook (which workspace a delivery is for) |
+//! | inbound message | `WS#{ws}#MSG#{message id}` | `MSG` | `WS#{ws}#CONV#{conversation}` / `{sent_at ms}#{message id}` | webhook (conditional put: exactly once) | inbox (conversation history) |
+//! | contact | `WS#{ws}#CONTACT#{wa\|ig}#{contact}` | `CONTACT` | – | webhook, api | api, policies |
+//! | conversation | `WS#{ws}#CONV#{conversation}` | `CONV` | `WS#{ws}#CONVS` / `{last_inbound_at ms}` | webhook (monotonic last inbound) | inbox list, send policy (24-hour window) |
+//! | outbound message status | `WS#{ws}#OUT#{wamid}` | `STATUS` | – | webhook (monotonic status) | sender, sweeper, inbox |
+//! | unrouted event | `UNROUTED#{sha256 of raw}` | `EVENT` | `UNROUTED#{yyyy-mm-dd}` / `{received ms}` | webhook (orphans, unknown and malformed deliveries; 30-day TTL) | operators |
+//!
+//! The route and unrouted items are the only ones not under a workspace: Meta names only the
+//! number, and an orphan has no workspace by definition. Neither holds workspace data.
+
+pub mod conversations;
+pub mod keys;
+pub mod messages;
+pub mod routes;
+pub mod statuses;
+pub mod unrouted;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB {operation} failed: {reason}")]
+    Aws { operation: &'static str, reason: String },
+    #[error("a stored {entity} item is unreadable: {reason}")]
+    Corrupt { entity: &'static str, reason: String },
+}
+
+impl StoreError {
+    pub(crate) fn aws<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        Self::Aws { operation, reason: crate::aws::describe_sdk_error(&err) }
+    }
+}
+
+/// Whether a write was refused by its condition (the expected outcome of a duplicate).
+pub(crate) fn refused_by_condition<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// The DynamoDB table, reached through one client built per cold start.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
+}
+
+pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Every item under one `gsi1pk`, in `gsi1sk` order, across result pages.
+    pub(crate) async fn query_index(&self, gsi1pk: String, operation: &'static str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(gsi1pk.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws(operation, e))?;
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}

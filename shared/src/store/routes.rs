@@ -1,0 +1,74 @@
+//! Which workspace a WhatsApp number or Instagram account belongs to. One number belongs to
+//! one workspace at a time (FAQ: "Can I have the same number in two WapiSnap workspaces?"):
+//! the claim is a conditional write, so two workspaces can never both hold it.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, keys, refused_by_condition};
+use crate::ids::WorkspaceId;
+use crate::inbound::event::Channel;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RouteItem {
+    pk: String,
+    sk: String,
+    workspace_id: WorkspaceId,
+    channel: Channel,
+    account_id: String,
+    claimed_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("{channel:?} account {account_id} already belongs to another workspace")]
+    OwnedByAnotherWorkspace { channel: Channel, account_id: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Claims `account_id` for `workspace`; claiming it again for the same workspace is a no-op.
+    pub async fn claim_route(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ClaimError> {
+        let (pk, sk) = keys::route(channel, account_id);
+        let item = RouteItem {
+            pk,
+            sk,
+            workspace_id: workspace.clone(),
+            channel,
+            account_id: account_id.to_owned(),
+            claimed_at: now,
+        };
+        let item =
+            serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt { entity: "route", reason: e.to_string() })?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR workspace_id = :ws")
+            .expression_attribute_values(":ws", AttributeValue::S(workspace.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if refused_by_condition(&e) => {
+                Err(ClaimError::OwnedByAnotherWorkspace { channel, account_id: account_id.to_owned() })
+            }
+            Err(e) => Err(StoreError::aws("PutItem route", e).into()),
+        }
+    }
+
+    /// The workspace that owns `account_id`, if any.
+    pub async fn route(&self, channel: Channel, account_id: &str) -> Result<Option<WorkspaceId>, StoreError> {
+        let (pk, sk) = keys::route(channel, account_id);
+        let route: Option<RouteItem> = self.get(pk, sk, "route").await?;
+        Ok(route.map(|r| r.workspace_id))
+    }
+}

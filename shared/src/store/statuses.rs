@@ -1,0 +1,167 @@
+//! Statuses of the messages we sent, keyed by Meta's wamid and applied monotonically
+//! (see [`DeliveryState`] for the order). Each state's timestamp is kept even when the state
+//! itself does not advance. A `failed` that advances the status is handed to Smart Retry once:
+//! `retry_handoff` is `pending` until the hand-over is on the retry queue, so a redelivered
+//! `failed` finishes a hand-over that was cut short, and never starts a second one.
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, keys, refused_by_condition};
+use crate::ids::WorkspaceId;
+use crate::inbound::event::StatusEvent;
+use crate::inbound::status::DeliveryState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryHandoff {
+    Pending,
+    Done,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboundStatus {
+    pub workspace_id: WorkspaceId,
+    pub message_id: String,
+    pub recipient_id: String,
+    #[serde(default)]
+    pub job_id: Option<String>,
+    pub status: DeliveryState,
+    #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
+    pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
+    pub read_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
+    pub failed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub error_code: Option<i64>,
+    #[serde(default)]
+    pub error_title: Option<String>,
+    #[serde(default)]
+    pub error_details: Option<String>,
+    #[serde(default)]
+    pub retry_handoff: Option<RetryHandoff>,
+}
+
+/// What applying one status did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusOutcome {
+    pub advanced: bool,
+    /// The failure must be handed to Smart Retry now.
+    pub hand_to_retry: bool,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+impl Store {
+    pub async fn apply_status(
+        &self,
+        workspace: &WorkspaceId,
+        event: &StatusEvent,
+    ) -> Result<StatusOutcome, StoreError> {
+        let failed = event.state == DeliveryState::Failed;
+        let at_field = format!("{}_at", event.state.as_str());
+        // Always: the state's own timestamp, the job link, the failure's details.
+        let mut always = format!(
+            "workspace_id = :ws, message_id = :mid, recipient_id = :to, {at_field} = if_not_exists({at_field}, :at)"
+        );
+        let mut values = vec![
+            (":ws", s(workspace.as_str())),
+            (":mid", s(&event.message_id)),
+            (":to", s(&event.recipient_id)),
+            (":at", AttributeValue::N(event.at.timestamp_millis().to_string())),
+        ];
+        if let Some(job) = &event.job_id {
+            always.push_str(", job_id = if_not_exists(job_id, :job)");
+            values.push((":job", s(job)));
+        }
+        if let Some(error) = event.error.as_ref().filter(|_| failed) {
+            always.push_str(", error_code = :code");
+            values.push((":code", AttributeValue::N(error.code.to_string())));
+            if let Some(title) = error.title.as_ref().or(error.message.as_ref()) {
+                always.push_str(", error_title = :title");
+                values.push((":title", s(title)));
+            }
+            if let Some(details) = error.error_data.as_ref().and_then(|d| d.details.as_ref()) {
+                always.push_str(", error_details = :details");
+                values.push((":details", s(details)));
+            }
+        }
+
+        let mut advance = format!("SET {always}, #status = :state, status_rank = :rank");
+        if failed {
+            advance.push_str(", retry_handoff = :pending");
+        }
+        let (pk, sk) = keys::outbound_status(workspace, &event.message_id);
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(&sk))
+            .update_expression(advance)
+            .condition_expression("attribute_not_exists(status_rank) OR status_rank < :rank")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":state", s(event.state.as_str()))
+            .expression_attribute_values(":rank", AttributeValue::N(event.state.rank().to_string()));
+        if failed {
+            request = request.expression_attribute_values(":pending", s("pending"));
+        }
+        for (name, value) in &values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        match request.send().await {
+            Ok(_) => return Ok(StatusOutcome { advanced: true, hand_to_retry: failed }),
+            Err(e) if refused_by_condition(&e) => {}
+            Err(e) => return Err(StoreError::aws("UpdateItem status", e)),
+        }
+
+        // Not newer than what is stored: keep its timestamp (and details) only.
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression(format!("SET {always}"))
+            .return_values(ReturnValue::AllNew);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        let stored = request.send().await.map_err(|e| StoreError::aws("UpdateItem status", e))?;
+        let stored: OutboundStatus = serde_dynamo::from_item(stored.attributes.unwrap_or_default())
+            .map_err(|e| StoreError::Corrupt { entity: "status", reason: e.to_string() })?;
+        let unfinished_handoff =
+            failed && stored.status == DeliveryState::Failed && stored.retry_handoff == Some(RetryHandoff::Pending);
+        Ok(StatusOutcome { advanced: false, hand_to_retry: unfinished_handoff })
+    }
+
+    pub async fn mark_retry_handed(&self, workspace: &WorkspaceId, message_id: &str) -> Result<(), StoreError> {
+        let (pk, sk) = keys::outbound_status(workspace, message_id);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("SET retry_handoff = :done")
+            .expression_attribute_values(":done", s("done"))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem status", e))?;
+        Ok(())
+    }
+
+    pub async fn outbound_status(
+        &self,
+        workspace: &WorkspaceId,
+        message_id: &str,
+    ) -> Result<Option<OutboundStatus>, StoreError> {
+        let (pk, sk) = keys::outbound_status(workspace, message_id);
+        self.get(pk, sk, "status").await
+    }
+}
