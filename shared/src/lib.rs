@@ -18,5 +18,7 @@ pub mod lambda;
 pub mod meta;
 pub mod policy;
 pub mod queues;
+pub mod retry;
 pub mod store;
 pub mod telemetry;
+pub mod vault;

@@ -245,7 +245,9 @@ async fn statuses_apply_monotonically_whatever_order_they_arrive_in() {
     assert_eq!(status.sent_at.unwrap().timestamp(), 1_795_680_001, "each state's time is kept");
     assert_eq!(status.delivered_at.unwrap().timestamp(), 1_795_680_002);
     assert_eq!(status.read_at.unwrap().timestamp(), 1_795_680_003);
-    assert_eq!(status.job_id.as_deref(), Some("job-42"), "found by our job id from biz_opaque_callback_data");
+    assert_eq!(status.job_id.as_deref(), Some("job-42"));
+    let by_job = app.store().status_for_job(&ws, "job-42").await.unwrap().expect("found by our job id");
+    assert_eq!(by_job.message_id, SENT_WAMID, "biz_opaque_callback_data leads to the wamid");
 }
 
 fn failed_status(wamid: &str, code: i64, at: i64) -> Vec<u8> {

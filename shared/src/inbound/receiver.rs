@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::event::{Channel, Delivery, InboundMessage, StatusEvent, UnknownEvent, WebhookEvent, parse_delivery};
+use super::event::{
+    Channel, Delivery, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent, parse_delivery,
+};
 use crate::clock::SharedClock;
 use crate::ids::WorkspaceId;
 use crate::queues::{FlowEvent, QueueError, Queues, SendFailure};
@@ -186,6 +188,9 @@ impl Receiver {
         };
         let span = tracing::info_span!("inbound", workspace = %workspace, message_id = %message.message_id);
         let _entered = span.enter();
+        if let MessageContent::Unknown { kind, .. } = &message.content {
+            tracing::warn!(kind, "message of a type we do not know yet; stored whole");
+        }
         let now = self.clock.now();
         let inserted = self.store.insert_inbound(&workspace, &message, now).await?;
         if inserted == (Insert::Duplicate { processed: true }) {

@@ -36,6 +36,11 @@ pub fn outbound_status(ws: &WorkspaceId, wamid: &str) -> (String, String) {
     (format!("WS#{ws}#OUT#{wamid}"), "STATUS".into())
 }
 
+/// Statuses by our send job id (echoed by Meta in `biz_opaque_callback_data`).
+pub fn job_statuses(ws: &WorkspaceId, job_id: &str) -> String {
+    format!("WS#{ws}#JOB#{job_id}")
+}
+
 pub fn unrouted(raw_sha256: &str) -> (String, String) {
     (format!("UNROUTED#{raw_sha256}"), "EVENT".into())
 }

@@ -9,7 +9,7 @@
 //! | inbound message | `WS#{ws}#MSG#{message id}` | `MSG` | `WS#{ws}#CONV#{conversation}` / `{sent_at ms}#{message id}` | webhook (conditional put: exactly once) | inbox (conversation history) |
 //! | contact | `WS#{ws}#CONTACT#{wa\|ig}#{contact}` | `CONTACT` | – | webhook, api | api, policies |
 //! | conversation | `WS#{ws}#CONV#{conversation}` | `CONV` | `WS#{ws}#CONVS` / `{last_inbound_at ms}` | webhook (monotonic last inbound) | inbox list, send policy (24-hour window) |
-//! | outbound message status | `WS#{ws}#OUT#{wamid}` | `STATUS` | – | webhook (monotonic status) | sender, sweeper, inbox |
+//! | outbound message status | `WS#{ws}#OUT#{wamid}` | `STATUS` | `WS#{ws}#JOB#{job id}` / `STATUS` | webhook (monotonic status) | sender (reconcile by job id), sweeper, inbox |
 //! | unrouted event | `UNROUTED#{sha256 of raw}` | `EVENT` | `UNROUTED#{yyyy-mm-dd}` / `{received ms}` | webhook (orphans, unknown and malformed deliveries; 30-day TTL) | operators |
 //!
 //! The route and unrouted items are the only ones not under a workspace: Meta names only the

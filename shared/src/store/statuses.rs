@@ -77,8 +77,13 @@ impl Store {
             (":at", AttributeValue::N(event.at.timestamp_millis().to_string())),
         ];
         if let Some(job) = &event.job_id {
-            always.push_str(", job_id = if_not_exists(job_id, :job)");
+            // Indexed by job too: a send whose answer was lost is reconciled from its status.
+            always.push_str(
+                ", job_id = if_not_exists(job_id, :job), gsi1pk = if_not_exists(gsi1pk, :jobkey), gsi1sk = :sk",
+            );
             values.push((":job", s(job)));
+            values.push((":jobkey", s(keys::job_statuses(workspace, job))));
+            values.push((":sk", s("STATUS")));
         }
         if let Some(error) = event.error.as_ref().filter(|_| failed) {
             always.push_str(", error_code = :code");
@@ -154,6 +159,24 @@ impl Store {
             .await
             .map_err(|e| StoreError::aws("UpdateItem status", e))?;
         Ok(())
+    }
+
+    /// The status Meta reported for the send job `job_id` (from `biz_opaque_callback_data`),
+    /// whether or not the sender got to record the wamid.
+    pub async fn status_for_job(
+        &self,
+        workspace: &WorkspaceId,
+        job_id: &str,
+    ) -> Result<Option<OutboundStatus>, StoreError> {
+        let items = self.query_index(keys::job_statuses(workspace, job_id), "Query status by job").await?;
+        items
+            .into_iter()
+            .next()
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| StoreError::Corrupt { entity: "status", reason: e.to_string() })
+            })
+            .transpose()
     }
 
     pub async fn outbound_status(

@@ -1,0 +1,246 @@
+//! The send policy: whether a message may go out now. Evaluated by the sender at send time —
+//! not when the job was created — so a contact tagged `dnd` while a retry waited, a window that
+//! closed, or a number that went to ERROR all stop the send.
+//!
+//! - 24-hour window (FAQ): free-form (text, media, interactive, WhatsApp Flow) only within 24 h
+//!   of the customer's last inbound message; outside it only an APPROVED template.
+//! - `dnd` (FAQ: "How does the DND tag work?") blocks every automated send — flow nodes,
+//!   broadcasts, Smart Retry resends — but never a human reply from the inbox.
+//! - `do-not-send` (two 131026 in a row) blocks broadcasts.
+//! - Templates must exist and be APPROVED; Instagram has no templates, no interactive messages
+//!   and no WhatsApp Flows (FAQ: "My automation doesn't fire on Instagram DMs").
+//! - A number that is not ACTIVE does not send.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::window::{is_window_open, window_closes_at};
+use crate::inbound::event::Channel;
+
+pub const DND_TAG: &str = "dnd";
+pub const DO_NOT_SEND_TAG: &str = "do-not-send";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NumberState {
+    Draft,
+    Active,
+    Error,
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TemplateStatus {
+    Approved,
+    Pending,
+    Rejected,
+    Paused,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentKind {
+    FreeForm,
+    Interactive,
+    WhatsAppFlow,
+    Template,
+}
+
+/// Who is sending, as far as the rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentBy {
+    /// An agent in the inbox composer, first attempt.
+    Human,
+    /// A flow node or a Smart Retry resend.
+    Automation,
+    Broadcast,
+}
+
+/// Everything the rules look at, read fresh at send time.
+#[derive(Debug, Clone)]
+pub struct SendFacts {
+    pub channel: Channel,
+    pub sent_by: SentBy,
+    pub kind: ContentKind,
+    pub number_state: NumberState,
+    pub contact_tags: BTreeSet<String>,
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+    /// For templates: the stored status, `None` when the template does not exist.
+    pub template_status: Option<TemplateStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NumberNotActive(NumberState),
+    ContactIsDnd,
+    ContactIsDoNotSend,
+    WindowClosed { last_inbound_at: Option<DateTime<Utc>> },
+    NotOnInstagram(ContentKind),
+    TemplateMissing,
+    TemplateNotApproved(TemplateStatus),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NumberNotActive(state) => write!(f, "the number is {state:?}, not ACTIVE"),
+            Self::ContactIsDnd => write!(f, "the contact is tagged dnd, which blocks automated sends"),
+            Self::ContactIsDoNotSend => write!(f, "the contact is tagged do-not-send, which blocks broadcasts"),
+            Self::WindowClosed { last_inbound_at: Some(at) } => write!(
+                f,
+                "the 24-hour customer service window closed at {}; only an approved template may be sent",
+                window_closes_at(*at)
+            ),
+            Self::WindowClosed { last_inbound_at: None } => {
+                write!(
+                    f,
+                    "the customer never wrote, so there is no 24-hour window; only an approved template may be sent"
+                )
+            }
+            Self::NotOnInstagram(kind) => write!(f, "Instagram has no {kind:?} messages"),
+            Self::TemplateMissing => {
+                write!(f, "the template does not exist for this number's WhatsApp Business Account")
+            }
+            Self::TemplateNotApproved(status) => write!(f, "the template is {status:?}, not APPROVED"),
+        }
+    }
+}
+
+pub fn may_send(facts: &SendFacts) -> Result<(), Refusal> {
+    if facts.number_state != NumberState::Active {
+        return Err(Refusal::NumberNotActive(facts.number_state));
+    }
+    if facts.channel == Channel::Instagram && facts.kind != ContentKind::FreeForm {
+        return Err(Refusal::NotOnInstagram(facts.kind));
+    }
+    if facts.sent_by != SentBy::Human && facts.contact_tags.contains(DND_TAG) {
+        return Err(Refusal::ContactIsDnd);
+    }
+    if facts.sent_by == SentBy::Broadcast && facts.contact_tags.contains(DO_NOT_SEND_TAG) {
+        return Err(Refusal::ContactIsDoNotSend);
+    }
+    match facts.kind {
+        ContentKind::Template => match facts.template_status {
+            None => Err(Refusal::TemplateMissing),
+            Some(TemplateStatus::Approved) => Ok(()),
+            Some(status) => Err(Refusal::TemplateNotApproved(status)),
+        },
+        _ if is_window_open(facts.last_inbound_at, facts.now) => Ok(()),
+        _ => Err(Refusal::WindowClosed { last_inbound_at: facts.last_inbound_at }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn facts() -> SendFacts {
+        let now = DateTime::from_timestamp(1_795_680_000, 0).unwrap();
+        SendFacts {
+            channel: Channel::WhatsApp,
+            sent_by: SentBy::Automation,
+            kind: ContentKind::FreeForm,
+            number_state: NumberState::Active,
+            contact_tags: BTreeSet::new(),
+            last_inbound_at: Some(now - Duration::hours(2)),
+            now,
+            template_status: None,
+        }
+    }
+
+    fn tagged(mut f: SendFacts, tag: &str) -> SendFacts {
+        f.contact_tags.insert(tag.into());
+        f
+    }
+
+    #[test]
+    fn free_form_goes_out_inside_the_window() {
+        assert_eq!(may_send(&facts()), Ok(()));
+    }
+
+    #[test]
+    fn free_form_outside_the_window_is_refused_with_the_reason() {
+        let mut f = facts();
+        f.last_inbound_at = Some(f.now - Duration::hours(25));
+        let refusal = may_send(&f).unwrap_err();
+        assert!(refusal.to_string().contains("only an approved template"));
+    }
+
+    #[test]
+    fn interactive_and_flow_messages_also_need_the_window() {
+        for kind in [ContentKind::Interactive, ContentKind::WhatsAppFlow] {
+            let mut f = facts();
+            f.kind = kind;
+            f.last_inbound_at = None;
+            assert!(matches!(may_send(&f), Err(Refusal::WindowClosed { .. })));
+        }
+    }
+
+    #[test]
+    fn an_approved_template_goes_out_outside_the_window() {
+        let mut f = facts();
+        f.kind = ContentKind::Template;
+        f.last_inbound_at = None;
+        f.template_status = Some(TemplateStatus::Approved);
+        assert_eq!(may_send(&f), Ok(()));
+    }
+
+    #[test]
+    fn a_template_must_exist_and_be_approved() {
+        let mut f = facts();
+        f.kind = ContentKind::Template;
+        assert_eq!(may_send(&f), Err(Refusal::TemplateMissing));
+        f.template_status = Some(TemplateStatus::Paused);
+        assert_eq!(may_send(&f), Err(Refusal::TemplateNotApproved(TemplateStatus::Paused)));
+    }
+
+    #[test]
+    fn dnd_blocks_flows_broadcasts_and_smart_retry_resends() {
+        for sent_by in [SentBy::Automation, SentBy::Broadcast] {
+            let mut f = tagged(facts(), DND_TAG);
+            f.sent_by = sent_by;
+            assert_eq!(may_send(&f), Err(Refusal::ContactIsDnd));
+        }
+    }
+
+    #[test]
+    fn dnd_never_blocks_a_human_reply_from_the_inbox() {
+        let mut f = tagged(facts(), DND_TAG);
+        f.sent_by = SentBy::Human;
+        assert_eq!(may_send(&f), Ok(()));
+    }
+
+    #[test]
+    fn do_not_send_blocks_broadcasts_only() {
+        let mut f = tagged(facts(), DO_NOT_SEND_TAG);
+        assert_eq!(may_send(&f), Ok(()), "a flow reply still goes");
+        f.sent_by = SentBy::Broadcast;
+        assert_eq!(may_send(&f), Err(Refusal::ContactIsDoNotSend));
+    }
+
+    #[test]
+    fn instagram_has_no_templates_interactive_or_flows() {
+        for kind in [ContentKind::Template, ContentKind::Interactive, ContentKind::WhatsAppFlow] {
+            let mut f = facts();
+            f.channel = Channel::Instagram;
+            f.kind = kind;
+            f.template_status = Some(TemplateStatus::Approved);
+            assert_eq!(may_send(&f), Err(Refusal::NotOnInstagram(kind)));
+        }
+    }
+
+    #[test]
+    fn a_number_that_is_not_active_does_not_send() {
+        for state in [NumberState::Draft, NumberState::Error, NumberState::Disconnected] {
+            let mut f = facts();
+            f.number_state = state;
+            assert_eq!(may_send(&f), Err(Refusal::NumberNotActive(state)));
+        }
+    }
+}
