@@ -145,6 +145,8 @@ pub struct SchedulerConfig {
     pub group_name: String,
     pub role_arn: String,
     pub send_queue_arn: String,
+    /// Where Scheduler parks a firing it could not deliver.
+    pub dead_letter_arn: Option<String>,
 }
 
 impl SchedulerConfig {
@@ -153,6 +155,7 @@ impl SchedulerConfig {
             group_name: env.required("SCHEDULE_GROUP", "the EventBridge Scheduler group for retries")?,
             role_arn: env.required("SCHEDULER_ROLE_ARN", "the IAM role Scheduler assumes to reach the send queue")?,
             send_queue_arn: env.required("SEND_QUEUE_ARN", "the ARN of the send queue, the retry schedules' target")?,
+            dead_letter_arn: env.optional("SCHEDULE_DLQ_ARN"),
         })
     }
 }

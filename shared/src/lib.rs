@@ -16,6 +16,7 @@ pub mod ids;
 pub mod inbound;
 pub mod lambda;
 pub mod meta;
+pub mod outbound;
 pub mod policy;
 pub mod queues;
 pub mod retry;

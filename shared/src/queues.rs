@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::config::QueueConfig;
 use crate::ids::WorkspaceId;
 use crate::inbound::event::{Channel, InboundMessage};
+use crate::outbound::job::SendRequest;
 
 /// A new inbound message for the flow engine (FIFO: one message group per conversation, so a
 /// conversation's messages are handled in order).
@@ -41,16 +42,23 @@ impl FlowEvent {
     }
 }
 
-/// A send Meta reported as failed, handed to Smart Retry.
+/// A send that failed, handed to Smart Retry: refused in Meta's answer (by the sender), or
+/// accepted and then reported `failed` (by the webhook).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendFailure {
     pub workspace_id: WorkspaceId,
-    /// The wamid of the failed message.
-    pub message_id: String,
-    /// Our send job, when Meta echoed it back.
+    /// Our send job, when known (Meta echoes it in `biz_opaque_callback_data`).
     pub job_id: Option<String>,
+    /// The wamid of the failed message, when Meta had accepted it.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// The attempt that failed, when the sender reports it.
+    #[serde(default)]
+    pub attempt: Option<u32>,
     pub recipient_id: String,
     pub error_code: Option<i64>,
+    #[serde(default)]
+    pub http_status: Option<u16>,
     pub error_title: Option<String>,
     pub failed_at: DateTime<Utc>,
 }
@@ -87,6 +95,24 @@ impl Queues {
             .map_err(|e| QueueError {
                 operation: "SendMessage",
                 queue: self.config.flow_queue_url.clone(),
+                reason: format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
+            })?;
+        Ok(())
+    }
+
+    /// Puts a send request on the send queue, optionally delayed (SQS allows up to 15 minutes).
+    pub async fn enqueue_send(&self, request: &SendRequest, delay: chrono::Duration) -> Result<(), QueueError> {
+        let body = serde_json::to_string(request).expect("send requests serialize");
+        self.sqs
+            .send_message()
+            .queue_url(&self.config.send_queue_url)
+            .message_body(body)
+            .delay_seconds(delay.num_seconds().clamp(0, 900) as i32)
+            .send()
+            .await
+            .map_err(|e| QueueError {
+                operation: "SendMessage",
+                queue: self.config.send_queue_url.clone(),
                 reason: format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
             })?;
         Ok(())

@@ -1,18 +1,51 @@
-//! The retry function (Smart Retry): chooses a backoff ladder from Meta's error and schedules the job back onto the send queue with EventBridge Scheduler.
+//! The retry function (Smart Retry, see `wapisnap::retry`): takes failed sends off the retry
+//! queue, picks the ladder by Meta's error and schedules the resend with EventBridge Scheduler,
+//! or settles the job as FAILED (tagging `do-not-send` after two 131026 in a row).
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use wapisnap::lambda::sqs::{MessageFailure, UnreportableRecord, each_message};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use wapisnap::aws::AwsClients;
+use wapisnap::clock::SharedClock;
+use wapisnap::config::{ConfigError, Env, QueueConfig, SchedulerConfig, StoreConfig};
+use wapisnap::lambda::sqs::{UnreportableRecord, each_json_message};
+use wapisnap::queues::{Queues, SendFailure};
+use wapisnap::retry::smart::{RetryError, SmartRetry};
+use wapisnap::store::Store;
 
-pub struct Retry;
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub queues: QueueConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: StoreConfig::from_env(env)?,
+            queues: QueueConfig::from_env(env)?,
+            scheduler: SchedulerConfig::from_env(env)?,
+        })
+    }
+}
+
+pub struct Retry {
+    smart_retry: SmartRetry,
+}
 
 impl Retry {
-    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, UnreportableRecord> {
-        each_message(event, |message| self.process(message)).await
+    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
+        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
+        let queues = Queues::new(aws.sqs.clone(), config.queues.clone());
+        Self { smart_retry: SmartRetry::new(store, aws.scheduler.clone(), config.scheduler, queues, clock) }
     }
 
-    /// Not built yet: every message is reported as failed, so SQS keeps it (and after
-    /// `maxReceiveCount` parks it in the dead-letter queue) instead of it being lost.
-    async fn process(&self, _message: SqsMessage) -> Result<(), MessageFailure<&'static str>> {
-        Err(MessageFailure::Handler("retry is not built yet; the message is kept for redelivery"))
+    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, UnreportableRecord> {
+        each_json_message(event, |failure: SendFailure, _| async move {
+            // Boxed: the Smart Retry future is deep, and the Lambda runtime nests it further.
+            let outcome = Box::pin(self.smart_retry.handle(failure)).await?;
+            tracing::info!(?outcome, "failed send handled");
+            Ok::<(), RetryError>(())
+        })
+        .await
     }
 }

@@ -18,6 +18,7 @@ pub struct EnvironmentOptions {
     pub meta_app_secret: String,
     pub meta_app_secret_previous: Option<String>,
     pub meta_verify_token: String,
+    pub graph_timeout: std::time::Duration,
 }
 
 impl Default for EnvironmentOptions {
@@ -31,6 +32,7 @@ impl Default for EnvironmentOptions {
             meta_app_secret: "local-app-secret".into(),
             meta_app_secret_previous: None,
             meta_verify_token: "local-verify-token".into(),
+            graph_timeout: wapisnap::meta::graph::GRAPH_TIMEOUT,
         }
     }
 }
@@ -71,6 +73,7 @@ impl LocalEnvironment {
         stack_options.meta_app_secret = options.meta_app_secret.clone();
         stack_options.meta_verify_token = options.meta_verify_token;
         stack_options.meta_app_secret_previous = options.meta_app_secret_previous;
+        stack_options.graph_timeout = options.graph_timeout;
         let stack = LocalStack::start(stack_options).await?;
         sandbox.set_webhook(WebhookTarget { url: stack.webhook_url(), app_secret: options.meta_app_secret });
         Ok(Self { stack, sandbox, moto })

@@ -22,7 +22,7 @@ pub struct BuildError {
 pub struct LocalFunctions {
     pub webhook: Arc<wapisnap_webhook::Webhook>,
     pub api: Arc<wapisnap_api::Api>,
-    pub sender: Arc<wapisnap_sender::Sender>,
+    pub sender: Arc<wapisnap_sender::SenderFunction>,
     pub flows: Arc<wapisnap_flows::Flows>,
     pub retry: Arc<wapisnap_retry::Retry>,
     pub broadcast: Arc<wapisnap_broadcast::Broadcast>,
@@ -34,6 +34,7 @@ impl LocalFunctions {
         template: &Template,
         stack: &Provisioned,
         aws: &AwsClients,
+        graph_timeout: std::time::Duration,
         clock: SharedClock,
     ) -> Result<Self, BuildError> {
         fn env(
@@ -48,6 +49,11 @@ impl LocalFunctions {
         }
         let webhook_env = env(template, stack, "WebhookFunction")?;
         let api_env = env(template, stack, "ApiFunction")?;
+        let sender_env = env(template, stack, "SenderFunction")?;
+        let retry_env = env(template, stack, "RetryFunction")?;
+        let sweeper_env = env(template, stack, "SweeperFunction")?;
+        let sender_config = config("SenderFunction", wapisnap_sender::Config::from_env(&sender_env))?;
+        let graph = wapisnap::meta::graph::GraphClient::with_timeout(&sender_config.meta, graph_timeout);
         Ok(Self {
             webhook: Arc::new(wapisnap_webhook::Webhook::new(
                 config("WebhookFunction", wapisnap_webhook::Config::from_env(&webhook_env))?,
@@ -56,13 +62,21 @@ impl LocalFunctions {
             )),
             api: Arc::new(wapisnap_api::Api::new(
                 config("ApiFunction", wapisnap_api::Config::from_env(&api_env))?,
-                clock,
+                clock.clone(),
             )),
-            sender: Arc::new(wapisnap_sender::Sender),
+            sender: Arc::new(wapisnap_sender::SenderFunction::new(sender_config, aws, graph, clock.clone())),
             flows: Arc::new(wapisnap_flows::Flows),
-            retry: Arc::new(wapisnap_retry::Retry),
+            retry: Arc::new(wapisnap_retry::Retry::new(
+                config("RetryFunction", wapisnap_retry::Config::from_env(&retry_env))?,
+                aws,
+                clock.clone(),
+            )),
             broadcast: Arc::new(wapisnap_broadcast::Broadcast),
-            sweeper: Arc::new(wapisnap_sweeper::Sweeper),
+            sweeper: Arc::new(wapisnap_sweeper::Sweeper::new(
+                config("SweeperFunction", wapisnap_sweeper::Config::from_env(&sweeper_env))?,
+                aws,
+                clock.clone(),
+            )),
         })
     }
 
@@ -120,7 +134,11 @@ impl LocalFunctions {
                 let sweeper = self.sweeper.clone();
                 Some(Arc::new(move |_| {
                     let sweeper = sweeper.clone();
-                    async move { serde_json::to_value(sweeper.handle().await).map_err(|e| e.to_string()) }.boxed()
+                    async move {
+                        let report = sweeper.handle().await.map_err(|e| e.to_string())?;
+                        serde_json::to_value(report).map_err(|e| e.to_string())
+                    }
+                    .boxed()
                 }))
             }
             _ => None,

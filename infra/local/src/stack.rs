@@ -37,6 +37,8 @@ pub struct StackOptions {
     pub visibility_timeout: Duration,
     /// How often the local Scheduler looks for due schedules.
     pub scheduler_tick: Duration,
+    /// How long the sender waits for the Graph API (10 s in Lambda; tests play timeouts shorter).
+    pub graph_timeout: Duration,
 }
 
 impl StackOptions {
@@ -51,6 +53,7 @@ impl StackOptions {
             meta_verify_token: "local-verify-token".into(),
             visibility_timeout: Duration::from_secs(1),
             scheduler_tick: Duration::from_millis(250),
+            graph_timeout: wapisnap::meta::graph::GRAPH_TIMEOUT,
         }
     }
 }
@@ -102,7 +105,8 @@ impl LocalStack {
         let resources = provision(&aws, &template, &options.prefix, &parameters).await?;
         let clock = Arc::new(ControlledClock::new());
         let shared_clock: SharedClock = clock.clone();
-        let functions = Arc::new(LocalFunctions::build(&template, &resources, &aws, shared_clock.clone())?);
+        let functions =
+            Arc::new(LocalFunctions::build(&template, &resources, &aws, options.graph_timeout, shared_clock.clone())?);
 
         let mut mappings = Vec::new();
         for source in template.sqs_event_sources() {

@@ -16,8 +16,9 @@ use futures_util::StreamExt;
 use super::event::{
     Channel, Delivery, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent, parse_delivery,
 };
+use super::status::DeliveryState;
 use crate::clock::SharedClock;
-use crate::ids::WorkspaceId;
+use crate::ids::{SendJobId, WorkspaceId};
 use crate::queues::{FlowEvent, QueueError, Queues, SendFailure};
 use crate::store::messages::Insert;
 use crate::store::{Store, StoreError};
@@ -215,14 +216,24 @@ impl Receiver {
             return self.keep_orphan(Channel::WhatsApp, &status.account_id, &status).await;
         };
         let outcome = self.store.apply_status(&workspace, &status).await?;
+        // A status naming our send job settles it: an answer lost on the way back (a timeout,
+        // a 500 after Meta accepted) is reconciled here instead of the message being resent.
+        if let Some(job_id) = status.job_id.as_deref().and_then(|j| SendJobId::parse(j).ok()) {
+            self.store.reconcile_job(&workspace, &job_id, &status.message_id, status.state, self.clock.now()).await?;
+        }
+        if matches!(status.state, DeliveryState::Delivered | DeliveryState::Read) {
+            self.store.reset_undeliverable(&workspace, Channel::WhatsApp, &status.recipient_id).await?;
+        }
         let mut receipt = Receipt { statuses_applied: usize::from(outcome.advanced), ..Receipt::default() };
         if outcome.hand_to_retry {
             let failure = SendFailure {
                 workspace_id: workspace.clone(),
-                message_id: status.message_id.clone(),
                 job_id: status.job_id.clone(),
+                message_id: Some(status.message_id.clone()),
+                attempt: None,
                 recipient_id: status.recipient_id.clone(),
                 error_code: status.error.as_ref().map(|e| e.code),
+                http_status: None,
                 error_title: status.error.as_ref().and_then(|e| e.title.clone()),
                 failed_at: status.at,
             };

@@ -13,6 +13,8 @@
 //! - Everything else Meta refuses (template paused or disabled, 131047 outside the window,
 //!   132xxx parameter errors, 133010 not registered, ...) is permanent.
 
+pub mod smart;
+
 use chrono::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

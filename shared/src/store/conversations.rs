@@ -158,3 +158,98 @@ impl Store {
             .transpose()
     }
 }
+
+/// Tags and the undeliverable streak live on the contact item.
+#[derive(Debug, Default, Clone, Deserialize)]
+struct ContactFlags {
+    #[serde(default)]
+    tags: std::collections::BTreeSet<String>,
+}
+
+impl Store {
+    /// The contact's tags (workspace-scoped: the same person elsewhere has their own).
+    pub async fn contact_tags(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact_id: &str,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let (pk, sk) = keys::contact(workspace, channel, contact_id);
+        let flags: Option<ContactFlags> = self.get(pk, sk, "contact").await?;
+        Ok(flags.unwrap_or_default().tags)
+    }
+
+    /// Adds a tag once; `true` when this call added it.
+    pub async fn add_contact_tag(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact_id: &str,
+        tag: &str,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::contact(workspace, channel, contact_id);
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let result = super::update::Update::new()
+            .add("tags", AttributeValue::Ss(vec![tag.to_owned()]))
+            .set_if_absent("workspace_id", s(workspace.as_str()))
+            .set_if_absent("channel", s(channel.as_str()))
+            .set_if_absent("contact_id", s(contact_id))
+            .condition("NOT contains({tags}, {0})", &["tags"], vec![s(tag)])
+            .apply(request)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem contact tag", e)),
+        }
+    }
+
+    /// Counts one more 131026 in a row; returns the streak.
+    pub async fn record_undeliverable(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact_id: &str,
+    ) -> Result<u32, StoreError> {
+        let (pk, sk) = keys::contact(workspace, channel, contact_id);
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let output = super::update::Update::new()
+            .add("undeliverable_streak", n(1))
+            .set_if_absent("workspace_id", s(workspace.as_str()))
+            .set_if_absent("channel", s(channel.as_str()))
+            .set_if_absent("contact_id", s(contact_id))
+            .apply(request)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem contact streak", e))?;
+        let streak = output
+            .attributes
+            .and_then(|a| a.get("undeliverable_streak").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+            .unwrap_or(1);
+        Ok(streak)
+    }
+
+    /// A delivery proves the number is on WhatsApp: the 131026 streak starts over.
+    pub async fn reset_undeliverable(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact_id: &str,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::contact(workspace, channel, contact_id);
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let result = super::update::Update::new()
+            .set("undeliverable_streak", n(0))
+            .condition("attribute_exists(pk) AND {undeliverable_streak} > {0}", &["undeliverable_streak"], vec![n(0)])
+            .apply(request)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if refused_by_condition(&e) => Ok(()),
+            Err(e) => Err(StoreError::aws("UpdateItem contact streak", e)),
+        }
+    }
+}

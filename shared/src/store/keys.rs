@@ -36,6 +36,22 @@ pub fn outbound_status(ws: &WorkspaceId, wamid: &str) -> (String, String) {
     (format!("WS#{ws}#OUT#{wamid}"), "STATUS".into())
 }
 
+pub fn job(ws: &WorkspaceId, job_id: &str) -> (String, String) {
+    (format!("WS#{ws}#JOB#{job_id}"), "JOB".into())
+}
+
+pub fn number(ws: &WorkspaceId, channel: Channel, account_id: &str) -> (String, String) {
+    (format!("WS#{ws}#NUMBER#{}#{account_id}", channel.as_str()), "NUMBER".into())
+}
+
+pub fn template(ws: &WorkspaceId, waba_id: &str, name: &str, language: &str) -> (String, String) {
+    (format!("WS#{ws}#TEMPLATE#{waba_id}#{name}#{language}"), "TEMPLATE".into())
+}
+
+pub fn broadcast_report(ws: &WorkspaceId, broadcast_id: &str) -> (String, String) {
+    (format!("WS#{ws}#BROADCAST#{broadcast_id}"), "REPORT".into())
+}
+
 /// Statuses by our send job id (echoed by Meta in `biz_opaque_callback_data`).
 pub fn job_statuses(ws: &WorkspaceId, job_id: &str) -> String {
     format!("WS#{ws}#JOB#{job_id}")

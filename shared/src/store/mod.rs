@@ -15,12 +15,16 @@
 //! The route and unrouted items are the only ones not under a workspace: Meta names only the
 //! number, and an orphan has no workspace by definition. Neither holds workspace data.
 
+pub mod broadcasts;
 pub mod conversations;
+pub mod jobs;
 pub mod keys;
 pub mod messages;
+pub mod numbers;
 pub mod routes;
 pub mod statuses;
 pub mod unrouted;
+pub mod update;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 

@@ -1,0 +1,135 @@
+//! The Graph API client: one `reqwest` client per cold start (connections reused), base URL
+//! and version from configuration (Meta, the local sandbox, or anything speaking the same
+//! HTTP), timeouts on every call, and Meta's error body parsed into a typed error.
+//!
+//! The access token travels only in the `Authorization` header, never in a URL, and is never
+//! logged. Errors say whether the request may have reached Meta: `NotSent` is safe to repeat,
+//! `NoAnswer` is not — Meta may have accepted the message, so the send is UNCERTAIN.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::MetaConfig;
+
+/// Meta's error, as its JSON body describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaError {
+    pub http_status: u16,
+    pub code: i64,
+    pub subcode: Option<i64>,
+    pub message: String,
+    pub details: Option<String>,
+    pub fbtrace_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("Meta refused the call (HTTP {}, code {}): {}", .0.http_status, .0.code, .0.message)]
+    Meta(MetaError),
+    #[error("HTTP {status} from the Graph API without Meta's error body")]
+    Http { status: u16 },
+    #[error("the request never reached Meta: {0}")]
+    NotSent(String),
+    #[error("no answer from Meta after the request was sent: {0}")]
+    NoAnswer(String),
+    #[error("Meta answered {status} but the answer is not understood: {reason}")]
+    UnreadableAnswer { status: u16, reason: String },
+}
+
+impl GraphError {
+    /// Meta's error code and the HTTP status, for classification.
+    pub fn code_and_status(&self) -> (Option<i64>, Option<u16>) {
+        match self {
+            Self::Meta(e) => (Some(e.code), Some(e.http_status)),
+            Self::Http { status } | Self::UnreadableAnswer { status, .. } => (None, Some(*status)),
+            Self::NotSent(_) | Self::NoAnswer(_) => (None, None),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorFields,
+}
+
+#[derive(Deserialize)]
+struct ErrorFields {
+    code: i64,
+    #[serde(default)]
+    error_subcode: Option<i64>,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    error_data: Option<Value>,
+    #[serde(default)]
+    fbtrace_id: Option<String>,
+}
+
+/// The timeout of one Graph call. Lambda must still have time to record the outcome.
+pub const GRAPH_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    base_url: String,
+    version: String,
+}
+
+impl GraphClient {
+    pub fn new(config: &MetaConfig) -> Self {
+        Self::with_timeout(config, GRAPH_TIMEOUT)
+    }
+
+    pub fn with_timeout(config: &MetaConfig, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(timeout)
+            .user_agent("wapisnap/1")
+            .build()
+            .expect("the HTTP client builds");
+        Self { http, base_url: config.graph_url.clone(), version: config.api_version.clone() }
+    }
+
+    /// `POST /{version}/{sender}/messages`; returns Meta's id for the message.
+    pub async fn send_message(
+        &self,
+        sender_id: &str,
+        token: &SecretString,
+        body: &Value,
+    ) -> Result<String, GraphError> {
+        let url = format!("{}/{}/{sender_id}/messages", self.base_url, self.version);
+        let answer = self.post(&url, token, body).await?;
+        answer["messages"][0]["id"]
+            .as_str()
+            .or_else(|| answer["message_id"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| GraphError::UnreadableAnswer { status: 200, reason: "no message id".into() })
+    }
+
+    /// Any other POST to the Graph API (register, deregister, codes, subscriptions, ...).
+    pub async fn post(&self, url: &str, token: &SecretString, body: &Value) -> Result<Value, GraphError> {
+        let response = self.http.post(url).bearer_auth(token.expose_secret()).json(body).send().await.map_err(|e| {
+            if e.is_connect() { GraphError::NotSent(e.to_string()) } else { GraphError::NoAnswer(e.to_string()) }
+        })?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| GraphError::NoAnswer(e.to_string()))?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| GraphError::UnreadableAnswer { status, reason: e.to_string() });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(ErrorBody { error }) => Err(GraphError::Meta(MetaError {
+                http_status: status,
+                code: error.code,
+                subcode: error.error_subcode,
+                message: error.message,
+                details: error.error_data.as_ref().and_then(|d| d["details"].as_str()).map(str::to_owned),
+                fbtrace_id: error.fbtrace_id,
+            })),
+            Err(_) => Err(GraphError::Http { status }),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Smart Retry at work: takes a failed send off the retry queue, decides with [`super::decide`],
+//! and either schedules the next attempt with a one-time EventBridge Scheduler schedule (the
+//! waits are far beyond SQS's 15-minute delay) or settles the job as FAILED.
+//!
+//! Schedules are named after the job and attempt, so a redelivered hand-over finds its schedule
+//! already there instead of creating a second one; they put the job back on the send queue and
+//! are deleted after they fire. The 131049 ladder uses a one-hour flexible window so that a
+//! broadcast's many day-7 retries do not all fire in the same second.
+
+use aws_sdk_scheduler::types::{
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, Target,
+};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::{FailureClass, RetryDecision, UNDELIVERABLE_STREAK_LIMIT, classify, decide};
+use crate::clock::SharedClock;
+use crate::config::SchedulerConfig;
+use crate::ids::{SendJobId, WorkspaceId};
+use crate::outbound::job::{JobState, SendRequest};
+use crate::policy::send::{DO_NOT_SEND_TAG, NumberState};
+use crate::queues::{QueueError, Queues, SendFailure};
+use crate::store::jobs::AttemptRef;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("creating the retry schedule {name} failed: {reason}")]
+    Schedule { name: String, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryOutcome {
+    Scheduled {
+        attempt: u32,
+        at: DateTime<Utc>,
+        schedule: String,
+    },
+    Backoff {
+        attempt: u32,
+    },
+    GaveUp {
+        class: FailureClass,
+    },
+    TaggedDoNotSend,
+    /// Not a job of ours, or a hand-over about an attempt that is no longer current.
+    Ignored(&'static str),
+}
+
+/// Spread of the 131049 retries (Scheduler picks a moment inside the window).
+pub const FREQUENCY_CAP_SPREAD_MINUTES: i32 = 60;
+
+pub struct SmartRetry {
+    store: Store,
+    scheduler: aws_sdk_scheduler::Client,
+    config: SchedulerConfig,
+    queues: Queues,
+    clock: SharedClock,
+}
+
+/// `retry-<hash of workspace and job>-<attempt>`: Scheduler names allow 64 characters.
+pub fn schedule_name(workspace: &WorkspaceId, job_id: &SendJobId, attempt: u32) -> String {
+    let hash = hex::encode(Sha256::digest(format!("{workspace}/{job_id}")));
+    format!("retry-{}-{attempt}", &hash[..40])
+}
+
+impl SmartRetry {
+    pub fn new(
+        store: Store,
+        scheduler: aws_sdk_scheduler::Client,
+        config: SchedulerConfig,
+        queues: Queues,
+        clock: SharedClock,
+    ) -> Self {
+        Self { store, scheduler, config, queues, clock }
+    }
+
+    pub async fn handle(&self, failure: SendFailure) -> Result<RetryOutcome, RetryError> {
+        let ws = &failure.workspace_id;
+        let Some(job_id) = failure.job_id.as_deref().and_then(|j| SendJobId::parse(j).ok()) else {
+            return Ok(RetryOutcome::Ignored("the failed message was not sent by a job of ours"));
+        };
+        let Some(record) = self.store.job(ws, &job_id).await? else {
+            return Ok(RetryOutcome::Ignored("no such job"));
+        };
+        let failed_attempt = match (failure.attempt, failure.message_id.as_deref()) {
+            (Some(attempt), _) => attempt,
+            (None, Some(wamid)) if record.wamid.as_deref() == Some(wamid) => record.attempt,
+            _ => return Ok(RetryOutcome::Ignored("the failure is about an earlier attempt")),
+        };
+        if failed_attempt != record.attempt {
+            return Ok(RetryOutcome::Ignored("the failure is about an earlier attempt"));
+        }
+        // A refusal in Meta's answer leaves the job FAILED_ATTEMPT; a failure reported by
+        // webhook follows an ACCEPTED send. Anything else was settled meanwhile — typically a
+        // status webhook proved Meta had the message after all (an answer lost on the way
+        // back), and resending would deliver it twice.
+        let expected = if failure.message_id.is_some() { JobState::Accepted } else { JobState::FailedAttempt };
+        if record.state != expected {
+            return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
+        }
+        let span = tracing::info_span!("smart_retry", workspace = %ws, job = %job_id, attempt = failed_attempt, code = ?failure.error_code);
+        let _entered = span.enter();
+        let now = self.clock.now();
+        let reason = failure.error_title.clone().unwrap_or_else(|| format!("Meta error {:?}", failure.error_code));
+        let class = classify(failure.error_code, failure.http_status);
+        let current = AttemptRef { workspace: ws, job_id: &job_id, state: expected, attempt: failed_attempt };
+        let give_up = |reason: String| async move {
+            self.store.fail_job(current, failure.error_code, &reason, now).await?;
+            tracing::info!(?class, %reason, "send failed for good");
+            Ok::<_, RetryError>(RetryOutcome::GaveUp { class })
+        };
+        match class {
+            FailureClass::NotOnWhatsApp => {
+                give_up(reason).await?;
+                let job = &record.job;
+                let streak = self.store.record_undeliverable(ws, job.channel, &job.to).await?;
+                if streak >= UNDELIVERABLE_STREAK_LIMIT
+                    && self.store.add_contact_tag(ws, job.channel, &job.to, DO_NOT_SEND_TAG).await?
+                {
+                    tracing::info!(streak, "131026 twice in a row: contact tagged do-not-send");
+                    return Ok(RetryOutcome::TaggedDoNotSend);
+                }
+                Ok(RetryOutcome::GaveUp { class })
+            }
+            FailureClass::TokenInvalid => {
+                let outcome = give_up(reason.clone()).await?;
+                let job = &record.job;
+                let why = format!("Meta rejected the access token: {reason}");
+                self.store.set_number_state(ws, job.channel, &job.account_id, NumberState::Error, &why, now).await?;
+                tracing::warn!("access token invalid: number moved to ERROR");
+                Ok(outcome)
+            }
+            FailureClass::Permanent => give_up(reason).await,
+            FailureClass::FrequencyCap | FailureClass::Transient | FailureClass::Throttled => {
+                match decide(class, record.retries, record.throttled) {
+                    RetryDecision::GiveUp => give_up(format!("{reason} (retries exhausted)")).await,
+                    RetryDecision::Backoff { delay } => {
+                        // A rate limit reported asynchronously: retry soon, through SQS.
+                        let at = now + delay;
+                        if self.store.schedule_job_retry(current, at, failure.message_id.as_deref(), now).await? {
+                            let next = SendRequest::Attempt {
+                                workspace_id: ws.clone(),
+                                job_id: job_id.clone(),
+                                attempt: failed_attempt + 1,
+                            };
+                            self.queues.enqueue_send(&next, delay).await?;
+                        }
+                        Ok(RetryOutcome::Backoff { attempt: failed_attempt + 1 })
+                    }
+                    RetryDecision::RetryAfter { delay, .. } => {
+                        let attempt = failed_attempt + 1;
+                        let at = now + delay;
+                        let name = self.create_schedule(ws, &job_id, attempt, at, class).await?;
+                        self.store.schedule_job_retry(current, at, failure.message_id.as_deref(), now).await?;
+                        tracing::info!(%at, schedule = %name, "retry scheduled");
+                        Ok(RetryOutcome::Scheduled { attempt, at, schedule: name })
+                    }
+                }
+            }
+        }
+    }
+
+    async fn create_schedule(
+        &self,
+        ws: &WorkspaceId,
+        job_id: &SendJobId,
+        attempt: u32,
+        at: DateTime<Utc>,
+        class: FailureClass,
+    ) -> Result<String, RetryError> {
+        let name = schedule_name(ws, job_id, attempt);
+        let failed = |reason: String| RetryError::Schedule { name: name.clone(), reason };
+        let input =
+            serde_json::to_string(&SendRequest::Attempt { workspace_id: ws.clone(), job_id: job_id.clone(), attempt })
+                .expect("send requests serialize");
+        let mut target =
+            Target::builder().arn(&self.config.send_queue_arn).role_arn(&self.config.role_arn).input(input);
+        if let Some(dlq) = &self.config.dead_letter_arn {
+            target = target.dead_letter_config(DeadLetterConfig::builder().arn(dlq).build());
+        }
+        let window = match class {
+            FailureClass::FrequencyCap => FlexibleTimeWindow::builder()
+                .mode(FlexibleTimeWindowMode::Flexible)
+                .maximum_window_in_minutes(FREQUENCY_CAP_SPREAD_MINUTES)
+                .build(),
+            _ => FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build(),
+        }
+        .map_err(|e| failed(e.to_string()))?;
+        let result = self
+            .scheduler
+            .create_schedule()
+            .name(&name)
+            .group_name(&self.config.group_name)
+            .schedule_expression(format!("at({})", at.format("%Y-%m-%dT%H:%M:%S")))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(window)
+            .target(target.build().map_err(|e| failed(e.to_string()))?)
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(name),
+            // The same hand-over delivered twice: its schedule already exists.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => Ok(name),
+            Err(e) => Err(failed(format!("{}", aws_sdk_scheduler::error::DisplayErrorContext(&e)))),
+        }
+    }
+}

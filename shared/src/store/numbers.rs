@@ -1,0 +1,135 @@
+//! Connected numbers (and Instagram accounts) with their sealed tokens, and the message
+//! templates of their WhatsApp Business Accounts.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::update::{Update, s};
+use super::{Store, StoreError, keys};
+use crate::ids::WorkspaceId;
+use crate::inbound::event::Channel;
+use crate::policy::send::{NumberState, TemplateStatus};
+use crate::vault::SealedToken;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NumberRecord {
+    pub workspace_id: WorkspaceId,
+    pub channel: Channel,
+    /// Phone number id (WhatsApp) or account id (Instagram).
+    pub account_id: String,
+    #[serde(default)]
+    pub waba_id: Option<String>,
+    #[serde(default)]
+    pub display_phone_number: Option<String>,
+    pub state: NumberState,
+    #[serde(default)]
+    pub state_reason: Option<String>,
+    pub token: SealedToken,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TemplateRecord {
+    workspace_id: WorkspaceId,
+    waba_id: String,
+    name: String,
+    language: String,
+    status: TemplateStatus,
+}
+
+impl Store {
+    pub async fn put_number(&self, number: &NumberRecord) -> Result<(), StoreError> {
+        let (pk, sk) = keys::number(&number.workspace_id, number.channel, &number.account_id);
+        let mut item: super::Item = serde_dynamo::to_item(number)
+            .map_err(|e| StoreError::Corrupt { entity: "number", reason: e.to_string() })?;
+        item.insert(keys::PK.into(), s(pk));
+        item.insert(keys::SK.into(), s(sk));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem number", e))?;
+        Ok(())
+    }
+
+    pub async fn number(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+    ) -> Result<Option<NumberRecord>, StoreError> {
+        let (pk, sk) = keys::number(workspace, channel, account_id);
+        self.get(pk, sk, "number").await
+    }
+
+    /// Moves one number to `state` with a reason; other numbers are untouched.
+    pub async fn set_number_state(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+        state: NumberState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::number(workspace, channel, account_id);
+        let state = serde_json::to_value(state).expect("states serialize").as_str().unwrap_or_default().to_owned();
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        Update::new()
+            .set("state", s(state))
+            .set("state_reason", s(reason))
+            .set("updated_at", s(now.to_rfc3339()))
+            .condition("attribute_exists(pk)", &[], vec![])
+            .apply(request)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem number state", e))?;
+        Ok(())
+    }
+
+    pub async fn put_template(
+        &self,
+        workspace: &WorkspaceId,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+        status: TemplateStatus,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::template(workspace, waba_id, name, language);
+        let record = TemplateRecord {
+            workspace_id: workspace.clone(),
+            waba_id: waba_id.into(),
+            name: name.into(),
+            language: language.into(),
+            status,
+        };
+        let mut item: super::Item = serde_dynamo::to_item(record)
+            .map_err(|e| StoreError::Corrupt { entity: "template", reason: e.to_string() })?;
+        item.insert(keys::PK.into(), AttributeValue::S(pk));
+        item.insert(keys::SK.into(), AttributeValue::S(sk));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem template", e))?;
+        Ok(())
+    }
+
+    /// The template's status, `None` when it does not exist for that WABA and language.
+    pub async fn template_status(
+        &self,
+        workspace: &WorkspaceId,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<TemplateStatus>, StoreError> {
+        let (pk, sk) = keys::template(workspace, waba_id, name, language);
+        let record: Option<TemplateRecord> = self.get(pk, sk, "template").await?;
+        Ok(record.map(|r| r.status))
+    }
+}
