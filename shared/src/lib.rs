@@ -16,6 +16,7 @@ pub mod ids;
 pub mod inbound;
 pub mod lambda;
 pub mod meta;
+pub mod numbers;
 pub mod outbound;
 pub mod policy;
 pub mod queues;

@@ -3,5 +3,6 @@
 
 mod local_stack;
 mod sandbox;
+mod sending;
 mod webhook_handshake;
 mod webhook_receipt;

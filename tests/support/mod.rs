@@ -158,3 +158,146 @@ impl TestApp {
 
 use wapisnap::ids::WorkspaceId;
 use wapisnap::inbound::event::Channel;
+
+/// A WhatsApp send job to a customer of `NUMBER_A`.
+pub fn job(ws: &WorkspaceId, id: &str, to: &str, origin: Origin, content: OutboundContent) -> SendJob {
+    SendJob {
+        job_id: SendJobId::parse(id).unwrap(),
+        workspace_id: ws.clone(),
+        channel: Channel::WhatsApp,
+        account_id: NUMBER_A.into(),
+        to: to.into(),
+        origin,
+        content,
+    }
+}
+
+pub fn text(body: &str) -> OutboundContent {
+    OutboundContent::Text { body: body.into(), preview_url: false }
+}
+
+pub fn template(name: &str) -> OutboundContent {
+    OutboundContent::Template { name: name.into(), language: "en_US".into(), components: vec![] }
+}
+
+pub fn agent() -> Origin {
+    Origin::Human { agent_id: "agent-1".into() }
+}
+
+pub fn flow() -> Origin {
+    Origin::Flow { run_id: "run-1".into(), step: "s1".into() }
+}
+
+pub fn broadcast(id: &str) -> Origin {
+    Origin::Broadcast { broadcast_id: id.into() }
+}
+
+/// The access token the tests connect numbers with; no log line may ever contain it.
+pub const TOKEN: &str = "EAAGsandboxTOKEN0123456789secretXYZ";
+
+impl TestApp {
+    pub fn vault(&self) -> Vault {
+        let key = self.env.stack.resources.reference("TokenKey").expect("token key");
+        Vault::new(self.env.stack.aws.kms.clone(), key)
+    }
+
+    /// Connects a number to the workspace: claims it, seals its token, marks it ACTIVE.
+    pub async fn connect_number(&self, ws: &WorkspaceId, number_id: &str) -> NumberRecord {
+        let waba = format!("9{number_id}");
+        let connection = Connection {
+            workspace: ws,
+            channel: Channel::WhatsApp,
+            account_id: number_id,
+            waba_id: Some(&waba),
+            token: &SecretString::from(TOKEN),
+            state: NumberState::Active,
+        };
+        wapisnap::numbers::connect(&self.store(), &self.vault(), connection, chrono::Utc::now()).await.expect("connect")
+    }
+
+    /// A workspace with `NUMBER_A` connected.
+    pub async fn workspace_with_number(&self) -> WorkspaceId {
+        let ws = WorkspaceId::parse(format!("ws-{}", self.env.stack.resources.prefix)).unwrap();
+        self.connect_number(&ws, NUMBER_A).await;
+        ws
+    }
+
+    /// The customer writes now, which opens the 24-hour window.
+    pub async fn customer_writes(&self, from: &str) {
+        let message = wapisnap_local::sandbox::InboundText {
+            phone_number_id: NUMBER_A.into(),
+            from: from.into(),
+            name: Some("Customer".into()),
+            text: "hello".into(),
+            wamid: None,
+            timestamp: Some(self.env.stack.clock.now().timestamp()),
+        };
+        let (_, answered) = self.env.sandbox.state.post_inbound_text(&message).await.unwrap();
+        assert_eq!(answered, 200);
+    }
+
+    pub fn sender(&self) -> &Sender {
+        self.env.stack.functions.sender.sender()
+    }
+
+    pub async fn send(&self, job: &SendJob) -> SendOutcome {
+        self.sender().send(SendRequest::New { job: Box::new(job.clone()) }).await.expect("send runs")
+    }
+
+    /// Puts a new job on the send queue, as the API, flows and broadcasts do.
+    pub async fn enqueue(&self, job: &SendJob) {
+        let body = serde_json::to_string(&SendRequest::New { job: Box::new(job.clone()) }).unwrap();
+        self.env
+            .stack
+            .aws
+            .sqs
+            .send_message()
+            .queue_url(self.queue_url("SendQueue"))
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn job(&self, ws: &WorkspaceId, id: &str) -> JobRecord {
+        self.store().job(ws, &SendJobId::parse(id).unwrap()).await.unwrap().expect("job exists")
+    }
+
+    /// Waits until the job reaches `state`.
+    pub async fn job_reaches(&self, ws: &WorkspaceId, id: &str, state: JobState) -> JobRecord {
+        eventually(&format!("job {id} to be {state:?}"), Duration::from_secs(20), || async {
+            let record = self.store().job(ws, &SendJobId::parse(id).unwrap()).await.unwrap()?;
+            (record.state == state).then_some(record)
+        })
+        .await
+    }
+
+    pub fn sends_received(&self) -> usize {
+        self.env.sandbox.requests_to("/messages").len()
+    }
+
+    pub async fn advance(&self, by: chrono::Duration) {
+        self.env.stack.clock.advance(by);
+    }
+
+    /// Schedules in the stack's group.
+    pub async fn schedules(&self) -> Vec<String> {
+        let stack = &self.env.stack;
+        let listed =
+            stack.aws.scheduler.list_schedules().group_name(stack.resources.schedule_group()).send().await.unwrap();
+        listed.schedules().iter().filter_map(|s| s.name().map(str::to_owned)).collect()
+    }
+}
+
+use secrecy::SecretString;
+use wapisnap::clock::Clock;
+use wapisnap::ids::SendJobId;
+use wapisnap::numbers::Connection;
+use wapisnap::outbound::content::OutboundContent;
+use wapisnap::outbound::job::{JobState, Origin, SendJob, SendRequest};
+use wapisnap::outbound::sender::{SendOutcome, Sender};
+use wapisnap::policy::send::NumberState;
+use wapisnap::store::jobs::JobRecord;
+use wapisnap::store::numbers::NumberRecord;
+use wapisnap::vault::Vault;
+use wapisnap_local::template::Resolver;

@@ -100,6 +100,7 @@ async fn handle(
         authorization,
         body,
         answered_status: status.as_u16(),
+        accepted_id: after.as_ref().map(|a| a.wamid.clone()),
     });
 
     // What Meta does after answering: report the message's progress to the webhook.

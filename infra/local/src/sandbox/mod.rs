@@ -31,6 +31,8 @@ pub struct RecordedRequest {
     pub authorization: Option<String>,
     pub body: Value,
     pub answered_status: u16,
+    /// The id Meta gave the message when it accepted it (even if the answer was then lost).
+    pub accepted_id: Option<String>,
 }
 
 /// A way Meta fails, applied to the next `times` matching requests.
