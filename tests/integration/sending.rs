@@ -140,15 +140,11 @@ async fn accept_then_500_is_reconciled_from_the_status_webhook_and_never_sent_tw
 
 #[tokio::test]
 async fn accept_then_timeout_is_uncertain_until_its_status_arrives_and_never_sent_twice() {
-    let options = wapisnap_local::environment::EnvironmentOptions {
-        aws_endpoint: Some(wapisnap_tests::aws_endpoint().await),
+    let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
         graph_timeout: std::time::Duration::from_millis(500),
         ..Default::default()
-    };
-    let app = TestApp {
-        env: wapisnap_local::environment::LocalEnvironment::start(options).await.unwrap(),
-        http: reqwest::Client::new(),
-    };
+    })
+    .await;
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     app.env.sandbox.set_auto_statuses(&[]);
@@ -431,15 +427,11 @@ async fn the_sweeper_fails_silent_sends_and_flags_the_broadcast() {
 
 #[tokio::test]
 async fn the_sweeper_resends_an_uncertain_reply_once_and_fails_an_uncertain_template() {
-    let options = wapisnap_local::environment::EnvironmentOptions {
-        aws_endpoint: Some(wapisnap_tests::aws_endpoint().await),
+    let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
         graph_timeout: std::time::Duration::from_millis(300),
         ..Default::default()
-    };
-    let app = TestApp {
-        env: wapisnap_local::environment::LocalEnvironment::start(options).await.unwrap(),
-        http: reqwest::Client::new(),
-    };
+    })
+    .await;
     let ws = app.workspace_with_number().await;
     let waba = format!("9{NUMBER_A}");
     app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();

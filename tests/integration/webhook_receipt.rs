@@ -155,16 +155,12 @@ async fn a_missing_malformed_or_wrong_signature_is_refused_and_nothing_is_writte
 
 #[tokio::test]
 async fn during_a_secret_rotation_either_secret_verifies() {
-    let options = wapisnap_local::environment::EnvironmentOptions {
-        aws_endpoint: Some(wapisnap_tests::aws_endpoint().await),
+    let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
         meta_app_secret: "new-secret".into(),
         meta_app_secret_previous: Some("local-app-secret".into()),
         ..Default::default()
-    };
-    let app = TestApp {
-        env: wapisnap_local::environment::LocalEnvironment::start(options).await.unwrap(),
-        http: reqwest::Client::new(),
-    };
+    })
+    .await;
     let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
     let old = text_message("wamid.OLDSECRET", 1_795_680_000, "signed with the old secret");
     assert_eq!(app.deliver(&old).await.0, 200, "the previous secret still verifies");

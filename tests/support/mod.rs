@@ -35,7 +35,12 @@ impl TestApp {
 
     /// A fresh stack whose queues and schedules are driven by the test itself.
     pub async fn spawn_idle() -> Self {
-        let options = EnvironmentOptions { aws_endpoint: Some(aws_endpoint().await), ..EnvironmentOptions::default() };
+        Self::spawn_with(EnvironmentOptions::default()).await
+    }
+
+    /// A fresh idle stack with some options changed (on the shared emulator).
+    pub async fn spawn_with(options: EnvironmentOptions) -> Self {
+        let options = EnvironmentOptions { aws_endpoint: Some(aws_endpoint().await), ..options };
         let env = LocalEnvironment::start(options).await.expect("local stack starts");
         Self { env, http: reqwest::Client::new() }
     }

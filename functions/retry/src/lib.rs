@@ -49,3 +49,15 @@ impl Retry {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_sqs_event_carries_a_send_failure() {
+        let event: SqsEvent = serde_json::from_str(include_str!("../../../events/sqs/retry-failure.json")).unwrap();
+        let failure: SendFailure = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(failure.error_code, Some(131049));
+    }
+}

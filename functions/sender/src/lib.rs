@@ -67,3 +67,17 @@ impl SenderFunction {
         &self.sender
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_sqs_event_carries_send_requests() {
+        let event: SqsEvent = serde_json::from_str(include_str!("../../../events/sqs/send-job.json")).unwrap();
+        for record in event.records {
+            let request: SendRequest = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+            assert!(matches!(request, SendRequest::New { .. } | SendRequest::Attempt { .. }));
+        }
+    }
+}

@@ -166,7 +166,7 @@ impl Store {
         let lease_until = now + lease;
         let (workspace, job_id, attempt) = match request {
             SendRequest::New { job } => {
-                let (pk, sk) = keys::job(&job.workspace_id, job.job_id.as_str());
+                let key = keys::job(&job.workspace_id, job.job_id.as_str());
                 let record = JobRecord {
                     job: (**job).clone(),
                     state: JobState::Sending,
@@ -184,9 +184,7 @@ impl Store {
                     uncertain_resent: false,
                     updated_at: now,
                 };
-                let mut item: super::Item = serde_dynamo::to_item(&record).map_err(corrupt)?;
-                item.insert(keys::PK.into(), s(pk));
-                item.insert(keys::SK.into(), s(sk));
+                let mut item = super::item_at(key, &record, "job")?;
                 item.insert("created_at".into(), millis(now));
                 let put = self
                     .client
@@ -458,28 +456,11 @@ impl Store {
         state: JobState,
         before: DateTime<Utc>,
     ) -> Result<Vec<JobRecord>, StoreError> {
-        let mut records = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :before")
-                .expression_attribute_values(":pk", s(sweep_key(state)))
-                .expression_attribute_values(":before", s(keys::sortable_millis(before.timestamp_millis())))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query sweep", e))?;
-            for item in page.items.unwrap_or_default() {
-                records.push(serde_dynamo::from_item(item).map_err(corrupt)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(records);
-            }
-        }
+        let below = keys::sortable_millis(before.timestamp_millis());
+        self.query_index_below(sweep_key(state), Some(below), "Query sweep")
+            .await?
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+            .collect()
     }
 }

@@ -60,23 +60,69 @@ pub struct Store {
 
 pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
+/// An entity as an item under its key.
+pub(crate) fn item_at<T: serde::Serialize>(
+    (pk, sk): (String, String),
+    entity: &T,
+    name: &'static str,
+) -> Result<Item, StoreError> {
+    let mut item: Item =
+        serde_dynamo::to_item(entity).map_err(|e| StoreError::Corrupt { entity: name, reason: e.to_string() })?;
+    item.insert(keys::PK.into(), aws_sdk_dynamodb::types::AttributeValue::S(pk));
+    item.insert(keys::SK.into(), aws_sdk_dynamodb::types::AttributeValue::S(sk));
+    Ok(item)
+}
+
 impl Store {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 
+    /// Writes (or overwrites) an entity under its key.
+    pub(crate) async fn put_at<T: serde::Serialize>(
+        &self,
+        key: (String, String),
+        entity: &T,
+        name: &'static str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item_at(key, entity, name)?))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem", e))?;
+        Ok(())
+    }
+
     /// Every item under one `gsi1pk`, in `gsi1sk` order, across result pages.
     pub(crate) async fn query_index(&self, gsi1pk: String, operation: &'static str) -> Result<Vec<Item>, StoreError> {
+        self.query_index_below(gsi1pk, None, operation).await
+    }
+
+    /// Like [`Self::query_index`], only items whose `gsi1sk` sorts below `below`.
+    pub(crate) async fn query_index_below(
+        &self,
+        gsi1pk: String,
+        below: Option<String>,
+        operation: &'static str,
+    ) -> Result<Vec<Item>, StoreError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
         let mut items = Vec::new();
         let mut start = None;
+        let condition = if below.is_some() { "gsi1pk = :pk AND gsi1sk < :below" } else { "gsi1pk = :pk" };
+        let mut values = std::collections::HashMap::from([(":pk".to_owned(), AttributeValue::S(gsi1pk))]);
+        if let Some(below) = below {
+            values.insert(":below".to_owned(), AttributeValue::S(below));
+        }
         loop {
             let page = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(gsi1pk.clone()))
+                .key_condition_expression(condition)
+                .set_expression_attribute_values(Some(values.clone()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await

@@ -1,7 +1,6 @@
 //! Connected numbers (and Instagram accounts) with their sealed tokens, and the message
 //! templates of their WhatsApp Business Accounts.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -40,19 +39,7 @@ struct TemplateRecord {
 
 impl Store {
     pub async fn put_number(&self, number: &NumberRecord) -> Result<(), StoreError> {
-        let (pk, sk) = keys::number(&number.workspace_id, number.channel, &number.account_id);
-        let mut item: super::Item = serde_dynamo::to_item(number)
-            .map_err(|e| StoreError::Corrupt { entity: "number", reason: e.to_string() })?;
-        item.insert(keys::PK.into(), s(pk));
-        item.insert(keys::SK.into(), s(sk));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("PutItem number", e))?;
-        Ok(())
+        self.put_at(keys::number(&number.workspace_id, number.channel, &number.account_id), number, "number").await
     }
 
     pub async fn number(
@@ -98,7 +85,6 @@ impl Store {
         language: &str,
         status: TemplateStatus,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = keys::template(workspace, waba_id, name, language);
         let record = TemplateRecord {
             workspace_id: workspace.clone(),
             waba_id: waba_id.into(),
@@ -106,18 +92,7 @@ impl Store {
             language: language.into(),
             status,
         };
-        let mut item: super::Item = serde_dynamo::to_item(record)
-            .map_err(|e| StoreError::Corrupt { entity: "template", reason: e.to_string() })?;
-        item.insert(keys::PK.into(), AttributeValue::S(pk));
-        item.insert(keys::SK.into(), AttributeValue::S(sk));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("PutItem template", e))?;
-        Ok(())
+        self.put_at(keys::template(workspace, waba_id, name, language), &record, "template").await
     }
 
     /// The template's status, `None` when it does not exist for that WABA and language.
