@@ -509,3 +509,26 @@ async fn the_plaintext_token_appears_in_no_log_line_no_response_and_no_stored_it
     assert!(!stored.contains(TOKEN), "the token is stored only sealed");
     assert_eq!(app.sends_received(), 3, "Meta itself did receive it, in the Authorization header");
 }
+
+#[tokio::test]
+async fn a_failed_webhook_that_overtakes_the_senders_record_is_handled_later_not_lost() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    let sending = job(&ws, "race-1", CUSTOMER, broadcast("b"), template("spring_sale"));
+    let request = wapisnap::outbound::job::SendRequest::New { job: Box::new(sending) };
+    app.store().claim_job(&request, chrono::Utc::now(), wapisnap::outbound::sender::send_lease()).await.unwrap();
+    let failure = wapisnap::queues::SendFailure {
+        workspace_id: ws.clone(),
+        job_id: Some("race-1".into()),
+        message_id: Some("wamid.RACE".into()),
+        attempt: None,
+        recipient_id: CUSTOMER.into(),
+        error_code: Some(131049),
+        http_status: None,
+        error_title: None,
+        failed_at: chrono::Utc::now(),
+    };
+    let retry = app.env.stack.functions.retry.smart_retry();
+    assert!(retry.handle(failure).await.is_err(), "left on the retry queue for a later delivery");
+    assert_eq!(app.job(&ws, "race-1").await.state, JobState::Sending, "nothing decided yet");
+}

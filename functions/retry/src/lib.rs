@@ -39,6 +39,10 @@ impl Retry {
         Self { smart_retry: SmartRetry::new(store, aws.scheduler.clone(), config.scheduler, queues, clock) }
     }
 
+    pub fn smart_retry(&self) -> &SmartRetry {
+        &self.smart_retry
+    }
+
     pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, UnreportableRecord> {
         each_json_message(event, |failure: SendFailure, _| async move {
             // Boxed: the Smart Retry future is deep, and the Lambda runtime nests it further.

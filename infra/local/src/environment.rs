@@ -55,6 +55,35 @@ pub struct LocalEnvironment {
 }
 
 impl LocalEnvironment {
+    /// Connects a WhatsApp number to a workspace the way onboarding does (claim, sealed token,
+    /// ACTIVE), so the local stack has something to receive for and send from.
+    pub async fn connect_number(
+        &self,
+        workspace: &wapisnap::ids::WorkspaceId,
+        number_id: &str,
+        waba_id: &str,
+        token: &str,
+    ) -> Result<wapisnap::store::numbers::NumberRecord, wapisnap::numbers::ConnectError> {
+        use crate::template::Resolver;
+        use wapisnap::clock::Clock;
+        let stack = &self.stack;
+        let store = wapisnap::store::Store::new(stack.aws.dynamodb.clone(), stack.resources.table_name());
+        let vault = wapisnap::vault::Vault::new(
+            stack.aws.kms.clone(),
+            stack.resources.reference("TokenKey").unwrap_or_default(),
+        );
+        let token = secrecy::SecretString::from(token.to_owned());
+        let connection = wapisnap::numbers::Connection {
+            workspace,
+            channel: wapisnap::inbound::event::Channel::WhatsApp,
+            account_id: number_id,
+            waba_id: Some(waba_id),
+            token: &token,
+            state: wapisnap::policy::send::NumberState::Active,
+        };
+        wapisnap::numbers::connect(&store, &vault, connection, stack.clock.now()).await
+    }
+
     pub async fn start(options: EnvironmentOptions) -> Result<Self, EnvironmentError> {
         let (moto, endpoint) = match options.aws_endpoint {
             Some(endpoint) => (None, endpoint),

@@ -9,6 +9,12 @@ use wapisnap_local::environment::{EnvironmentOptions, LocalEnvironment};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
+/// What `make dev` connects, so there is something to receive for and send from right away.
+const DEV_WORKSPACE: &str = "acme";
+const DEV_NUMBER: &str = "106540352242922";
+const DEV_WABA: &str = "102290129340398";
+const DEV_TEMPLATE: &str = "spring_sale";
+
 fn addr(env: &Env, name: &'static str, default: &str) -> Result<SocketAddr, Failure> {
     let value = env.optional(name).unwrap_or_else(|| default.to_owned());
     value.parse().map_err(|e| format!("{name}={value:?} is not an address like 127.0.0.1:3000: {e}").into())
@@ -57,6 +63,12 @@ async fn dev(options: EnvironmentOptions) -> Result<(), Failure> {
     let environment = LocalEnvironment::start(options).await?;
     environment.stack.start_background();
     let stack = &environment.stack;
+    let workspace = wapisnap::ids::WorkspaceId::parse(DEV_WORKSPACE)?;
+    let number = environment.connect_number(&workspace, DEV_NUMBER, DEV_WABA, "local-dev-access-token").await?;
+    let store = wapisnap::store::Store::new(stack.aws.dynamodb.clone(), stack.resources.table_name());
+    store
+        .put_template(&workspace, DEV_WABA, DEV_TEMPLATE, "en_US", wapisnap::policy::send::TemplateStatus::Approved)
+        .await?;
     println!("wapisnap local stack is up (Ctrl-C stops everything it started)");
     println!("  webhook (Meta calls this):  {}", stack.webhook_url());
     println!("  workspace API:              {}/", stack.api_url());
@@ -69,6 +81,11 @@ async fn dev(options: EnvironmentOptions) -> Result<(), Failure> {
         println!("  AWS emulator (moto):        {}", moto.endpoint);
     }
     println!("  resources prefix:           {}", stack.resources.prefix);
+    println!(
+        "  workspace {DEV_WORKSPACE} owns WhatsApp number {DEV_NUMBER} (WABA {DEV_WABA}, token …{})",
+        number.token.last4
+    );
+    println!("  approved template:          {DEV_TEMPLATE} (en_US)");
     wait_for_stop_signal().await;
     println!("stopping");
     Ok(())

@@ -181,6 +181,27 @@ impl LocalStack {
                     .boxed()
                 })
             },
+            enqueue_send: {
+                let sqs = aws.sqs.clone();
+                let url = resources.queue("SendQueue").map(|q| q.url).unwrap_or_default();
+                Arc::new(move |body| {
+                    let (sqs, url) = (sqs.clone(), url.clone());
+                    async move {
+                        let request: wapisnap::outbound::job::SendRequest = serde_json::from_slice(&body)
+                            .map_err(|e| format!("not a send request ({e}); see events/sqs/send-job.json"))?;
+                        let body = serde_json::to_string(&request).map_err(|e| e.to_string())?;
+                        let sent = sqs
+                            .send_message()
+                            .queue_url(url)
+                            .message_body(body)
+                            .send()
+                            .await
+                            .map_err(|e| format!("{e:?}"))?;
+                        Ok(serde_json::json!({ "queued": sent.message_id }))
+                    }
+                    .boxed()
+                })
+            },
         };
         tokio::spawn(serve(listener, routes, stopped.clone()));
 

@@ -29,6 +29,8 @@ pub enum RetryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("job {0} is still being sent; its failure is handled once the sender has recorded the attempt")]
+    StillSending(String),
     #[error("creating the retry schedule {name} failed: {reason}")]
     Schedule { name: String, reason: String },
 }
@@ -87,6 +89,11 @@ impl SmartRetry {
         let Some(record) = self.store.job(ws, &job_id).await? else {
             return Ok(RetryOutcome::Ignored("no such job"));
         };
+        // Meta's `failed` webhook can overtake the sender's own record of the attempt: come back
+        // later (SQS redelivers) rather than judge an attempt that is not written down yet.
+        if record.state == JobState::Sending {
+            return Err(RetryError::StillSending(job_id.to_string()));
+        }
         let failed_attempt = match (failure.attempt, failure.message_id.as_deref()) {
             (Some(attempt), _) => attempt,
             (None, Some(wamid)) if record.wamid.as_deref() == Some(wamid) => record.attempt,

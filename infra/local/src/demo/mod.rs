@@ -6,24 +6,18 @@ mod sending;
 
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 use serde_json::Value;
-use wapisnap::clock::Clock;
 use wapisnap::ids::WorkspaceId;
-use wapisnap::inbound::event::Channel;
-use wapisnap::numbers::Connection;
-use wapisnap::policy::send::NumberState;
 use wapisnap::store::Store;
-use wapisnap::vault::Vault;
 
 use crate::environment::{EnvironmentOptions, LocalEnvironment};
-use crate::template::Resolver;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// The demo workspace's WhatsApp number.
 const DEMO_NUMBER: &str = "106540352242922";
 const DEMO_TOKEN: &str = "EAAGdemoACCESStokenNEVERshown1234";
+const DEMO_WABA: &str = "102290129340398";
 
 /// Prints what happened, with the time since the demo started.
 pub struct Timeline {
@@ -103,17 +97,7 @@ impl Demo<'_> {
 
     async fn connect_number(&self) -> Result<(), Failure> {
         self.timeline.chapter("Workspace acme connects its WhatsApp number");
-        let stack = &self.environment.stack;
-        let vault = Vault::new(stack.aws.kms.clone(), stack.resources.reference("TokenKey").unwrap_or_default());
-        let connection = Connection {
-            workspace: &self.workspace,
-            channel: Channel::WhatsApp,
-            account_id: DEMO_NUMBER,
-            waba_id: Some("102290129340398"),
-            token: &SecretString::from(DEMO_TOKEN),
-            state: NumberState::Active,
-        };
-        let number = wapisnap::numbers::connect(&self.store, &vault, connection, stack.clock.now()).await?;
+        let number = self.environment.connect_number(&self.workspace, DEMO_NUMBER, DEMO_WABA, DEMO_TOKEN).await?;
         self.timeline.step(format!(
             "number {DEMO_NUMBER} claimed for acme; its access token sealed with KMS + AES-256-GCM (shown as …{})",
             number.token.last4

@@ -31,6 +31,8 @@ pub struct Routes {
     pub clock: Arc<ControlledClock>,
     pub fire_schedules: LocalAction,
     pub sweep: LocalAction,
+    /// Puts a send request (JSON) on the send queue, as the API, flows and broadcasts will.
+    pub enqueue_send: Arc<dyn Fn(Bytes) -> BoxFuture<'static, Result<serde_json::Value, String>> + Send + Sync>,
 }
 
 pub async fn serve(listener: TcpListener, routes: Routes, mut shutdown: watch::Receiver<bool>) {
@@ -41,6 +43,7 @@ pub async fn serve(listener: TcpListener, routes: Routes, mut shutdown: watch::R
         .route("/_local/clock/advance", post(advance_clock))
         .route("/_local/schedules/fire", post(fire_schedules))
         .route("/_local/sweep", post(sweep))
+        .route("/_local/send", post(enqueue_send))
         .with_state(routes);
     let stopped = async move {
         let _ = shutdown.changed().await;
@@ -138,4 +141,11 @@ async fn fire_schedules(State(routes): State<Routes>) -> Response {
 
 async fn sweep(State(routes): State<Routes>) -> Response {
     run_action(&routes.sweep).await
+}
+
+async fn enqueue_send(State(routes): State<Routes>, body: Bytes) -> Response {
+    match (routes.enqueue_send)(body).await {
+        Ok(value) => (StatusCode::ACCEPTED, axum::Json(value)).into_response(),
+        Err(error) => (StatusCode::BAD_REQUEST, error).into_response(),
+    }
 }
