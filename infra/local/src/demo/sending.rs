@@ -152,16 +152,16 @@ impl Demo<'_> {
             let job = self.job(id, landline, Origin::Flow { run_id: "run-7".into(), step: id.into() }, update)?;
             self.enqueue(&job).await?;
             let failed = self.job_in(id, &[JobState::Failed]).await?;
-            let tags = self.store.contact_tags(&self.workspace, Channel::WhatsApp, landline).await?;
-            self.timeline.step(format!(
-                "{id}: FAILED ({}) — not retried; contact tags now {tags:?}",
-                failed.reason.unwrap_or_default()
-            ));
+            self.timeline.step(format!("{id}: FAILED ({}) — not retried", failed.reason.unwrap_or_default()));
         }
-        let tagged =
-            self.store.contact_tags(&self.workspace, Channel::WhatsApp, landline).await?.contains(DO_NOT_SEND_TAG);
-        self.timeline
-            .step(format!("tagged do-not-send after two in a row: {tagged}; broadcasts now skip this contact"));
+        let tags = self
+            .until(Duration::from_secs(5), || async {
+                let tags = self.store.contact_tags(&self.workspace, Channel::WhatsApp, landline).await?;
+                Ok(tags.contains(DO_NOT_SEND_TAG).then_some(tags))
+            })
+            .await?
+            .ok_or("the contact was not tagged do-not-send")?;
+        self.timeline.step(format!("after two in a row the contact's tags are {tags:?}: broadcasts now skip it"));
         Ok(())
     }
 }
