@@ -116,14 +116,19 @@ impl SmartRetry {
         let reason = failure.error_title.clone().unwrap_or_else(|| format!("Meta error {:?}", failure.error_code));
         let class = classify(failure.error_code, failure.http_status);
         let current = AttemptRef { workspace: ws, job_id: &job_id, state: expected, attempt: failed_attempt };
+        // Whether this call settled the job: effects that follow a failure (the 131026 streak,
+        // the number's ERROR) happen once, even when a hand-over is delivered twice.
         let give_up = |reason: String| async move {
-            self.store.fail_job(current, failure.error_code, &reason, now).await?;
-            tracing::info!(?class, %reason, "send failed for good");
-            Ok::<_, RetryError>(RetryOutcome::GaveUp { class })
+            let settled = self.store.fail_job(current, failure.error_code, &reason, now).await?;
+            tracing::info!(?class, %reason, settled, "send failed for good");
+            Ok::<_, RetryError>(settled)
         };
+        let gave_up = RetryOutcome::GaveUp { class };
         match class {
             FailureClass::NotOnWhatsApp => {
-                give_up(reason).await?;
+                if !give_up(reason).await? {
+                    return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
+                }
                 let job = &record.job;
                 let streak = self.store.record_undeliverable(ws, job.channel, &job.to).await?;
                 if streak >= UNDELIVERABLE_STREAK_LIMIT
@@ -135,17 +140,19 @@ impl SmartRetry {
                 Ok(RetryOutcome::GaveUp { class })
             }
             FailureClass::TokenInvalid => {
-                let outcome = give_up(reason.clone()).await?;
+                if !give_up(reason.clone()).await? {
+                    return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
+                }
                 let job = &record.job;
                 let why = format!("Meta rejected the access token: {reason}");
                 self.store.set_number_state(ws, job.channel, &job.account_id, NumberState::Error, &why, now).await?;
                 tracing::warn!("access token invalid: number moved to ERROR");
-                Ok(outcome)
+                Ok(gave_up)
             }
-            FailureClass::Permanent => give_up(reason).await,
+            FailureClass::Permanent => give_up(reason).await.map(|_| gave_up),
             FailureClass::FrequencyCap | FailureClass::Transient | FailureClass::Throttled => {
                 match decide(class, record.retries, record.throttled) {
-                    RetryDecision::GiveUp => give_up(format!("{reason} (retries exhausted)")).await,
+                    RetryDecision::GiveUp => give_up(format!("{reason} (retries exhausted)")).await.map(|_| gave_up),
                     RetryDecision::Backoff { delay } => {
                         // A rate limit reported asynchronously: retry soon, through SQS.
                         let at = now + delay;
