@@ -10,10 +10,16 @@
 //! | contact | `WS#{ws}#CONTACT#{wa\|ig}#{contact}` | `CONTACT` | – | webhook, api | api, policies |
 //! | conversation | `WS#{ws}#CONV#{conversation}` | `CONV` | `WS#{ws}#CONVS` / `{last_inbound_at ms}` | webhook (monotonic last inbound) | inbox list, send policy (24-hour window) |
 //! | outbound message status | `WS#{ws}#OUT#{wamid}` | `STATUS` | `WS#{ws}#JOB#{job id}` / `STATUS` | webhook (monotonic status) | sender (reconcile by job id), sweeper, inbox |
+//! | send job | `WS#{ws}#JOB#{job id}` | `JOB` | `SWEEP#{Accepted\|Uncertain\|FailedAttempt}` / `{since ms}` (sparse: only states the sweeper revisits) | sender (conditional claim and outcome), retry, webhook (reconcile), sweeper | sender, retry, sweeper |
+//! | number | `WS#{ws}#NUMBER#{wa\|ig}#{account}` | `NUMBER` | – | onboarding (`numbers::connect`), retry (ERROR on 190) | sender (state, sealed token, WABA) |
+//! | template | `WS#{ws}#TEMPLATE#{waba}#{name}#{language}` | `TEMPLATE` | – | template sync | sender (APPROVED?) |
+//! | broadcast report | `WS#{ws}#BROADCAST#{broadcast}` | `REPORT` | – | sender (accepted), sweeper (silent failures, flag) | broadcasts page |
 //! | unrouted event | `UNROUTED#{sha256 of raw}` | `EVENT` | `UNROUTED#{yyyy-mm-dd}` / `{received ms}` | webhook (orphans, unknown and malformed deliveries; 30-day TTL) | operators |
 //!
 //! The route and unrouted items are the only ones not under a workspace: Meta names only the
-//! number, and an orphan has no workspace by definition. Neither holds workspace data.
+//! number, and an orphan has no workspace by definition. Neither holds workspace data. The
+//! sweeper's index is the one cross-workspace query; it is the sweeper's by design and returns
+//! jobs whose own keys are workspace-first.
 
 pub mod broadcasts;
 pub mod conversations;
