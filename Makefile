@@ -35,13 +35,18 @@ lint: setup
 bench:
 	cargo bench -p wapisnap
 
-## Lambda binaries for arm64 (needs cargo-lambda: `pip install cargo-lambda`).
-build:
-	cargo lambda build --release --arm64 --workspace --exclude wapisnap-local --exclude wapisnap-tests
+$(VENV)/.deploy-tools: infra/requirements-deploy.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt
+	@touch $@
+
+## Lambda binaries for arm64, with cargo-lambda (installed into .venv on first use).
+build: $(VENV)/.deploy-tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --workspace \
+		--exclude wapisnap-local --exclude wapisnap-tests
 
 ## Deploy with SAM (needs the SAM CLI and AWS credentials); asks for the Meta secrets once.
-deploy:
-	cd infra && sam build --beta-features && sam deploy --guided
+deploy: $(VENV)/.deploy-tools
+	cd infra && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build --beta-features && sam deploy --guided
 
 clean:
 	cargo clean
