@@ -542,3 +542,108 @@ async fn a_failed_webhook_that_overtakes_the_senders_record_is_handled_later_not
     assert!(retry.handle(failure).await.is_err(), "left on the retry queue for a later delivery");
     assert_eq!(app.job(&ws, "race-1").await.state, JobState::Sending, "nothing decided yet");
 }
+
+#[tokio::test]
+async fn a_failure_reported_for_an_uncertain_send_goes_through_smart_retry() {
+    let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
+        graph_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    app.env.stack.start_background();
+    let ws = app.workspace_with_number().await;
+    let waba = format!("9{NUMBER_A}");
+    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.env.sandbox.set_auto_statuses(&[]);
+    app.env.sandbox.inject(fault(FaultEffect::AcceptThenFail { status: Some(200), delay_millis: Some(1000) }, 1));
+    let sale = job(&ws, "unsure-1", CUSTOMER, broadcast("spring"), template("spring_sale"));
+    assert_eq!(app.send(&sale).await, SendOutcome::Uncertain);
+
+    // Meta had it after all, and reports it failed with 131049 (no `sent` first).
+    let wamid = app.env.sandbox.requests_to("/messages")[0].accepted_id.clone().unwrap();
+    let failed = wapisnap_local::sandbox::StatusUpdate {
+        wamid: wamid.clone(),
+        status: "failed".into(),
+        recipient_id: CUSTOMER.into(),
+        biz_opaque_callback_data: Some("unsure-1".into()),
+        error_code: Some(131049),
+        ..Default::default()
+    };
+    app.env.sandbox.state.post_status(NUMBER_A, &failed).await.unwrap();
+    let record = app.job_reaches(&ws, "unsure-1", JobState::RetryScheduled).await;
+    assert_eq!(record.ladder.as_deref(), Some("frequency_cap"));
+    assert_eq!(record.failed_wamids, [wamid]);
+    assert_eq!(app.sends_received(), 1, "not resent inside Meta's cooldown");
+}
+
+#[tokio::test]
+async fn a_rate_limit_reported_by_webhook_backs_off_without_using_a_retry() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.inject(fault(FaultEffect::FailedStatus { code: 130429 }, 1));
+    app.enqueue(&job(&ws, "rl-async", CUSTOMER, flow(), text("hi"))).await;
+    let record = app.job_reaches(&ws, "rl-async", JobState::RetryScheduled).await;
+    assert_eq!((record.attempt, record.retries, record.throttled), (1, 0, 1), "a backoff, not a retry");
+    let wait = record.retry_at.unwrap() - app.env.stack.clock.now();
+    assert!(wait <= Duration::seconds(30), "seconds, through SQS: {wait}");
+    assert!(app.schedules().await.is_empty(), "no Scheduler schedule for a short backoff");
+}
+
+#[tokio::test]
+async fn a_job_given_back_is_claimed_by_its_redelivered_request_or_queued_again_by_the_sweeper() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.inject(fault(meta_error(130429), 2));
+    let reply = job(&ws, "lost-1", CUSTOMER, agent(), text("hi"));
+    assert_eq!(app.send(&reply).await, SendOutcome::Requeued);
+    // SQS redelivers the original request (say the backoff message could not be sent).
+    assert_eq!(app.send(&reply).await, SendOutcome::Requeued, "it claims attempt 0 again");
+    assert_eq!(app.job(&ws, "lost-1").await.throttled, 2);
+
+    // Both backoff messages are lost.
+    let sqs = &app.env.stack.aws.sqs;
+    sqs.purge_queue().queue_url(app.queue_url("SendQueue")).send().await.unwrap();
+    app.advance(Duration::hours(3)).await;
+    let report = app.env.stack.functions.sweeper.handle().await.unwrap();
+    assert_eq!(report.overdue_requeued, 1);
+    let queued = app.drain("SendQueue").await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let request: wapisnap::outbound::job::SendRequest = serde_json::from_value(queued[0].clone()).unwrap();
+    assert!(matches!(app.sender().send(request).await.unwrap(), SendOutcome::Accepted { .. }));
+}
+
+#[tokio::test]
+async fn a_late_sent_for_an_earlier_failed_wamid_does_not_cancel_the_next_retry() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace_with_number().await;
+    let waba = format!("9{NUMBER_A}");
+    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.env.sandbox.set_auto_statuses(&[]);
+    app.env.sandbox.inject(fault(FaultEffect::FailedStatus { code: 131049 }, 2));
+    app.enqueue(&job(&ws, "late-sent", CUSTOMER, broadcast("spring"), template("spring_sale"))).await;
+    wapisnap_tests::eventually("the first retry", std::time::Duration::from_secs(20), || async {
+        let record = app.store().job(&ws, &wapisnap::ids::SendJobId::parse("late-sent").unwrap()).await.unwrap()?;
+        (record.state == JobState::RetryScheduled && record.retries == 1).then_some(())
+    })
+    .await;
+    app.advance(Duration::days(7) + Duration::minutes(61)).await;
+    let record = wapisnap_tests::eventually("the second retry", std::time::Duration::from_secs(20), || async {
+        let record = app.store().job(&ws, &wapisnap::ids::SendJobId::parse("late-sent").unwrap()).await.unwrap()?;
+        (record.state == JobState::RetryScheduled && record.retries == 2).then_some(record)
+    })
+    .await;
+    assert_eq!(record.failed_wamids.len(), 2, "both failed wamids remembered: {:?}", record.failed_wamids);
+
+    // Meta's delayed `sent` for the first, failed, wamid arrives now.
+    let late = wapisnap_local::sandbox::StatusUpdate {
+        wamid: record.failed_wamids[0].clone(),
+        status: "sent".into(),
+        recipient_id: CUSTOMER.into(),
+        biz_opaque_callback_data: Some("late-sent".into()),
+        ..Default::default()
+    };
+    app.env.sandbox.state.post_status(NUMBER_A, &late).await.unwrap();
+    assert_eq!(app.job(&ws, "late-sent").await.state, JobState::RetryScheduled, "the retry still waits");
+}

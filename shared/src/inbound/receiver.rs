@@ -218,7 +218,11 @@ impl Receiver {
         let outcome = self.store.apply_status(&workspace, &status).await?;
         // A status naming our send job settles it: an answer lost on the way back (a timeout,
         // a 500 after Meta accepted) is reconciled here instead of the message being resent.
-        if let Some(job_id) = status.job_id.as_deref().and_then(|j| SendJobId::parse(j).ok()) {
+        // Only a status that advanced says something new: a late `sent` for a message Meta
+        // already reported failed must not settle a job that is waiting for its retry.
+        if outcome.advanced
+            && let Some(job_id) = status.job_id.as_deref().and_then(|j| SendJobId::parse(j).ok())
+        {
             self.store.reconcile_job(&workspace, &job_id, &status.message_id, status.state, self.clock.now()).await?;
         }
         if matches!(status.state, DeliveryState::Delivered | DeliveryState::Read) {

@@ -155,22 +155,23 @@ impl Sender {
                 return Ok(SendOutcome::Failed { reason });
             }
             Err(error) => {
-                // KMS is unreachable: nothing was sent, so the same attempt can run again.
+                // KMS is unreachable: nothing was sent, so the same attempt runs again shortly.
+                tracing::warn!(%error, "token vault unavailable; sending again shortly");
                 self.requeue(claim, record, false, Duration::seconds(30)).await?;
-                return Err(SendError::Vault(error));
+                return Ok(SendOutcome::Requeued);
             }
         };
         let body = job.content.graph_body(job.channel, &job.to, job.job_id.as_str());
         match self.graph.send_message(&job.account_id, &token, &body).await {
             Ok(wamid) => {
-                if !self.finish(claim, record, AttemptOutcome::Accepted { wamid: wamid.clone() }).await? {
-                    return Ok(SendOutcome::LostClaim);
-                }
+                // Recorded by us, or already by its status webhook (a lost claim): Meta has it
+                // either way, and only this sender counts it for the broadcast.
+                let recorded = self.finish(claim, record, AttemptOutcome::Accepted { wamid: wamid.clone() }).await?;
                 if let Origin::Broadcast { broadcast_id } = &job.origin {
                     self.store.count_broadcast_accepted(ws, broadcast_id).await?;
                 }
-                tracing::info!(%wamid, "accepted by Meta");
-                Ok(SendOutcome::Accepted { wamid })
+                tracing::info!(%wamid, recorded, "accepted by Meta");
+                Ok(if recorded { SendOutcome::Accepted { wamid } } else { SendOutcome::LostClaim })
             }
             Err(GraphError::NotSent(reason)) => {
                 tracing::warn!(%reason, "the request never reached Meta; sending again shortly");
@@ -223,7 +224,8 @@ impl Sender {
         throttled: bool,
         delay: Duration,
     ) -> Result<(), SendError> {
-        if self.finish(claim, record, AttemptOutcome::Requeued { throttled }).await? {
+        let until = self.clock.now() + delay;
+        if self.finish(claim, record, AttemptOutcome::Requeued { throttled, until }).await? {
             let job = &record.job;
             let request = SendRequest::Attempt {
                 workspace_id: job.workspace_id.clone(),

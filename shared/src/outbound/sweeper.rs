@@ -27,6 +27,9 @@ pub struct SweepPolicy {
     pub uncertain_after: Duration,
     pub silent_after: Duration,
     pub failed_attempt_after: Duration,
+    /// How late a waiting attempt may be (beyond a retry's flexible window) before it is
+    /// assumed lost and queued again.
+    pub overdue_after: Duration,
 }
 
 impl SweepPolicy {
@@ -36,6 +39,7 @@ impl SweepPolicy {
             uncertain_after: Duration::minutes(env.parsed_or("SWEEP_UNCERTAIN_AFTER_MINUTES", 15)?),
             silent_after: Duration::hours(env.parsed_or("SWEEP_SILENT_AFTER_HOURS", 72)?),
             failed_attempt_after: Duration::minutes(10),
+            overdue_after: Duration::hours(2),
         })
     }
 }
@@ -56,6 +60,7 @@ pub struct SweepReport {
     pub uncertain_failed: u32,
     pub silent_failures: u32,
     pub handed_to_retry_again: u32,
+    pub overdue_requeued: u32,
     pub flagged_broadcasts: Vec<String>,
 }
 
@@ -76,6 +81,7 @@ impl Sweeper {
         self.settle_uncertain(&mut report).await?;
         self.fail_silent(&mut report).await?;
         self.rehand_failed_attempts(&mut report).await?;
+        self.requeue_overdue(&mut report).await?;
         tracing::info!(?report, "sweep done");
         Ok(report)
     }
@@ -88,8 +94,9 @@ impl Sweeper {
             if let Some(status) = self.store.status_for_job(ws, job.job_id.as_str()).await?
                 && status.status != DeliveryState::Failed
             {
-                self.store.reconcile_job(ws, &job.job_id, &status.message_id, status.status, now).await?;
-                report.uncertain_reconciled += 1;
+                if self.store.reconcile_job(ws, &job.job_id, &status.message_id, status.status, now).await? {
+                    report.uncertain_reconciled += 1;
+                }
             } else if job.content.kind() != ContentKind::Template && !record.uncertain_resent {
                 if self.store.resend_uncertain(ws, &job.job_id, record.attempt, now).await? {
                     let request = SendRequest::Attempt {
@@ -153,6 +160,24 @@ impl Sweeper {
             };
             self.queues.hand_to_retry(&failure).await?;
             report.handed_to_retry_again += 1;
+        }
+        Ok(())
+    }
+
+    /// A RETRY_SCHEDULED job whose attempt is long overdue lost its queue message or schedule
+    /// (a failed enqueue after the state was written): queue it again. A duplicate message is
+    /// harmless, since only one delivery can claim the attempt.
+    async fn requeue_overdue(&self, report: &mut SweepReport) -> Result<(), SweepError> {
+        let now = self.clock.now();
+        for record in self.store.jobs_waiting_since(JobState::RetryScheduled, now - self.policy.overdue_after).await? {
+            let job = &record.job;
+            let request = SendRequest::Attempt {
+                workspace_id: job.workspace_id.clone(),
+                job_id: job.job_id.clone(),
+                attempt: record.attempt,
+            };
+            self.queues.enqueue_send(&request, Duration::zero()).await?;
+            report.overdue_requeued += 1;
         }
         Ok(())
     }

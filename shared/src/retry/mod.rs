@@ -27,6 +27,18 @@ pub enum FailureClass {
     Permanent,
 }
 
+impl FailureClass {
+    /// The ladder a retry of this class climbs; each ladder counts its own steps.
+    pub fn ladder(self) -> &'static str {
+        match self {
+            Self::FrequencyCap => "frequency_cap",
+            Self::Transient => "transient",
+            Self::Throttled => "throttle",
+            Self::NotOnWhatsApp | Self::TokenInvalid | Self::Permanent => "none",
+        }
+    }
+}
+
 pub const FREQUENCY_CAP: i64 = 131049;
 pub const NOT_ON_WHATSAPP: i64 = 131026;
 
@@ -40,7 +52,8 @@ pub fn classify(code: Option<i64>, http_status: Option<u16>) -> FailureClass {
         Some(190) => FailureClass::TokenInvalid,
         Some(_) if http_status.is_some_and(|s| s >= 500) => FailureClass::Transient,
         Some(_) => FailureClass::Permanent,
-        None if http_status.is_some_and(|s| s >= 500 || s == 429) => FailureClass::Transient,
+        None if http_status == Some(429) => FailureClass::Throttled,
+        None if http_status.is_some_and(|s| s >= 500) => FailureClass::Transient,
         None => FailureClass::Permanent,
     }
 }
@@ -121,6 +134,7 @@ mod tests {
             assert_eq!(classify(Some(code), Some(500)), FailureClass::Transient, "{code}");
         }
         assert_eq!(classify(None, Some(503)), FailureClass::Transient);
+        assert_eq!(classify(None, Some(429)), FailureClass::Throttled, "a bare 429 is a rate limit");
         assert_eq!(
             decide(FailureClass::Transient, 0, 0),
             RetryDecision::RetryAfter { delay: Duration::hours(1), retry: 1 }

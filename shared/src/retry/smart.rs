@@ -17,10 +17,11 @@ use super::{FailureClass, RetryDecision, UNDELIVERABLE_STREAK_LIMIT, classify, d
 use crate::clock::SharedClock;
 use crate::config::SchedulerConfig;
 use crate::ids::{SendJobId, WorkspaceId};
+use crate::inbound::status::DeliveryState;
 use crate::outbound::job::{JobState, SendRequest};
 use crate::policy::send::{DO_NOT_SEND_TAG, NumberState};
 use crate::queues::{QueueError, Queues, SendFailure};
-use crate::store::jobs::AttemptRef;
+use crate::store::jobs::{AttemptRef, Counted, RetryPlan};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,8 @@ pub enum RetryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("the job disappeared while its failure was being handled")]
+    Vanished,
     #[error("job {0} is still being sent; its failure is handled once the sender has recorded the attempt")]
     StillSending(String),
     #[error("creating the retry schedule {name} failed: {reason}")]
@@ -86,13 +89,19 @@ impl SmartRetry {
         let Some(job_id) = failure.job_id.as_deref().and_then(|j| SendJobId::parse(j).ok()) else {
             return Ok(RetryOutcome::Ignored("the failed message was not sent by a job of ours"));
         };
-        let Some(record) = self.store.job(ws, &job_id).await? else {
+        let Some(mut record) = self.store.job(ws, &job_id).await? else {
             return Ok(RetryOutcome::Ignored("no such job"));
         };
+        let now = self.clock.now();
         // Meta's `failed` webhook can overtake the sender's own record of the attempt: come back
         // later (SQS redelivers) rather than judge an attempt that is not written down yet.
         if record.state == JobState::Sending {
             return Err(RetryError::StillSending(job_id.to_string()));
+        }
+        // A send we were unsure about was accepted after all, then refused: take it as accepted.
+        if let (JobState::Uncertain, Some(wamid)) = (record.state, failure.message_id.as_deref()) {
+            self.store.reconcile_job(ws, &job_id, wamid, DeliveryState::Failed, now).await?;
+            record = self.store.job(ws, &job_id).await?.ok_or(RetryError::Vanished)?;
         }
         let failed_attempt = match (failure.attempt, failure.message_id.as_deref()) {
             (Some(attempt), _) => attempt,
@@ -112,51 +121,45 @@ impl SmartRetry {
         }
         let span = tracing::info_span!("smart_retry", workspace = %ws, job = %job_id, attempt = failed_attempt, code = ?failure.error_code);
         let _entered = span.enter();
-        let now = self.clock.now();
         let reason = failure.error_title.clone().unwrap_or_else(|| format!("Meta error {:?}", failure.error_code));
         let class = classify(failure.error_code, failure.http_status);
         let current = AttemptRef { workspace: ws, job_id: &job_id, state: expected, attempt: failed_attempt };
-        // Whether this call settled the job: effects that follow a failure (the 131026 streak,
-        // the number's ERROR) happen once, even when a hand-over is delivered twice.
         let give_up = |reason: String| async move {
             let settled = self.store.fail_job(current, failure.error_code, &reason, now).await?;
             tracing::info!(?class, %reason, settled, "send failed for good");
-            Ok::<_, RetryError>(settled)
+            Ok::<_, RetryError>(RetryOutcome::GaveUp { class })
         };
-        let gave_up = RetryOutcome::GaveUp { class };
+        let job = &record.job;
         match class {
+            // The effects of a failure come before the job is settled and are idempotent per
+            // job, so a hand-over that fails half way and is delivered again completes them.
             FailureClass::NotOnWhatsApp => {
-                if !give_up(reason).await? {
-                    return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
-                }
-                let job = &record.job;
-                let streak = self.store.record_undeliverable(ws, job.channel, &job.to).await?;
-                if streak >= UNDELIVERABLE_STREAK_LIMIT
-                    && self.store.add_contact_tag(ws, job.channel, &job.to, DO_NOT_SEND_TAG).await?
-                {
+                let streak = self.store.record_undeliverable(ws, job.channel, &job.to, job_id.as_str()).await?;
+                let tagged = streak >= UNDELIVERABLE_STREAK_LIMIT
+                    && self.store.add_contact_tag(ws, job.channel, &job.to, DO_NOT_SEND_TAG).await?;
+                if tagged {
                     tracing::info!(streak, "131026 twice in a row: contact tagged do-not-send");
-                    return Ok(RetryOutcome::TaggedDoNotSend);
                 }
-                Ok(RetryOutcome::GaveUp { class })
+                give_up(reason).await?;
+                Ok(if tagged { RetryOutcome::TaggedDoNotSend } else { RetryOutcome::GaveUp { class } })
             }
             FailureClass::TokenInvalid => {
-                if !give_up(reason.clone()).await? {
-                    return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
-                }
-                let job = &record.job;
                 let why = format!("Meta rejected the access token: {reason}");
                 self.store.set_number_state(ws, job.channel, &job.account_id, NumberState::Error, &why, now).await?;
                 tracing::warn!("access token invalid: number moved to ERROR");
-                Ok(gave_up)
+                give_up(reason).await
             }
-            FailureClass::Permanent => give_up(reason).await.map(|_| gave_up),
+            FailureClass::Permanent => give_up(reason).await,
             FailureClass::FrequencyCap | FailureClass::Transient | FailureClass::Throttled => {
-                match decide(class, record.retries, record.throttled) {
-                    RetryDecision::GiveUp => give_up(format!("{reason} (retries exhausted)")).await.map(|_| gave_up),
+                let ladder = class.ladder();
+                let climbed = if record.ladder.as_deref() == Some(ladder) { record.retries } else { 0 };
+                let failed_wamid = failure.message_id.as_deref();
+                match decide(class, climbed, record.throttled) {
+                    RetryDecision::GiveUp => give_up(format!("{reason} (retries exhausted)")).await,
                     RetryDecision::Backoff { delay } => {
-                        // A rate limit reported asynchronously: retry soon, through SQS.
-                        let at = now + delay;
-                        if self.store.schedule_job_retry(current, at, failure.message_id.as_deref(), now).await? {
+                        // A rate limit reported by webhook: try again soon, through SQS.
+                        let plan = RetryPlan { at: now + delay, failed_wamid, counted: Counted::Throttle };
+                        if self.store.schedule_job_retry(current, plan, now).await? {
                             let next = SendRequest::Attempt {
                                 workspace_id: ws.clone(),
                                 job_id: job_id.clone(),
@@ -166,16 +169,28 @@ impl SmartRetry {
                         }
                         Ok(RetryOutcome::Backoff { attempt: failed_attempt + 1 })
                     }
-                    RetryDecision::RetryAfter { delay, .. } => {
+                    RetryDecision::RetryAfter { delay, retry } => {
                         let attempt = failed_attempt + 1;
                         let at = now + delay;
                         let name = self.create_schedule(ws, &job_id, attempt, at, class).await?;
-                        self.store.schedule_job_retry(current, at, failure.message_id.as_deref(), now).await?;
+                        let plan = RetryPlan { at, failed_wamid, counted: Counted::Retry { ladder, retries: retry } };
+                        if !self.store.schedule_job_retry(current, plan, now).await? {
+                            self.delete_schedule(&name).await;
+                            return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
+                        }
                         tracing::info!(%at, schedule = %name, "retry scheduled");
                         Ok(RetryOutcome::Scheduled { attempt, at, schedule: name })
                     }
                 }
             }
+        }
+    }
+
+    /// Removes a schedule that will not be needed; a leftover one would fire harmlessly.
+    async fn delete_schedule(&self, name: &str) {
+        let deleted = self.scheduler.delete_schedule().group_name(&self.config.group_name).name(name).send().await;
+        if let Err(error) = deleted {
+            tracing::debug!(name, error = %aws_sdk_scheduler::error::DisplayErrorContext(&error), "schedule not deleted");
         }
     }
 

@@ -164,6 +164,8 @@ impl Store {
 struct ContactFlags {
     #[serde(default)]
     tags: std::collections::BTreeSet<String>,
+    #[serde(default)]
+    undeliverable_streak: u32,
 }
 
 impl Store {
@@ -205,28 +207,44 @@ impl Store {
         }
     }
 
-    /// Counts one more 131026 in a row; returns the streak.
+    /// Counts one more 131026 in a row, once per job (a redelivered hand-over does not count
+    /// twice); returns the streak.
     pub async fn record_undeliverable(
         &self,
         workspace: &WorkspaceId,
         channel: Channel,
         contact_id: &str,
+        job_id: &str,
     ) -> Result<u32, StoreError> {
         let (pk, sk) = keys::contact(workspace, channel, contact_id);
-        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
-        let output = super::update::Update::new()
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(&pk)).key(keys::SK, s(&sk));
+        let result = super::update::Update::new()
             .add("undeliverable_streak", n(1))
+            .set("last_undeliverable_job", s(job_id))
             .set_if_absent("workspace_id", s(workspace.as_str()))
             .set_if_absent("channel", s(channel.as_str()))
             .set_if_absent("contact_id", s(contact_id))
+            .condition(
+                "attribute_not_exists({last_undeliverable_job}) OR {last_undeliverable_job} <> {0}",
+                &["last_undeliverable_job"],
+                vec![s(job_id)],
+            )
             .apply(request)
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
-            .await
-            .map_err(|e| StoreError::aws("UpdateItem contact streak", e))?;
-        let streak = output
-            .attributes
-            .and_then(|a| a.get("undeliverable_streak").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+            .await;
+        let attributes = match result {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(e) if refused_by_condition(&e) => {
+                let flags: Option<ContactFlags> = self.get(pk, sk, "contact").await?;
+                return Ok(flags.map_or(0, |f| f.undeliverable_streak));
+            }
+            Err(e) => return Err(StoreError::aws("UpdateItem contact streak", e)),
+        };
+        let streak = attributes
+            .get("undeliverable_streak")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
             .unwrap_or(1);
         Ok(streak)
     }

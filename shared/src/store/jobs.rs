@@ -23,9 +23,11 @@ pub struct JobRecord {
     pub state: JobState,
     /// Which send attempt the job is on (0: the first).
     pub attempt: u32,
-    /// Smart Retry ladder steps used.
+    /// Steps used of the current Smart Retry ladder (`ladder`).
     #[serde(default)]
     pub retries: u32,
+    #[serde(default)]
+    pub ladder: Option<String>,
     /// Rate-limit backoffs used (they do not count as attempts).
     #[serde(default)]
     pub throttled: u32,
@@ -88,9 +90,10 @@ pub enum AttemptOutcome {
         code: Option<i64>,
         reason: String,
     },
-    /// Back on the queue for the same attempt (rate limit, or the request never left).
+    /// Back on the queue for the same attempt at `until` (rate limit, or the request never left).
     Requeued {
         throttled: bool,
+        until: DateTime<Utc>,
     },
 }
 
@@ -121,6 +124,33 @@ impl AttemptRef<'_> {
             vec![state(self.state), n(self.attempt)],
         )
     }
+}
+
+/// How a scheduled attempt counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Step `retries` of Smart Retry's `ladder`.
+    Retry { ladder: &'static str, retries: u32 },
+    /// A rate-limit backoff: never counted as a retry.
+    Throttle,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPlan<'a> {
+    pub at: DateTime<Utc>,
+    /// The wamid Meta reported failed: a late `sent` for it must not settle the job.
+    pub failed_wamid: Option<&'a str>,
+    pub counted: Counted,
+}
+
+/// RETRY_SCHEDULED, indexed by when the attempt is due: if its queue message or schedule is
+/// ever lost, the sweeper finds the job overdue and puts it back on the queue.
+fn waiting_for_attempt(update: Update, due: DateTime<Utc>) -> Update {
+    update
+        .set("state", state(JobState::RetryScheduled))
+        .set("retry_at", millis(due))
+        .set("gsi1pk", s(sweep_key(JobState::RetryScheduled)))
+        .set("gsi1sk", s(keys::sortable_millis(due.timestamp_millis())))
 }
 
 /// The sweeper's index: jobs in a state it revisits, by when they entered it.
@@ -172,6 +202,7 @@ impl Store {
                     state: JobState::Sending,
                     attempt: 0,
                     retries: 0,
+                    ladder: None,
                     throttled: 0,
                     claim: Some(token.clone()),
                     lease_until: Some(lease_until),
@@ -196,50 +227,44 @@ impl Store {
                     .await;
                 match put {
                     Ok(_) => return Ok(Claim::Claimed { token, record: Box::new(record) }),
+                    // Known already: a redelivery, or a job given back before its first send
+                    // (waiting for attempt 0), which this delivery may claim.
                     Err(e) if refused_by_condition(&e) => (job.workspace_id.clone(), job.job_id.clone(), 0),
                     Err(e) => return Err(StoreError::aws("PutItem job", e)),
                 }
             }
-            SendRequest::Attempt { workspace_id, job_id, attempt } => {
-                let update = Update::new()
-                    .set("state", state(JobState::Sending))
-                    .set("claim", s(&token))
-                    .set("lease_until", millis(lease_until))
-                    .set("updated_at", millis(now))
-                    .remove("gsi1pk")
-                    .remove("gsi1sk")
-                    .condition(
-                        "{state} = {0} AND {attempt} = {1}",
-                        &["state", "attempt"],
-                        vec![state(JobState::RetryScheduled), n(attempt)],
-                    );
-                let result =
-                    update.apply(self.job_update(workspace_id, job_id)).return_values(ReturnValue::AllNew).send().await;
-                match result {
-                    Ok(output) => {
-                        let record: JobRecord =
-                            serde_dynamo::from_item(output.attributes.unwrap_or_default()).map_err(corrupt)?;
-                        return Ok(Claim::Claimed { token, record: Box::new(record) });
-                    }
-                    Err(e) if refused_by_condition(&e) => (workspace_id.clone(), job_id.clone(), *attempt),
-                    Err(e) => return Err(StoreError::aws("UpdateItem job claim", e)),
-                }
-            }
+            SendRequest::Attempt { workspace_id, job_id, attempt } => (workspace_id.clone(), job_id.clone(), *attempt),
         };
+        let update = Update::new()
+            .set("state", state(JobState::Sending))
+            .set("claim", s(&token))
+            .set("lease_until", millis(lease_until))
+            .set("updated_at", millis(now))
+            .remove("gsi1pk")
+            .remove("gsi1sk")
+            .condition(
+                "{state} = {0} AND {attempt} = {1}",
+                &["state", "attempt"],
+                vec![state(JobState::RetryScheduled), n(attempt)],
+            );
+        let result = update.apply(self.job_update(&workspace, &job_id)).return_values(ReturnValue::AllNew).send().await;
+        match result {
+            Ok(output) => {
+                let record: JobRecord =
+                    serde_dynamo::from_item(output.attributes.unwrap_or_default()).map_err(corrupt)?;
+                return Ok(Claim::Claimed { token, record: Box::new(record) });
+            }
+            Err(e) if refused_by_condition(&e) => {}
+            Err(e) => return Err(StoreError::aws("UpdateItem job claim", e)),
+        }
         let Some(existing) = self.job(&workspace, &job_id).await? else { return Ok(Claim::Missing) };
         match (existing.state, existing.lease_until) {
             (JobState::Sending, Some(until)) if until > now => Ok(Claim::LeaseHeld { until }),
             (JobState::Sending, _) => {
                 let reason = "the sender stopped after claiming the job; Meta may or may not have it".to_owned();
-                let marked = self
-                    .finish_attempt(
-                        &workspace,
-                        &job_id,
-                        existing.claim.as_deref().unwrap_or(""),
-                        AttemptOutcome::Uncertain { reason },
-                        now,
-                    )
-                    .await?;
+                let claim = existing.claim.as_deref().unwrap_or("");
+                let outcome = AttemptOutcome::Uncertain { reason };
+                let marked = self.finish_attempt(&workspace, &job_id, claim, outcome, now).await?;
                 Ok(if marked { Claim::BecameUncertain } else { Claim::Settled(JobState::Uncertain) })
             }
             (other, _) => {
@@ -297,8 +322,8 @@ impl Store {
                     None => update,
                 }
             }
-            AttemptOutcome::Requeued { throttled } => {
-                let update = update.set("state", state(JobState::RetryScheduled));
+            AttemptOutcome::Requeued { throttled, until } => {
+                let update = waiting_for_attempt(update, until);
                 if throttled { update.add("throttled", n(1)) } else { update }
             }
         };
@@ -314,25 +339,23 @@ impl Store {
         }
     }
 
-    /// Smart Retry: the failed attempt `attempt` will be followed by `attempt + 1` at `at`.
+    /// Smart Retry: the failed attempt will be followed by the next one, as `plan` says.
     /// `false` when the job moved on meanwhile (a duplicate hand-over, a reconciliation).
     pub async fn schedule_job_retry(
         &self,
         current: AttemptRef<'_>,
-        at: DateTime<Utc>,
-        failed_wamid: Option<&str>,
+        plan: RetryPlan<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut update = Update::new()
-            .set("state", state(JobState::RetryScheduled))
+        let mut update = waiting_for_attempt(Update::new(), plan.at)
             .set("attempt", n(current.attempt + 1))
-            .add("retries", n(1))
-            .set("retry_at", millis(at))
-            .set("updated_at", millis(now))
-            .remove("gsi1pk")
-            .remove("gsi1sk");
-        if let Some(wamid) = failed_wamid {
-            update = update.set("failed_wamids", AttributeValue::L(vec![s(wamid)]));
+            .set("updated_at", millis(now));
+        update = match plan.counted {
+            Counted::Retry { ladder, retries } => update.set("ladder", s(ladder)).set("retries", n(retries)),
+            Counted::Throttle => update.add("throttled", n(1)),
+        };
+        if let Some(wamid) = plan.failed_wamid {
+            update = update.append("failed_wamids", vec![s(wamid)]);
         }
         match current.guard(update).apply(self.job_update(current.workspace, current.job_id)).send().await {
             Ok(_) => Ok(true),
@@ -392,7 +415,9 @@ impl Store {
                     JobState::Accepted,
                 ],
             ),
-            DeliveryState::Failed => return Ok(false),
+            // Meta had an UNCERTAIN send after all, and refused it: the job becomes ACCEPTED with
+            // that wamid, so Smart Retry treats the failure like any reported one.
+            DeliveryState::Failed => (JobState::Accepted, &[JobState::Uncertain]),
         };
         let mut update = Update::new()
             .set("state", state(target))
@@ -431,13 +456,10 @@ impl Store {
         attempt: u32,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let update = Update::new()
-            .set("state", state(JobState::RetryScheduled))
+        let update = waiting_for_attempt(Update::new(), now)
             .set("attempt", n(attempt + 1))
             .set("uncertain_resent", AttributeValue::Bool(true))
             .set("updated_at", millis(now))
-            .remove("gsi1pk")
-            .remove("gsi1sk")
             .condition(
                 "{state} = {0} AND {attempt} = {1} AND {uncertain_resent} <> {2}",
                 &["state", "attempt", "uncertain_resent"],

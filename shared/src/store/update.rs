@@ -48,6 +48,15 @@ impl Update {
         self
     }
 
+    /// Appends to a list attribute, creating it when absent.
+    pub fn append(mut self, attribute: &str, values: Vec<AttributeValue>) -> Self {
+        let n = self.name(attribute);
+        let empty = self.value(AttributeValue::L(Vec::new()));
+        let v = self.value(AttributeValue::L(values));
+        self.set.push(format!("{n} = list_append(if_not_exists({n}, {empty}), {v})"));
+        self
+    }
+
     pub fn add(mut self, attribute: &str, value: AttributeValue) -> Self {
         let (n, v) = (self.name(attribute), self.value(value));
         self.add.push(format!("{n} {v}"));
