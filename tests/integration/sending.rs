@@ -2,7 +2,6 @@
 //! fails the way Meta fails; the clock plays Smart Retry's days in seconds.
 
 use chrono::Duration;
-use serde_json::Value;
 use wapisnap::clock::Clock;
 use wapisnap::inbound::event::Channel;
 use wapisnap::outbound::job::JobState;
@@ -189,17 +188,7 @@ async fn a_crash_after_meta_accepted_makes_no_second_request_on_redelivery() {
     let claim = app.store().claim_job(&request, now, wapisnap::outbound::sender::send_lease()).await.unwrap();
     assert!(matches!(claim, wapisnap::store::jobs::Claim::Claimed { .. }));
     let body = crashed.content.graph_body(Channel::WhatsApp, CUSTOMER, "crash-1");
-    let accepted: Value = app
-        .http
-        .post(format!("{}/v23.0/{NUMBER_A}/messages", app.env.sandbox.url))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted = app.post_to_graph(&body).await;
 
     // SQS redelivers the job: while the lease lives it is put back; after, it is UNCERTAIN.
     assert!(app.sender().send(request.clone()).await.is_err(), "lease held: back on the queue");

@@ -357,17 +357,7 @@ async fn the_sandbox_plays_meta_end_to_end_with_signed_webhooks() {
     // A send accepted by the sandbox is reported sent → delivered → read through the webhook.
     let send = json!({ "messaging_product": "whatsapp", "to": "16505551234", "type": "text",
                        "text": { "body": "hi" }, "biz_opaque_callback_data": "job-e2e" });
-    let accepted: Value = app
-        .http
-        .post(format!("{}/v23.0/{NUMBER_A}/messages", app.env.sandbox.url))
-        .bearer_auth("token")
-        .json(&send)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted = app.post_to_graph(&send).await;
     let sent_wamid = accepted["messages"][0]["id"].as_str().unwrap().to_owned();
     let status = wapisnap_tests::eventually("the read status", std::time::Duration::from_secs(10), || {
         let (store, ws, wamid) = (app.store(), ws.clone(), sent_wamid.clone());

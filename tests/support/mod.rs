@@ -277,6 +277,13 @@ impl TestApp {
         .await
     }
 
+    /// Calls the sandbox's Graph API directly, as a sender would; returns Meta's answer.
+    pub async fn post_to_graph(&self, body: &serde_json::Value) -> serde_json::Value {
+        let url = format!("{}/v23.0/{NUMBER_A}/messages", self.env.sandbox.url);
+        let response = self.http.post(url).bearer_auth(TOKEN).json(body).send().await.expect("sandbox answers");
+        response.json().await.expect("sandbox answers JSON")
+    }
+
     pub fn sends_received(&self) -> usize {
         self.env.sandbox.requests_to("/messages").len()
     }

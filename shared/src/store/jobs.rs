@@ -180,6 +180,22 @@ impl Store {
         self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk))
     }
 
+    /// Applies a conditional update to a job: `false` when its condition refused it (the job
+    /// moved on meanwhile), which is an answer, not an error.
+    async fn update_job(
+        &self,
+        workspace: &WorkspaceId,
+        job_id: &SendJobId,
+        update: Update,
+        operation: &'static str,
+    ) -> Result<bool, StoreError> {
+        match update.apply(self.job_update(workspace, job_id)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws(operation, e)),
+        }
+    }
+
     pub async fn job(&self, workspace: &WorkspaceId, job_id: &SendJobId) -> Result<Option<JobRecord>, StoreError> {
         let (pk, sk) = keys::job(workspace, job_id.as_str());
         self.get(pk, sk, "job").await
@@ -332,11 +348,7 @@ impl Store {
             &["state", "claim"],
             vec![state(JobState::Sending), s(claim)],
         );
-        match update.apply(self.job_update(workspace, job_id)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem job outcome", e)),
-        }
+        self.update_job(workspace, job_id, update, "UpdateItem job outcome").await
     }
 
     /// Smart Retry: the failed attempt will be followed by the next one, as `plan` says.
@@ -357,11 +369,7 @@ impl Store {
         if let Some(wamid) = plan.failed_wamid {
             update = update.append("failed_wamids", vec![s(wamid)]);
         }
-        match current.guard(update).apply(self.job_update(current.workspace, current.job_id)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem job retry", e)),
-        }
+        self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job retry").await
     }
 
     /// Gives up on attempt `attempt` of a job in state `from`: FAILED with Meta's reason.
@@ -382,11 +390,7 @@ impl Store {
         if let Some(code) = code {
             update = update.set("error_code", n(code));
         }
-        match current.guard(update).apply(self.job_update(current.workspace, current.job_id)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem job failed", e)),
-        }
+        self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job failed").await
     }
 
     /// A status webhook named this job: Meta has the message. `sent` makes an unsure job
@@ -441,11 +445,7 @@ impl Store {
         let mut values: Vec<AttributeValue> = from.iter().map(|st| state(*st)).collect();
         values.push(s(wamid));
         let update = update.condition(&template, &["state", "failed_wamids"], values);
-        match update.apply(self.job_update(workspace, job_id)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem job reconcile", e)),
-        }
+        self.update_job(workspace, job_id, update, "UpdateItem job reconcile").await
     }
 
     /// The sweeper's resend of an UNCERTAIN free-form job, at most once.
@@ -465,11 +465,7 @@ impl Store {
                 &["state", "attempt", "uncertain_resent"],
                 vec![state(JobState::Uncertain), n(attempt), AttributeValue::Bool(true)],
             );
-        match update.apply(self.job_update(workspace, job_id)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem job resend", e)),
-        }
+        self.update_job(workspace, job_id, update, "UpdateItem job resend").await
     }
 
     /// Jobs that entered `state` before `before` (the sweeper's work list).
