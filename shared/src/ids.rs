@@ -96,9 +96,80 @@ id_type!(
     SendJobId, "send job id", digits_only = false
 );
 
+id_type!(
+    /// A customer on a channel: a WhatsApp id (phone digits) or an Instagram-scoped id. Built
+    /// with [`ContactId::for_channel`] from whatever a caller wrote, so that `+1 650-555-1234`,
+    /// `16505551234` and Meta's `wa_id` are one contact — and `dnd`, `do-not-send`, the 24-hour
+    /// window and the 131026 streak cannot be bypassed by formatting.
+    ContactId, "contact id", digits_only = false
+);
+
+impl ContactId {
+    /// The customer `raw` names on `channel`, normalised.
+    pub fn for_channel(channel: crate::inbound::event::Channel, raw: &str) -> Result<Self, InvalidId> {
+        match channel {
+            crate::inbound::event::Channel::WhatsApp => Ok(Self(whatsapp_id(raw)?)),
+            crate::inbound::event::Channel::Instagram => Self::parse(raw.trim()),
+        }
+    }
+}
+
+/// A phone number as WhatsApp names its user: international format, digits only (E.164 without
+/// the `+`, at most 15 digits). Spaces, dashes, dots, brackets and a leading `+` or `00` are
+/// what people write around those digits; anything else is refused.
+fn whatsapp_id(raw: &str) -> Result<String, InvalidId> {
+    let fail = |reason| Err(InvalidId { kind: "WhatsApp id", reason });
+    let trimmed = raw.trim();
+    let international = trimmed.strip_prefix('+').unwrap_or(trimmed);
+    let mut digits = String::with_capacity(international.len());
+    for c in international.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => return fail("must be a phone number in international format, e.g. +1 650 555 1234"),
+        }
+    }
+    let digits = match digits.strip_prefix("00") {
+        Some(rest) if !trimmed.starts_with('+') => rest.to_owned(),
+        _ => digits,
+    };
+    if !(7..=15).contains(&digits.len()) {
+        return fail("must have 7 to 15 digits with the country code");
+    }
+    if digits.starts_with('0') {
+        return fail("must start with the country code, not 0");
+    }
+    Ok(digits)
+}
+
+/// One conversation per business account and customer; the one place its key is spelled.
+pub fn conversation_id(channel: crate::inbound::event::Channel, account_id: &str, contact_id: &str) -> String {
+    format!("{}:{account_id}:{contact_id}", channel.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inbound::event::Channel;
+
+    #[test]
+    fn every_way_of_writing_a_number_is_the_same_whatsapp_contact() {
+        for written in ["+1 650-555-1234", "16505551234", "+1 (650) 555.1234", " 0016505551234 "] {
+            assert_eq!(
+                ContactId::for_channel(Channel::WhatsApp, written).unwrap().as_str(),
+                "16505551234",
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_phone_number_is_refused_with_the_reason() {
+        assert!(ContactId::for_channel(Channel::WhatsApp, "call me").is_err());
+        assert!(ContactId::for_channel(Channel::WhatsApp, "+1 555").is_err(), "too short");
+        assert!(ContactId::for_channel(Channel::WhatsApp, "0650 555 1234").is_err(), "no country code");
+        assert_eq!(ContactId::for_channel(Channel::Instagram, "1784140530921").unwrap().as_str(), "1784140530921");
+    }
 
     #[test]
     fn phone_number_ids_are_digits() {

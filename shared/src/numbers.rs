@@ -51,6 +51,7 @@ pub async fn connect(
         state_reason: None,
         token,
         updated_at: now,
+        statuses_seen_at: None,
     };
     store.put_number(&record).await?;
     Ok(record)

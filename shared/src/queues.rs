@@ -118,6 +118,18 @@ impl Queues {
         Ok(())
     }
 
+    /// Puts a send queue message's body back as a new message (a request not started in time).
+    pub async fn requeue_send_body(&self, body: &str) -> Result<(), QueueError> {
+        self.sqs.send_message().queue_url(&self.config.send_queue_url).message_body(body).send().await.map_err(
+            |e| QueueError {
+                operation: "SendMessage",
+                queue: self.config.send_queue_url.clone(),
+                reason: format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
+            },
+        )?;
+        Ok(())
+    }
+
     pub async fn hand_to_retry(&self, failure: &SendFailure) -> Result<(), QueueError> {
         let body = serde_json::to_string(failure).expect("failures serialize");
         self.sqs.send_message().queue_url(&self.config.retry_queue_url).message_body(body).send().await.map_err(

@@ -15,7 +15,7 @@ use wapisnap_tests::{TestApp, drain_bodies};
 
 /// A handler that records every body it sees and fails the ones saying "fail".
 fn recording_handler(seen: Arc<Mutex<Vec<String>>>) -> SqsHandler {
-    Arc::new(move |event| {
+    Arc::new(move |event, _deadline| {
         let seen = seen.clone();
         Box::pin(async move {
             let mut response = SqsBatchResponse::default();
@@ -73,6 +73,8 @@ async fn the_runner_redelivers_exactly_the_batch_item_failures_then_dead_letters
         visibility_timeout: Duration::from_secs(1),
         report_batch_item_failures: true,
         handler: recording_handler(seen.clone()),
+        timeout: Duration::from_secs(30),
+        timed_out: Default::default(),
     };
 
     let first = mapping.poll_once(Duration::from_secs(1)).await.unwrap();

@@ -184,9 +184,7 @@ async fn a_crash_after_meta_accepted_makes_no_second_request_on_redelivery() {
 
     // The first sender claims the job, Meta accepts the message, and the sender dies before
     // it can record anything.
-    let now = chrono::Utc::now();
-    let claim = app.store().claim_job(&request, now, wapisnap::outbound::sender::send_lease()).await.unwrap();
-    assert!(matches!(claim, wapisnap::store::jobs::Claim::Claimed { .. }));
+    app.claimed_by_a_sender_that_dies(&crashed).await;
     let body = crashed.content.graph_body(Channel::WhatsApp, CUSTOMER, "crash-1");
     let accepted = app.post_to_graph(&body).await;
 
@@ -444,7 +442,10 @@ async fn the_sweeper_resends_an_uncertain_reply_once_and_fails_an_uncertain_temp
     );
 
     app.advance(Duration::minutes(16)).await;
-    let report = app.env.stack.functions.sweeper.handle().await.unwrap();
+    let report = app.sweep().await;
+    assert_eq!(report.uncertain_waiting, 2, "no statuses since: nothing proves the sends were lost");
+    app.statuses_flow_for_the_number().await;
+    let report = app.sweep().await;
     assert_eq!((report.uncertain_resent, report.uncertain_failed), (1, 1));
     assert_eq!(app.job(&ws, "u-tpl").await.state, JobState::Failed);
     let resend = wapisnap::outbound::job::SendRequest::Attempt {
@@ -514,8 +515,7 @@ async fn a_failed_webhook_that_overtakes_the_senders_record_is_handled_later_not
     let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     let sending = job(&ws, "race-1", CUSTOMER, broadcast("b"), template("spring_sale"));
-    let request = wapisnap::outbound::job::SendRequest::New { job: Box::new(sending) };
-    app.store().claim_job(&request, chrono::Utc::now(), wapisnap::outbound::sender::send_lease()).await.unwrap();
+    app.claimed_by_a_sender_that_dies(&sending).await;
     let failure = wapisnap::queues::SendFailure {
         workspace_id: ws.clone(),
         job_id: Some("race-1".into()),

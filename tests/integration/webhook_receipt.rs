@@ -367,3 +367,147 @@ async fn the_sandbox_plays_meta_end_to_end_with_signed_webhooks() {
     assert_eq!(status.job_id.as_deref(), Some("job-e2e"));
     assert!(status.sent_at.is_some() && status.delivered_at.is_some());
 }
+
+/// A sample body with its first change's `value` edited.
+fn with_value(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut payload: Value = serde_json::from_slice(&sample(name)).unwrap();
+    edit(&mut payload["entry"][0]["changes"][0]["value"]);
+    serde_json::to_vec(&payload).unwrap()
+}
+
+fn unrouted_reasons(kept: &[(String, Vec<u8>)]) -> Vec<&str> {
+    kept.iter().map(|(reason, _)| reason.as_str()).collect()
+}
+
+#[tokio::test]
+async fn one_unreadable_status_or_contact_is_kept_on_its_own_and_the_rest_of_the_change_is_stored() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
+
+    assert_eq!(app.deliver(&sample("whatsapp-status-missing-recipient.json")).await.0, 200);
+    let status = app.store().outbound_status(&ws, SENT_WAMID).await.unwrap().expect("the readable status applied");
+    assert_eq!(status.status, DeliveryState::Delivered);
+
+    assert_eq!(app.deliver(&sample("whatsapp-contact-missing-wa-id.json")).await.0, 200);
+    let kerry = app.store().message(&ws, "wamid.BESIDEUSERNAME1").await.unwrap().expect("the readable message stored");
+    assert!(kerry.processed);
+    assert_eq!(kerry.message.profile_name.as_deref(), Some("Kerry Fisher"));
+    assert_eq!(app.drain("FlowQueue").await.len(), 1);
+
+    let kept = app.store().unrouted_on(today()).await.unwrap();
+    let reasons = unrouted_reasons(&kept);
+    assert_eq!(reasons.len(), 3, "the status, the contact and the message without `from`: {reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("status") && r.contains("recipient_id")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("contact") && r.contains("wa_id")), "{reasons:?}");
+    let status_kept: Value = kept
+        .iter()
+        .find(|(r, _)| r.contains("recipient_id"))
+        .map(|(_, raw)| serde_json::from_slice(raw).unwrap())
+        .unwrap();
+    assert_eq!(status_kept["id"], "wamid.USERNAMEONLY1", "the element itself is kept, whole");
+}
+
+#[tokio::test]
+async fn a_change_carrying_only_errors_is_kept_and_acknowledged() {
+    let app = TestApp::spawn_idle().await;
+    app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
+    assert_eq!(app.deliver(&sample("whatsapp-errors-only.json")).await.0, 200);
+    let kept = app.store().unrouted_on(today()).await.unwrap();
+    assert_eq!(kept.len(), 1, "never dropped with zero events");
+    assert!(kept[0].0.contains("errors"), "{}", kept[0].0);
+    let raw: Value = serde_json::from_slice(&kept[0].1).unwrap();
+    assert_eq!(raw["errors"][0]["code"], 131051);
+}
+
+#[tokio::test]
+async fn an_absurd_timestamp_is_stored_at_receipt_time_with_the_reason_and_never_crashes_receipt() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
+    // A minute short of the latest time chrono can hold: adding the 24-hour window overflows.
+    let at_the_limit = DateTime::<Utc>::MAX_UTC.timestamp() - 60;
+    let (status, answer) = app.deliver(&text_message("wamid.FARFUTURE", at_the_limit, "from the far future")).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let stored = app.store().message(&ws, "wamid.FARFUTURE").await.unwrap().expect("stored");
+    assert!(stored.processed);
+    assert!((stored.message.sent_at - Utc::now()).num_minutes().abs() < 5, "the receipt time, not Meta's");
+    assert!(stored.message.timestamp_note.unwrap().contains(&at_the_limit.to_string()), "with what Meta sent");
+    let conversation = app.store().conversation(&ws, CONVERSATION).await.unwrap().unwrap();
+    assert!(conversation.window_closes_at < Utc::now() + chrono::Duration::hours(25), "no window held open for ever");
+
+    let millis = 1_795_680_000_123;
+    assert_eq!(app.deliver(&text_message("wamid.MILLIS", millis, "in milliseconds")).await.0, 200);
+    let stored = app.store().message(&ws, "wamid.MILLIS").await.unwrap().unwrap();
+    assert_eq!(stored.message.sent_at.timestamp_millis(), millis);
+    assert!(stored.message.timestamp_note.unwrap().contains("milliseconds"));
+}
+
+#[tokio::test]
+async fn everything_meta_sends_with_a_message_is_on_the_stored_item() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
+    for name in ["referral", "forwarded", "identity", "unsupported"] {
+        assert_eq!(app.deliver(&sample(&format!("whatsapp-{name}.json"))).await.0, 200, "{name}");
+    }
+    let store = app.store();
+
+    let ad_click = store.message(&ws, "wamid.REFERRAL1").await.unwrap().unwrap().message;
+    let referral = ad_click.referral.expect("the ad referral Meta sends only once");
+    assert_eq!(
+        (referral.source_type.as_deref(), referral.source_id.as_deref()),
+        (Some("ad"), Some("120211234567890123"))
+    );
+    assert!(referral.ctwa_clid.is_some());
+    assert_eq!(ad_click.contact_user_id.as_deref(), Some("US.13491208655302741918"));
+    let raw: Value = serde_json::from_str(&ad_click.raw_json.expect("Meta's JSON")).unwrap();
+    assert_eq!(raw["referral"]["welcome_message"]["text"], "Hi there! Let us know how we can help.");
+
+    let forwarded = store.message(&ws, "wamid.FORWARDED1").await.unwrap().unwrap().message;
+    assert!(forwarded.forwarded && forwarded.frequently_forwarded);
+
+    let identity = store.message(&ws, "wamid.IDENTITY1").await.unwrap().unwrap().message;
+    assert_eq!(identity.identity.and_then(|i| i.hash).as_deref(), Some("a1b2c3d4e5f6"));
+
+    let unsupported = store.message(&ws, "wamid.UNSUPPORTED1").await.unwrap().unwrap().message;
+    assert!(matches!(&unsupported.content, MessageContent::Unsupported { kind: Some(k), .. } if k == "edit"));
+    assert_eq!(unsupported.errors.first().map(|e| e.code), Some(131051), "the message-level errors");
+}
+
+#[tokio::test]
+async fn a_played_status_is_applied_with_its_time_and_outranks_read() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
+    assert_eq!(app.deliver(&sample("whatsapp-status-played.json")).await.0, 200);
+    let late_read = with_value("whatsapp-status-read.json", |value| {
+        value["statuses"][0]["id"] = json!("wamid.VOICENOTE1");
+        value["statuses"][0]["biz_opaque_callback_data"] = json!("job-44");
+    });
+    assert_eq!(app.deliver(&late_read).await.0, 200);
+
+    let status = app.store().outbound_status(&ws, "wamid.VOICENOTE1").await.unwrap().expect("applied, not set aside");
+    assert_eq!(status.status, DeliveryState::Played, "a late read never downgrades played");
+    assert_eq!(status.played_at.unwrap().timestamp(), 1_795_680_004);
+    assert_eq!(status.read_at.unwrap().timestamp(), 1_795_680_003, "the read's own time is kept too");
+    assert!(app.store().unrouted_on(today()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn instagram_echoes_and_reads_are_stored_as_statuses_of_our_messages() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_owning(Channel::Instagram, INSTAGRAM_ACCOUNT).await;
+    let mid = "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1MzA5MjExODUw";
+
+    assert_eq!(app.deliver(&sample("instagram-echo.json")).await.0, 200);
+    let sent = app.store().outbound_status(&ws, mid).await.unwrap().expect("the echo is our send's status");
+    assert_eq!((sent.status, sent.channel), (DeliveryState::Sent, Some(Channel::Instagram)));
+    assert_eq!(sent.recipient_id, "6180712345678901");
+    assert!(app.store().message(&ws, mid).await.unwrap().is_none(), "and not an inbound message");
+
+    assert_eq!(app.deliver(&sample("instagram-read.json")).await.0, 200);
+    let read = app.store().outbound_status(&ws, mid).await.unwrap().unwrap();
+    assert_eq!(read.status, DeliveryState::Read);
+    assert_eq!(read.read_at.unwrap().timestamp_millis(), 1_795_680_009_000);
+    assert_eq!(read.sent_at.unwrap().timestamp_millis(), 1_795_680_002_000);
+    assert!(app.store().unrouted_on(today()).await.unwrap().is_empty(), "nothing set aside");
+    assert!(app.drain("FlowQueue").await.is_empty(), "our own messages start no flow");
+}

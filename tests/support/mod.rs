@@ -171,7 +171,7 @@ pub fn job(ws: &WorkspaceId, id: &str, to: &str, origin: Origin, content: Outbou
         workspace_id: ws.clone(),
         channel: Channel::WhatsApp,
         account_id: NUMBER_A.into(),
-        to: to.into(),
+        to: wapisnap::ids::ContactId::for_channel(Channel::WhatsApp, to).unwrap(),
         origin,
         content,
     }
@@ -277,11 +277,107 @@ impl TestApp {
         .await
     }
 
+    /// A sender accepts and claims the job, then stops (no Graph call, no outcome recorded):
+    /// what a crash or a Lambda timeout right after the claim leaves behind.
+    pub async fn claimed_by_a_sender_that_dies(&self, job: &SendJob) {
+        let store = self.store();
+        let now = self.env.stack.clock.now();
+        store.accept_job(job, now).await.expect("accept");
+        let record = self.job(&job.workspace_id, job.job_id.as_str()).await;
+        let claim = store
+            .claim_job(AttemptRef::of(&record), now, wapisnap::outbound::sender::send_lease())
+            .await
+            .expect("claim");
+        assert!(matches!(claim, wapisnap::store::jobs::Claim::Claimed { .. }), "{claim:?}");
+    }
+
     /// Calls the sandbox's Graph API directly, as a sender would; returns Meta's answer.
     pub async fn post_to_graph(&self, body: &serde_json::Value) -> serde_json::Value {
         let url = format!("{}/v23.0/{NUMBER_A}/messages", self.env.sandbox.url);
         let response = self.http.post(url).bearer_auth(TOKEN).json(body).send().await.expect("sandbox answers");
         response.json().await.expect("sandbox answers JSON")
+    }
+
+    /// The next send to Meta is refused with this error code (Meta's JSON error body).
+    pub fn meta_fails_next(&self, code: i64) {
+        self.meta_answers_next(FaultEffect::MetaError { code, subcode: None, http_status: None, message: None });
+    }
+
+    /// The next send to Meta meets this fault (a gateway's 502, a delay, a lost answer, ...).
+    pub fn meta_answers_next(&self, effect: FaultEffect) {
+        self.env.sandbox.inject(Fault { path_contains: Some("/messages".into()), recipient: None, times: 1, effect });
+    }
+
+    /// Meta reports a status for some other message of `NUMBER_A`: proof its statuses flow.
+    pub async fn statuses_flow_for_the_number(&self) {
+        let status = wapisnap_local::sandbox::StatusUpdate {
+            wamid: format!("wamid.OTHER{}", rand_suffix()),
+            status: "delivered".into(),
+            recipient_id: "16505550000".into(),
+            ..Default::default()
+        };
+        let answered = self.env.sandbox.state.post_status(NUMBER_A, &status).await.expect("status delivered");
+        assert_eq!(answered, 200, "the webhook took the status");
+    }
+
+    /// Damages the contact's stored item so that it no longer reads (a fault of ours, not Meta's).
+    pub async fn corrupt_contact(&self, ws: &WorkspaceId, contact: &str, corrupt: bool) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let (pk, sk) = wapisnap::store::keys::contact(ws, Channel::WhatsApp, contact);
+        let streak = if corrupt { AttributeValue::S("unreadable".into()) } else { AttributeValue::N("0".into()) };
+        self.env
+            .stack
+            .aws
+            .dynamodb
+            .update_item()
+            .table_name(self.env.stack.resources.table_name())
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk))
+            .update_expression("SET undeliverable_streak = :v")
+            .expression_attribute_values(":v", streak)
+            .send()
+            .await
+            .expect("contact updated");
+    }
+
+    /// An item filed in the sweeper's index that does not read as a job.
+    pub async fn put_unreadable_job_in_the_sweep(&self, ws: &WorkspaceId) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let sweep = wapisnap::store::jobs::sweep_key(JobState::Sending, 0);
+        let item = [
+            ("pk", AttributeValue::S(format!("WS#{ws}#JOB#garbled"))),
+            ("sk", AttributeValue::S("JOB".into())),
+            ("gsi1pk", AttributeValue::S(sweep)),
+            ("gsi1sk", AttributeValue::S(wapisnap::store::keys::sortable_millis(0))),
+            ("state", AttributeValue::N("42".into())),
+        ];
+        self.env
+            .stack
+            .aws
+            .dynamodb
+            .put_item()
+            .table_name(self.env.stack.resources.table_name())
+            .set_item(Some(item.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+            .send()
+            .await
+            .expect("item written");
+    }
+
+    /// The queues as the functions reach them.
+    pub fn queues(&self) -> wapisnap::queues::Queues {
+        wapisnap::queues::Queues::new(
+            self.env.stack.aws.sqs.clone(),
+            wapisnap::config::QueueConfig {
+                flow_queue_url: self.queue_url("FlowQueue"),
+                send_queue_url: self.queue_url("SendQueue"),
+                retry_queue_url: self.queue_url("RetryQueue"),
+            },
+        )
+    }
+
+    /// Runs the sweeper once, as its rate schedule would.
+    pub async fn sweep(&self) -> wapisnap::outbound::sweeper::SweepReport {
+        self.env.stack.functions.sweeper.handle().await.expect("sweep runs")
     }
 
     pub fn sends_received(&self) -> usize {
@@ -309,7 +405,13 @@ use wapisnap::outbound::content::OutboundContent;
 use wapisnap::outbound::job::{JobState, Origin, SendJob, SendRequest};
 use wapisnap::outbound::sender::{SendOutcome, Sender};
 use wapisnap::policy::send::NumberState;
-use wapisnap::store::jobs::JobRecord;
+use wapisnap::store::jobs::{AttemptRef, JobRecord};
 use wapisnap::store::numbers::NumberRecord;
 use wapisnap::vault::Vault;
+use wapisnap_local::sandbox::{Fault, FaultEffect};
 use wapisnap_local::template::Resolver;
+
+fn rand_suffix() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}

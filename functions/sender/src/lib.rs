@@ -1,7 +1,12 @@
-//! The sender function: one send job at a time from the send queue (see
-//! `wapisnap::outbound::sender`): policy gates, token decryption, the Graph API call, the result
-//! recorded; failures classified and passed to Smart Retry. A job another sender holds, or one
-//! that could not be recorded, is reported as a batch item failure and comes back later.
+//! The sender function: send jobs from the send queue (see `wapisnap::outbound::sender`):
+//! policy gates, token decryption, the Graph API call, the result recorded; failures
+//! classified and passed to Smart Retry. A job another sender holds, or one that could not be
+//! recorded, is reported as a batch item failure and comes back later.
+//!
+//! The records of a batch are sent side by side (`SEND_CONCURRENCY`, default 10), and the
+//! invocation never outlives its Lambda: a record that would start with less time left than a
+//! Graph call and its recording is not started, but put back on the queue as a fresh message
+//! (and acknowledged), so it costs no receive towards the dead-letter queue.
 
 use std::sync::Arc;
 
@@ -9,10 +14,10 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use wapisnap::aws::AwsClients;
 use wapisnap::clock::SharedClock;
 use wapisnap::config::{ConfigError, Env, MetaConfig, QueueConfig, StoreConfig, VaultConfig};
-use wapisnap::lambda::sqs::{UnreportableRecord, each_json_message};
+use wapisnap::lambda::sqs::{UnreportableRecord, each_json_message_concurrently};
 use wapisnap::meta::graph::GraphClient;
 use wapisnap::outbound::job::SendRequest;
-use wapisnap::outbound::sender::{SendError, Sender};
+use wapisnap::outbound::sender::{SendError, SendOutcome, Sender};
 use wapisnap::queues::Queues;
 use wapisnap::store::Store;
 use wapisnap::vault::Vault;
@@ -23,6 +28,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub queues: QueueConfig,
     pub vault: VaultConfig,
+    /// Records of one batch in flight at once.
+    pub concurrency: usize,
 }
 
 impl Config {
@@ -32,12 +39,15 @@ impl Config {
             store: StoreConfig::from_env(env)?,
             queues: QueueConfig::from_env(env)?,
             vault: VaultConfig::from_env(env)?,
+            concurrency: env.parsed_or("SEND_CONCURRENCY", 10)?,
         })
     }
 }
 
 pub struct SenderFunction {
     sender: Sender,
+    queues: Queues,
+    concurrency: usize,
 }
 
 impl SenderFunction {
@@ -45,7 +55,11 @@ impl SenderFunction {
         let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
         let vault = Arc::new(Vault::new(aws.kms.clone(), &config.vault.kms_key_id));
         let queues = Queues::new(aws.sqs.clone(), config.queues.clone());
-        Self { sender: Sender::new(store, vault, graph, queues, clock) }
+        Self {
+            sender: Sender::new(store, vault, graph, queues.clone(), clock),
+            queues,
+            concurrency: config.concurrency,
+        }
     }
 
     pub fn from_config(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
@@ -53,10 +67,20 @@ impl SenderFunction {
         Self::new(config, aws, graph, clock)
     }
 
-    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, UnreportableRecord> {
-        each_json_message(event, |request: SendRequest, _| async move {
+    /// One batch, to be done by `deadline` (the invocation's, from the Lambda context).
+    pub async fn handle(
+        &self,
+        event: SqsEvent,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<SqsBatchResponse, UnreportableRecord> {
+        each_json_message_concurrently(event, self.concurrency, |request: SendRequest, record| async move {
             // Boxed: the send future is deep, and the Lambda runtime nests it further.
-            let outcome = Box::pin(self.sender.send(request)).await?;
+            let outcome = Box::pin(self.sender.send_before(request, deadline)).await?;
+            if outcome == SendOutcome::NotStarted {
+                let body = record.body.as_deref().unwrap_or_default();
+                self.queues.requeue_send_body(body).await?;
+                tracing::info!("not started before the deadline: put back on the queue");
+            }
             tracing::debug!(?outcome, "send request done");
             Ok::<(), SendError>(())
         })

@@ -15,7 +15,8 @@ async fn main() -> Result<(), Error> {
     let function = SenderFunction::from_config(config, &AwsClients::from_env().await, Arc::new(SystemClock));
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        function.handle(event.payload).await.map_err(Error::from)
+        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        function.handle(event.payload, Some(std::time::Instant::now() + left)).await.map_err(Error::from)
     }))
     .await
 }

@@ -19,6 +19,9 @@ pub struct EnvironmentOptions {
     pub meta_app_secret_previous: Option<String>,
     pub meta_verify_token: String,
     pub graph_timeout: std::time::Duration,
+    /// Function timeouts other than the template's, by logical id.
+    pub function_timeouts: std::collections::HashMap<String, std::time::Duration>,
+    pub sender_concurrency: Option<usize>,
 }
 
 impl Default for EnvironmentOptions {
@@ -33,6 +36,8 @@ impl Default for EnvironmentOptions {
             meta_app_secret_previous: None,
             meta_verify_token: "local-verify-token".into(),
             graph_timeout: wapisnap::meta::graph::GRAPH_TIMEOUT,
+            function_timeouts: Default::default(),
+            sender_concurrency: None,
         }
     }
 }
@@ -103,6 +108,8 @@ impl LocalEnvironment {
         stack_options.meta_verify_token = options.meta_verify_token;
         stack_options.meta_app_secret_previous = options.meta_app_secret_previous;
         stack_options.graph_timeout = options.graph_timeout;
+        stack_options.function_timeouts = options.function_timeouts.clone();
+        stack_options.sender_concurrency = options.sender_concurrency;
         let stack = LocalStack::start(stack_options).await?;
         sandbox.set_webhook(WebhookTarget { url: stack.webhook_url(), app_secret: options.meta_app_secret });
         Ok(Self { stack, sandbox, moto })

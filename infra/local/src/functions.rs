@@ -35,6 +35,7 @@ impl LocalFunctions {
         stack: &Provisioned,
         aws: &AwsClients,
         graph_timeout: std::time::Duration,
+        sender_concurrency: Option<usize>,
         clock: SharedClock,
     ) -> Result<Self, BuildError> {
         fn env(
@@ -52,7 +53,10 @@ impl LocalFunctions {
         let sender_env = env(template, stack, "SenderFunction")?;
         let retry_env = env(template, stack, "RetryFunction")?;
         let sweeper_env = env(template, stack, "SweeperFunction")?;
-        let sender_config = config("SenderFunction", wapisnap_sender::Config::from_env(&sender_env))?;
+        let mut sender_config = config("SenderFunction", wapisnap_sender::Config::from_env(&sender_env))?;
+        if let Some(concurrency) = sender_concurrency {
+            sender_config.concurrency = concurrency;
+        }
         let graph = wapisnap::meta::graph::GraphClient::with_timeout(&sender_config.meta, graph_timeout);
         Ok(Self {
             webhook: Arc::new(wapisnap_webhook::Webhook::new(
@@ -99,19 +103,19 @@ impl LocalFunctions {
     /// The SQS-triggered function with this logical id.
     pub fn sqs_handler(&self, function: &str) -> Option<SqsHandler> {
         macro_rules! sqs {
-            ($field:ident) => {{
+            ($field:ident, |$f:ident, $event:ident, $deadline:ident| $call:expr) => {{
                 let f = self.$field.clone();
-                let handler: SqsHandler = Arc::new(move |event| {
-                    let f = f.clone();
-                    async move { f.handle(event).await.map_err(|e| e.to_string()) }.boxed()
+                let handler: SqsHandler = Arc::new(move |$event, $deadline| {
+                    let $f = f.clone();
+                    async move { $call.await.map_err(|e| e.to_string()) }.boxed()
                 });
                 Some(handler)
             }};
         }
         match function {
-            "SenderFunction" => sqs!(sender),
-            "FlowsFunction" => sqs!(flows),
-            "RetryFunction" => sqs!(retry),
+            "SenderFunction" => sqs!(sender, |f, event, deadline| f.handle(event, Some(deadline))),
+            "FlowsFunction" => sqs!(flows, |f, event, _deadline| f.handle(event)),
+            "RetryFunction" => sqs!(retry, |f, event, _deadline| f.handle(event)),
             _ => None,
         }
     }

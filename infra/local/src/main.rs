@@ -30,7 +30,7 @@ fn options_from(env: &Env) -> Result<EnvironmentOptions, Failure> {
         meta_app_secret: env.optional("META_APP_SECRET").unwrap_or(defaults.meta_app_secret),
         meta_app_secret_previous: env.optional("META_APP_SECRET_PREVIOUS"),
         meta_verify_token: env.optional("META_VERIFY_TOKEN").unwrap_or(defaults.meta_verify_token),
-        graph_timeout: defaults.graph_timeout,
+        ..defaults
     })
 }
 

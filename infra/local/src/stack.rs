@@ -39,6 +39,10 @@ pub struct StackOptions {
     pub scheduler_tick: Duration,
     /// How long the sender waits for the Graph API (10 s in Lambda; tests play timeouts shorter).
     pub graph_timeout: Duration,
+    /// Function timeouts other than the template's (tests play a Lambda running out of time).
+    pub function_timeouts: HashMap<String, Duration>,
+    /// The sender's records in flight per batch, instead of the template's `SEND_CONCURRENCY`.
+    pub sender_concurrency: Option<usize>,
 }
 
 impl StackOptions {
@@ -54,6 +58,8 @@ impl StackOptions {
             visibility_timeout: Duration::from_secs(1),
             scheduler_tick: Duration::from_millis(250),
             graph_timeout: wapisnap::meta::graph::GRAPH_TIMEOUT,
+            function_timeouts: HashMap::new(),
+            sender_concurrency: None,
         }
     }
 }
@@ -105,8 +111,14 @@ impl LocalStack {
         let resources = provision(&aws, &template, &options.prefix, &parameters).await?;
         let clock = Arc::new(ControlledClock::new());
         let shared_clock: SharedClock = clock.clone();
-        let functions =
-            Arc::new(LocalFunctions::build(&template, &resources, &aws, options.graph_timeout, shared_clock.clone())?);
+        let functions = Arc::new(LocalFunctions::build(
+            &template,
+            &resources,
+            &aws,
+            options.graph_timeout,
+            options.sender_concurrency,
+            shared_clock.clone(),
+        )?);
 
         let mut mappings = Vec::new();
         for source in template.sqs_event_sources() {
@@ -121,6 +133,12 @@ impl LocalStack {
                 visibility_timeout: options.visibility_timeout,
                 report_batch_item_failures: source.report_batch_item_failures,
                 handler,
+                timeout: options
+                    .function_timeouts
+                    .get(&source.function)
+                    .copied()
+                    .unwrap_or_else(|| template.function_timeout(&source.function)),
+                timed_out: Default::default(),
             });
         }
 
@@ -142,7 +160,7 @@ impl LocalStack {
         let scheduler = Arc::new(SchedulerEmulator::new(
             aws.scheduler.clone(),
             aws.sqs.clone(),
-            shared_clock,
+            shared_clock.clone(),
             vec![resources.schedule_group()],
             targets,
             rates,
@@ -182,22 +200,28 @@ impl LocalStack {
                 })
             },
             enqueue_send: {
-                let sqs = aws.sqs.clone();
-                let url = resources.queue("SendQueue").map(|q| q.url).unwrap_or_default();
+                let store = wapisnap::store::Store::new(aws.dynamodb.clone(), resources.table_name());
+                let queues = wapisnap::queues::Queues::new(
+                    aws.sqs.clone(),
+                    wapisnap::config::QueueConfig {
+                        flow_queue_url: resources.queue("FlowQueue").map(|q| q.url).unwrap_or_default(),
+                        send_queue_url: resources.queue("SendQueue").map(|q| q.url).unwrap_or_default(),
+                        retry_queue_url: resources.queue("RetryQueue").map(|q| q.url).unwrap_or_default(),
+                    },
+                );
+                let clock = shared_clock.clone();
                 Arc::new(move |body| {
-                    let (sqs, url) = (sqs.clone(), url.clone());
+                    let (store, queues, clock) = (store.clone(), queues.clone(), clock.clone());
                     async move {
                         let request: wapisnap::outbound::job::SendRequest = serde_json::from_slice(&body)
                             .map_err(|e| format!("not a send request ({e}); see events/sqs/send-job.json"))?;
-                        let body = serde_json::to_string(&request).map_err(|e| e.to_string())?;
-                        let sent = sqs
-                            .send_message()
-                            .queue_url(url)
-                            .message_body(body)
-                            .send()
+                        let wapisnap::outbound::job::SendRequest::New { job } = request else {
+                            return Err("only new jobs are accepted here: {\"kind\":\"new\",\"job\":{...}}".into());
+                        };
+                        let state = wapisnap::outbound::accept::accept_send(&store, &queues, &job, clock.now())
                             .await
-                            .map_err(|e| format!("{e:?}"))?;
-                        Ok(serde_json::json!({ "queued": sent.message_id }))
+                            .map_err(|e| e.to_string())?;
+                        Ok(serde_json::json!({ "job_id": job.job_id, "state": state }))
                     }
                     .boxed()
                 })

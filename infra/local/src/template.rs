@@ -77,6 +77,13 @@ impl Template {
         Ok(vars)
     }
 
+    /// A function's `Timeout` (its own, else the Globals'; Lambda's default is 3 s).
+    pub fn function_timeout(&self, function: &str) -> std::time::Duration {
+        let own = self.resources.get(function).and_then(|r| r.properties["Timeout"].as_u64());
+        let seconds = own.or_else(|| self.globals["Function"]["Timeout"].as_u64()).unwrap_or(3);
+        std::time::Duration::from_secs(seconds)
+    }
+
     pub fn sqs_event_sources(&self) -> Vec<SqsEventSource> {
         let mut sources = Vec::new();
         for (function, resource) in self.of_kind("AWS::Serverless::Function") {
@@ -177,6 +184,13 @@ mod tests {
         ] {
             assert!(functions.contains(&expected), "{expected} missing from the template");
         }
+    }
+
+    #[test]
+    fn each_function_has_the_timeout_lambda_will_enforce() {
+        let template = Template::load().unwrap();
+        assert_eq!(template.function_timeout("SenderFunction"), std::time::Duration::from_secs(30));
+        assert!(template.function_timeout("SweeperFunction") >= std::time::Duration::from_secs(60));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 use super::status::DeliveryState;
-use crate::meta::webhook::{Envelope, instagram, whatsapp};
+use crate::meta::webhook::{Envelope, TimeUnit, instagram, resolve_time, whatsapp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,8 +75,11 @@ pub enum MessageContent {
     System {
         system: whatsapp::System,
     },
-    /// A message type Meta cannot show through the API (it says so with an error).
+    /// A message type Meta cannot show through the API (it says so with an error), and what
+    /// it was when Meta says (e.g. `edit`).
     Unsupported {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
         errors: Vec<whatsapp::ErrorDetail>,
     },
     /// An Instagram DM: text and/or attachments.
@@ -110,27 +113,60 @@ pub struct InboundMessage {
     pub profile_name: Option<String>,
     /// When the customer sent it, by Meta's clock.
     pub sent_at: DateTime<Utc>,
+    /// Why `sent_at` is not Meta's timestamp as sent (see [`resolve_time`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_note: Option<String>,
     /// The message this one replies to.
     pub reply_to: Option<String>,
     pub content: MessageContent,
+    /// The customer's business-scoped user id, which Meta adds for its username rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_user_id: Option<String>,
+    /// The click-to-WhatsApp ad or post the customer came from: sent once, never again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral: Option<Box<whatsapp::Referral>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
+    /// Forwarded through a chain of five or more chats.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frequently_forwarded: bool,
+    /// What Meta reports it could not give us of this message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<whatsapp::ErrorDetail>,
+    /// The customer's new identity, on an identity-change system message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Box<whatsapp::Identity>>,
+    /// The message exactly as Meta sent it (JSON): whatever Meta adds that we do not read yet
+    /// is kept, because Meta cannot be asked for a message again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_json: Option<String>,
 }
 
 impl InboundMessage {
     /// One conversation per business account and customer.
     pub fn conversation_id(&self) -> String {
-        format!("{}:{}:{}", self.channel.as_str(), self.account_id, self.contact_id)
+        crate::ids::conversation_id(self.channel, &self.account_id, &self.contact_id)
     }
 }
 
-/// A status Meta reports for a message we sent.
+/// A status Meta reports for a message we sent: a WhatsApp status, or what Instagram says
+/// instead (the echo of our send, the customer's read).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusEvent {
+    pub channel: Channel,
     pub account_id: String,
+    /// The wamid, or the Instagram mid: on Instagram the only link back to our send.
     pub message_id: String,
     pub state: DeliveryState,
     pub at: DateTime<Utc>,
+    /// Why `at` is not Meta's timestamp as sent (see [`resolve_time`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_note: Option<String>,
     pub recipient_id: String,
-    /// Our send job id, echoed from `biz_opaque_callback_data`.
+    /// The recipient's business-scoped user id, which Meta adds for its username rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_user_id: Option<String>,
+    /// Our send job id, echoed from `biz_opaque_callback_data`; Instagram echoes nothing.
     pub job_id: Option<String>,
     pub error: Option<whatsapp::ErrorDetail>,
     pub pricing: Option<Value>,
@@ -164,15 +200,26 @@ pub enum Delivery {
     },
 }
 
+/// [`parse_delivery_at`] now, by the system clock.
 pub fn parse_delivery(body: &[u8]) -> Delivery {
+    parse_delivery_at(body, Utc::now())
+}
+
+/// Parses a body received at `received_at`, the time Meta's timestamps are checked against.
+/// Every element of the body becomes an event: what cannot be read or acted on is an
+/// [`UnknownEvent`] with its reason and raw JSON, on its own, and never costs the elements
+/// around it.
+pub fn parse_delivery_at(body: &[u8], received_at: DateTime<Utc>) -> Delivery {
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(e) => e,
         Err(e) => return Delivery::Malformed { error: e.to_string() },
     };
     let mut events = Vec::new();
     match envelope.object.as_str() {
-        "whatsapp_business_account" => envelope.entry.iter().for_each(|e| whatsapp_entry(e, &mut events)),
-        "instagram" => envelope.entry.iter().for_each(|e| instagram_entry(e, &mut events)),
+        "whatsapp_business_account" => {
+            envelope.entry.iter().for_each(|e| whatsapp_entry(e, received_at, &mut events));
+        }
+        "instagram" => envelope.entry.iter().for_each(|e| instagram_entry(e, received_at, &mut events)),
         other => {
             let raw = Value::Array(envelope.entry.iter().map(|e| to_value(e)).collect());
             events.push(unknown(format!("unknown object {other:?}"), None, raw));
@@ -194,11 +241,7 @@ fn to_value(raw: &RawValue) -> Value {
     serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
 
-fn from_seconds(seconds: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
-}
-
-fn whatsapp_entry(raw: &RawValue, events: &mut Vec<WebhookEvent>) {
+fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<WebhookEvent>) {
     let entry: whatsapp::Entry = match typed(raw) {
         Ok(e) => e,
         Err(e) => return events.push(unknown(format!("unreadable WhatsApp entry: {e}"), None, to_value(raw))),
@@ -217,13 +260,35 @@ fn whatsapp_entry(raw: &RawValue, events: &mut Vec<WebhookEvent>) {
                 continue;
             }
         };
-        let account_id = value.metadata.phone_number_id;
+        let account_id = value.metadata.phone_number_id.clone();
+        if value.messages.is_empty() && value.statuses.is_empty() {
+            // Only `errors` (Meta reporting a problem with the number), only contacts, or a
+            // shape Meta has not documented yet: nothing to act on, and nothing to drop.
+            let keys: Vec<&str> = value.unhandled.iter().map(|(key, _)| key.as_str()).collect();
+            let reason = format!("messages change without messages or statuses (other keys: {keys:?})");
+            events.push(unknown(reason, Some(account_id), to_value(&change.value)));
+            continue;
+        }
+        if !value.unhandled.is_empty() {
+            // E.g. `errors` next to the messages: kept on their own, the messages are read below.
+            let kept: serde_json::Map<String, Value> =
+                value.unhandled.iter().map(|(key, raw)| (key.clone(), to_value(raw))).collect();
+            let reason = format!("messages change with keys we do not handle: {:?}", kept.keys().collect::<Vec<_>>());
+            events.push(unknown(reason, Some(account_id.clone()), Value::Object(kept)));
+        }
         // Meta lists each sender once in `contacts`; a batch can hold hundreds of senders.
-        let names: HashMap<&str, &str> = value
-            .contacts
-            .iter()
-            .filter_map(|c| Some((c.wa_id.as_str(), c.profile.as_ref()?.name.as_deref()?)))
-            .collect();
+        let mut contacts: HashMap<String, whatsapp::Contact> = HashMap::with_capacity(value.contacts.len());
+        for raw_contact in &value.contacts {
+            match typed::<whatsapp::Contact>(raw_contact) {
+                Ok(contact) => {
+                    contacts.insert(contact.wa_id.clone(), contact);
+                }
+                Err(e) => {
+                    let reason = format!("unreadable WhatsApp contact: {e}");
+                    events.push(unknown(reason, Some(account_id.clone()), to_value(raw_contact)));
+                }
+            }
+        }
         for raw_message in &value.messages {
             let message: whatsapp::Message = match typed(raw_message) {
                 Ok(m) => m,
@@ -233,25 +298,33 @@ fn whatsapp_entry(raw: &RawValue, events: &mut Vec<WebhookEvent>) {
                     continue;
                 }
             };
-            let profile_name = names.get(message.from.as_str()).map(|n| (*n).to_owned());
-            events.push(WebhookEvent::Message(whatsapp_message(&account_id, message, profile_name, raw_message)));
+            let contact = contacts.get(&message.from);
+            let inbound = whatsapp_message(&account_id, message, contact, raw_message, received_at);
+            events.push(WebhookEvent::Message(inbound));
         }
-        for status in value.statuses {
-            events.push(whatsapp_status(&account_id, status));
+        for raw_status in &value.statuses {
+            events.push(whatsapp_status(&account_id, raw_status, received_at));
         }
     }
 }
 
 fn whatsapp_message(
     account_id: &str,
-    message: whatsapp::Message,
-    profile_name: Option<String>,
+    mut message: whatsapp::Message,
+    contact: Option<&whatsapp::Contact>,
     raw: &RawValue,
+    received_at: DateTime<Utc>,
 ) -> InboundMessage {
     let message_id = message.id.clone();
     let contact_id = message.from.clone();
-    let sent_at = from_seconds(message.timestamp);
-    let reply_to = message.context.as_ref().and_then(|c| c.id.clone());
+    let profile = contact.and_then(|c| c.profile.as_ref());
+    let profile_name = profile.and_then(|p| p.name.clone());
+    let contact_user_id = message.from_user_id.clone().or_else(|| contact.and_then(|c| c.user_id.clone()));
+    let sent = resolve_time(message.timestamp.as_ref(), TimeUnit::Seconds, received_at);
+    let context = message.context.take().unwrap_or_default();
+    let referral = message.referral.take().map(Box::new);
+    let identity = message.identity.take().map(Box::new);
+    let errors = message.errors.clone();
     let kind = message.kind.clone();
     let content = match (kind.as_str(), message) {
         ("text", whatsapp::Message { text: Some(t), .. }) => MessageContent::Text { body: t.body },
@@ -273,7 +346,9 @@ fn whatsapp_message(
         }
         ("order", whatsapp::Message { order: Some(o), .. }) => MessageContent::Order { order: o },
         ("system", whatsapp::Message { system: Some(s), .. }) => MessageContent::System { system: s },
-        ("unsupported", m) => MessageContent::Unsupported { errors: m.errors },
+        ("unsupported", m) => {
+            MessageContent::Unsupported { kind: m.unsupported.and_then(|u| u.kind), errors: m.errors }
+        }
         _ => MessageContent::Unknown { kind, raw: to_value(raw) },
     };
     InboundMessage {
@@ -282,9 +357,17 @@ fn whatsapp_message(
         message_id,
         contact_id,
         profile_name,
-        sent_at,
-        reply_to,
+        sent_at: sent.at,
+        timestamp_note: sent.note,
+        reply_to: context.id,
         content,
+        contact_user_id,
+        referral,
+        forwarded: context.forwarded,
+        frequently_forwarded: context.frequently_forwarded,
+        errors,
+        identity,
+        raw_json: Some(raw.get().to_owned()),
     }
 }
 
@@ -306,18 +389,28 @@ fn interactive(reply: whatsapp::Interactive, raw: Value) -> MessageContent {
     }
 }
 
-fn whatsapp_status(account_id: &str, status: whatsapp::Status) -> WebhookEvent {
-    let Some(state) = DeliveryState::parse(&status.status) else {
-        let reason = format!("unknown status {:?}", status.status);
-        let raw = serde_json::json!({ "id": status.id, "status": status.status, "recipient_id": status.recipient_id });
-        return unknown(reason, Some(account_id.to_owned()), raw);
+fn whatsapp_status(account_id: &str, raw: &RawValue, received_at: DateTime<Utc>) -> WebhookEvent {
+    let status: whatsapp::Status = match typed(raw) {
+        Ok(s) => s,
+        Err(e) => {
+            return unknown(format!("unreadable WhatsApp status: {e}"), Some(account_id.to_owned()), to_value(raw));
+        }
     };
+    let Some(state) = DeliveryState::parse(&status.status) else {
+        // A state Meta added after this code: kept whole, with its time, until it has a rank.
+        let reason = format!("unknown status {:?}", status.status);
+        return unknown(reason, Some(account_id.to_owned()), to_value(raw));
+    };
+    let at = resolve_time(status.timestamp.as_ref(), TimeUnit::Seconds, received_at);
     WebhookEvent::Status(StatusEvent {
+        channel: Channel::WhatsApp,
         account_id: account_id.to_owned(),
         message_id: status.id,
         state,
-        at: from_seconds(status.timestamp),
+        at: at.at,
+        timestamp_note: at.note,
         recipient_id: status.recipient_id,
+        recipient_user_id: status.recipient_user_id,
         job_id: status.biz_opaque_callback_data.filter(|d| !d.is_empty()),
         error: status.errors.into_iter().next(),
         pricing: status.pricing,
@@ -325,7 +418,7 @@ fn whatsapp_status(account_id: &str, status: whatsapp::Status) -> WebhookEvent {
     })
 }
 
-fn instagram_entry(raw: &RawValue, events: &mut Vec<WebhookEvent>) {
+fn instagram_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<WebhookEvent>) {
     let entry: instagram::Entry = match typed(raw) {
         Ok(e) => e,
         Err(e) => return events.push(unknown(format!("unreadable Instagram entry: {e}"), None, to_value(raw))),
@@ -335,22 +428,39 @@ fn instagram_entry(raw: &RawValue, events: &mut Vec<WebhookEvent>) {
         return;
     }
     for item in &entry.messaging {
+        let keep = |reason: String| unknown(reason, Some(entry.id.clone()), to_value(item));
         let event: instagram::Messaging = match typed(item) {
             Ok(e) => e,
             Err(e) => {
-                events.push(unknown(
-                    format!("unreadable Instagram event: {e}"),
-                    Some(entry.id.clone()),
-                    to_value(item),
-                ));
+                events.push(keep(format!("unreadable Instagram event: {e}")));
                 continue;
             }
         };
-        let sent_at = DateTime::from_timestamp_millis(event.timestamp).unwrap_or_default();
-        let (message_id, content, reply_to) = match (event.message, event.postback) {
-            // Our own sends come back as echoes: they are not the customer's messages.
-            (Some(message), _) if message.is_echo => continue,
-            (Some(message), _) => {
+        let sent = resolve_time(event.timestamp.as_ref(), TimeUnit::Milliseconds, received_at);
+        let status = |message_id: String, state: DeliveryState, recipient_id: String| {
+            WebhookEvent::Status(StatusEvent {
+                channel: Channel::Instagram,
+                account_id: entry.id.clone(),
+                message_id,
+                state,
+                at: sent.at,
+                timestamp_note: sent.note.clone(),
+                recipient_id,
+                recipient_user_id: None,
+                job_id: None,
+                error: None,
+                pricing: None,
+                conversation: None,
+            })
+        };
+        let (message_id, content, reply_to) = match (event.message, event.postback, event.read) {
+            // Our own send, echoed with the mid it was given: Instagram's "sent" (the echo of a
+            // reply typed in the Instagram app is recorded the same way; no job names its mid).
+            (Some(message), _, _) if message.is_echo => {
+                events.push(status(message.mid, DeliveryState::Sent, event.recipient.id));
+                continue;
+            }
+            (Some(message), _, _) => {
                 let reply_to = message.reply_to.as_ref().and_then(|r| r["mid"].as_str()).map(str::to_owned);
                 let content = MessageContent::InstagramMessage {
                     text: message.text,
@@ -359,23 +469,23 @@ fn instagram_entry(raw: &RawValue, events: &mut Vec<WebhookEvent>) {
                 };
                 (message.mid, content, reply_to)
             }
-            (None, Some(postback)) => {
+            (None, Some(postback), _) => {
                 let Some(mid) = postback.mid else {
-                    events.push(unknown(
-                        "Instagram postback without mid".into(),
-                        Some(entry.id.clone()),
-                        to_value(item),
-                    ));
+                    events.push(keep("Instagram postback without mid".into()));
                     continue;
                 };
                 (mid, MessageContent::Postback { title: postback.title, payload: postback.payload }, None)
             }
-            (None, None) => {
-                events.push(unknown(
-                    "unhandled Instagram messaging event".into(),
-                    Some(entry.id.clone()),
-                    to_value(item),
-                ));
+            // The customer read the conversation up to one of our messages: Instagram's "read".
+            (None, None, Some(read)) => {
+                match read.mid {
+                    Some(mid) => events.push(status(mid, DeliveryState::Read, event.sender.id)),
+                    None => events.push(keep("Instagram read without mid".into())),
+                }
+                continue;
+            }
+            (None, None, None) => {
+                events.push(keep("unhandled Instagram messaging event".into()));
                 continue;
             }
         };
@@ -385,9 +495,17 @@ fn instagram_entry(raw: &RawValue, events: &mut Vec<WebhookEvent>) {
             message_id,
             contact_id: event.sender.id,
             profile_name: None,
-            sent_at,
+            sent_at: sent.at,
+            timestamp_note: sent.note,
             reply_to,
             content,
+            contact_user_id: None,
+            referral: None,
+            forwarded: false,
+            frequently_forwarded: false,
+            errors: Vec::new(),
+            identity: None,
+            raw_json: Some(item.get().to_owned()),
         }));
     }
 }
@@ -402,8 +520,13 @@ mod tests {
         };
     }
 
+    /// Two days after the samples' messages were sent.
+    fn received_at() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_795_852_800, 0).unwrap()
+    }
+
     fn events(body: &[u8]) -> Vec<WebhookEvent> {
-        match parse_delivery(body) {
+        match parse_delivery_at(body, received_at()) {
             Delivery::Events(events) => events,
             Delivery::Malformed { error } => panic!("unexpectedly malformed: {error}"),
         }
@@ -494,12 +617,15 @@ mod tests {
         let all = events(sample!("instagram-dm.json"));
         let ids: Vec<_> = all
             .iter()
-            .map(|e| match e {
-                WebhookEvent::Message(m) => (m.channel, serde_json::to_value(&m.content).unwrap()["type"].clone()),
+            .filter_map(|e| match e {
+                WebhookEvent::Message(m) => {
+                    Some((m.channel, serde_json::to_value(&m.content).unwrap()["type"].clone()))
+                }
+                WebhookEvent::Status(_) => None,
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
-        assert_eq!(ids.len(), 3, "text, attachment and postback; the echo is dropped");
+        assert_eq!(ids.len(), 3, "text, attachment and postback; the echo is a status, not a message");
         assert!(ids.iter().all(|(c, _)| *c == Channel::Instagram));
         assert_eq!(ids[2].1, "postback");
     }
@@ -543,5 +669,249 @@ mod tests {
         body["entry"][0]["brand_new_entry_field"] = serde_json::json!(true);
         let m = only_message(&serde_json::to_vec(&body).unwrap());
         assert!(matches!(m.content, MessageContent::Text { .. }));
+    }
+
+    fn with_value(sample: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+        let mut body: Value = serde_json::from_slice(sample).unwrap();
+        edit(&mut body["entry"][0]["changes"][0]["value"]);
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    fn unknown_reasons(all: &[WebhookEvent]) -> Vec<&str> {
+        all.iter()
+            .filter_map(|e| match e {
+                WebhookEvent::Unknown(u) => Some(u.reason.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // Receipt: element by element.
+
+    #[test]
+    fn a_status_without_recipient_id_is_kept_on_its_own_and_the_other_statuses_apply() {
+        let all = events(sample!("whatsapp-status-missing-recipient.json"));
+        let [WebhookEvent::Unknown(kept), WebhookEvent::Status(applied)] = all.as_slice() else { panic!("{all:?}") };
+        assert!(kept.reason.contains("recipient_id"), "{}", kept.reason);
+        assert_eq!(kept.account_id.as_deref(), Some("106540352242922"));
+        assert_eq!(kept.raw["id"], "wamid.USERNAMEONLY1", "the element itself, whole");
+        assert_eq!(kept.raw["recipient_user_id"], "US.13491208655302741918");
+        assert_eq!((applied.state, applied.job_id.as_deref()), (DeliveryState::Delivered, Some("job-42")));
+    }
+
+    #[test]
+    fn a_contact_without_wa_id_is_kept_on_its_own_and_the_other_messages_are_read() {
+        let all = events(sample!("whatsapp-contact-missing-wa-id.json"));
+        let reasons = unknown_reasons(&all);
+        assert_eq!(reasons.len(), 2, "the contact, and the message that has no `from`: {reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains("contact") && r.contains("wa_id")), "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains("message") && r.contains("from")), "{reasons:?}");
+        let messages: Vec<_> = all
+            .iter()
+            .filter_map(|e| match e {
+                WebhookEvent::Message(m) => Some((m.message_id.as_str(), m.profile_name.as_deref())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(messages, [("wamid.BESIDEUSERNAME1", Some("Kerry Fisher"))]);
+    }
+
+    #[test]
+    fn a_message_with_a_wrongly_typed_field_costs_only_itself() {
+        let body = with_value(sample!("whatsapp-text.json"), |value| {
+            let good = value["messages"][0].clone();
+            let mut bad = good.clone();
+            bad["id"] = serde_json::json!("wamid.BAD");
+            bad["text"] = serde_json::json!({ "body": 42 });
+            let mut other = good.clone();
+            other["id"] = serde_json::json!("wamid.OTHER");
+            value["messages"] = serde_json::json!([good, bad, other]);
+        });
+        let all = events(&body);
+        assert_eq!(unknown_reasons(&all).len(), 1, "{all:?}");
+        let stored = all.iter().filter(|e| matches!(e, WebhookEvent::Message(_))).count();
+        assert_eq!(stored, 2);
+    }
+
+    // Receipt: a change we cannot act on is kept.
+
+    #[test]
+    fn a_change_carrying_only_errors_is_kept_not_dropped() {
+        let all = events(sample!("whatsapp-errors-only.json"));
+        let [WebhookEvent::Unknown(kept)] = all.as_slice() else { panic!("{all:?}") };
+        assert!(kept.reason.contains("without messages or statuses") && kept.reason.contains("errors"));
+        assert_eq!(kept.account_id.as_deref(), Some("106540352242922"));
+        assert_eq!(kept.raw["errors"][0]["code"], 131051);
+    }
+
+    #[test]
+    fn a_change_with_contacts_only_is_kept_not_dropped() {
+        let body = with_value(sample!("whatsapp-text.json"), |value| {
+            value.as_object_mut().unwrap().remove("messages");
+        });
+        let all = events(&body);
+        let [WebhookEvent::Unknown(kept)] = all.as_slice() else { panic!("{all:?}") };
+        assert_eq!(kept.raw["contacts"][0]["wa_id"], "16505551234");
+    }
+
+    #[test]
+    fn errors_or_new_keys_beside_messages_are_kept_and_the_messages_read() {
+        let body = with_value(sample!("whatsapp-text.json"), |value| {
+            value["errors"] = serde_json::json!([{ "code": 131000, "title": "Something went wrong" }]);
+            value["brand_new_list"] = serde_json::json!([1, 2]);
+        });
+        let all = events(&body);
+        let [WebhookEvent::Unknown(kept), WebhookEvent::Message(_)] = all.as_slice() else { panic!("{all:?}") };
+        assert!(kept.reason.contains("errors") && kept.reason.contains("brand_new_list"), "{}", kept.reason);
+        assert_eq!(kept.raw["errors"][0]["code"], 131000);
+    }
+
+    // Receipt: timestamps.
+
+    #[test]
+    fn absurd_message_and_status_timestamps_are_clamped_with_a_note_never_panicked_on() {
+        let chrono_limit = (DateTime::<Utc>::MAX_UTC.timestamp() - 60).to_string();
+        let absurd =
+            ["-1", "0", "99999999999999999999", "8210266876799000", chrono_limit.as_str(), "1895680000", "soon"];
+        for timestamp in absurd {
+            let body = with_value(sample!("whatsapp-text.json"), |value| {
+                value["messages"][0]["timestamp"] = serde_json::json!(timestamp);
+            });
+            let m = only_message(&body);
+            assert_eq!(m.sent_at, received_at(), "{timestamp}");
+            assert!(m.timestamp_note.as_deref().is_some_and(|n| n.contains("receipt time")), "{timestamp}");
+
+            let body = with_value(sample!("whatsapp-status-read.json"), |value| {
+                value["statuses"][0]["timestamp"] = serde_json::json!(timestamp);
+            });
+            let all = events(&body);
+            let [WebhookEvent::Status(status)] = all.as_slice() else { panic!("{timestamp}: {all:?}") };
+            assert_eq!((status.at, status.timestamp_note.is_some()), (received_at(), true), "{timestamp}");
+        }
+        let mut body: Value = serde_json::from_slice(sample!("instagram-dm.json")).unwrap();
+        body["entry"][0]["messaging"][0]["timestamp"] = serde_json::json!(i64::MAX);
+        let all = events(&serde_json::to_vec(&body).unwrap());
+        let WebhookEvent::Message(first) = &all[0] else { panic!("{all:?}") };
+        assert_eq!(first.sent_at, received_at());
+        assert!(first.timestamp_note.is_some());
+    }
+
+    #[test]
+    fn a_timestamp_in_milliseconds_is_read_as_milliseconds_with_a_note() {
+        let body = with_value(sample!("whatsapp-text.json"), |value| {
+            value["messages"][0]["timestamp"] = serde_json::json!("1795680000123");
+        });
+        let m = only_message(&body);
+        assert_eq!(m.sent_at.timestamp_millis(), 1_795_680_000_123);
+        assert!(m.timestamp_note.unwrap().contains("milliseconds"));
+    }
+
+    // Receipt: everything Meta sends with a message is kept.
+
+    #[test]
+    fn an_ad_click_keeps_its_referral_and_the_username_rollout_ids() {
+        let m = only_message(sample!("whatsapp-referral.json"));
+        let referral = m.referral.expect("referral kept");
+        assert_eq!(referral.source_type.as_deref(), Some("ad"));
+        assert_eq!(referral.source_id.as_deref(), Some("120211234567890123"));
+        assert!(referral.ctwa_clid.is_some_and(|c| c.starts_with("ARAkLkA8")));
+        assert_eq!(
+            referral.welcome_message.and_then(|w| w.text).as_deref(),
+            Some("Hi there! Let us know how we can help.")
+        );
+        assert_eq!(m.contact_user_id.as_deref(), Some("US.13491208655302741918"));
+        let raw: Value = serde_json::from_str(m.raw_json.as_deref().unwrap()).unwrap();
+        assert_eq!(raw["referral"]["headline"], "Spring sale: 30% off");
+    }
+
+    #[test]
+    fn forwarded_flags_are_kept() {
+        let m = only_message(sample!("whatsapp-forwarded.json"));
+        assert!(m.forwarded && m.frequently_forwarded);
+        assert_eq!(m.reply_to, None, "forwarded is not a reply");
+        assert!(!only_message(sample!("whatsapp-text.json")).forwarded);
+    }
+
+    #[test]
+    fn an_identity_change_keeps_its_identity_block() {
+        let m = only_message(sample!("whatsapp-identity.json"));
+        let identity = m.identity.expect("identity kept");
+        assert_eq!((identity.hash.as_deref(), identity.acknowledged), (Some("a1b2c3d4e5f6"), Some(true)));
+        let MessageContent::System { system } = m.content else { panic!("not a system message") };
+        assert_eq!(system.kind.as_deref(), Some("customer_identity_changed"));
+        assert_eq!(system.customer.as_deref(), Some("16505551234"));
+    }
+
+    #[test]
+    fn an_unsupported_message_keeps_what_it_was_and_its_errors() {
+        let m = only_message(sample!("whatsapp-unsupported.json"));
+        let MessageContent::Unsupported { kind, errors } = &m.content else { panic!("{:?}", m.content) };
+        assert_eq!(kind.as_deref(), Some("edit"));
+        assert_eq!(errors[0].code, 131051);
+        assert_eq!(m.errors.len(), 1, "the message-level errors, whatever the type");
+    }
+
+    #[test]
+    fn every_message_keeps_metas_json_with_what_we_do_not_read_yet() {
+        let body = with_value(sample!("whatsapp-text.json"), |value| {
+            value["messages"][0]["brand_new_field"] = serde_json::json!({ "x": 1 });
+            value["messages"][0]["referral"] = serde_json::json!({ "source_url": 42 });
+        });
+        let m = only_message(&body);
+        assert_eq!(m.referral, None, "a referral shaped unlike Meta's documentation is not typed…");
+        let raw: Value = serde_json::from_str(m.raw_json.as_deref().unwrap()).unwrap();
+        assert_eq!(raw["brand_new_field"]["x"], 1);
+        assert_eq!(raw["referral"]["source_url"], 42, "…and still kept");
+        let ig = &events(sample!("instagram-dm.json"))[0];
+        assert!(matches!(ig, WebhookEvent::Message(m) if m.raw_json.as_deref().is_some_and(|j| j.contains("Lisbon"))));
+    }
+
+    // Receipt: statuses Meta adds later.
+
+    #[test]
+    fn a_played_status_is_applied_like_any_status() {
+        let all = events(sample!("whatsapp-status-played.json"));
+        let [WebhookEvent::Status(played)] = all.as_slice() else { panic!("{all:?}") };
+        assert_eq!((played.state, played.at.timestamp()), (DeliveryState::Played, 1_795_680_004));
+        assert_eq!(played.job_id.as_deref(), Some("job-44"));
+    }
+
+    #[test]
+    fn a_status_meta_adds_later_is_kept_whole_with_its_time() {
+        let body = with_value(sample!("whatsapp-status-read.json"), |value| {
+            value["statuses"][0]["status"] = serde_json::json!("rewound");
+        });
+        let all = events(&body);
+        let [WebhookEvent::Unknown(kept)] = all.as_slice() else { panic!("{all:?}") };
+        assert!(kept.reason.contains("rewound"));
+        assert_eq!(kept.raw["timestamp"], "1795680003");
+        assert_eq!(kept.raw["biz_opaque_callback_data"], "job-42");
+    }
+
+    // Receipt: Instagram's own signals for our sends.
+
+    #[test]
+    fn an_instagram_echo_is_the_sent_status_of_our_message() {
+        let all = events(sample!("instagram-echo.json"));
+        let [WebhookEvent::Status(sent)] = all.as_slice() else { panic!("{all:?}") };
+        assert_eq!((sent.channel, sent.state), (Channel::Instagram, DeliveryState::Sent));
+        assert_eq!(sent.message_id, "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1MzA5MjExODUw");
+        assert_eq!((sent.account_id.as_str(), sent.recipient_id.as_str()), ("17841405309211844", "6180712345678901"));
+        assert_eq!(sent.at.timestamp_millis(), 1_795_680_002_000);
+        assert_eq!(sent.job_id, None, "the mid is the link to our send");
+    }
+
+    #[test]
+    fn an_instagram_read_is_the_read_status_of_our_message() {
+        let all = events(sample!("instagram-read.json"));
+        let [WebhookEvent::Status(read)] = all.as_slice() else { panic!("{all:?}") };
+        assert_eq!((read.channel, read.state), (Channel::Instagram, DeliveryState::Read));
+        assert_eq!(read.message_id, "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1MzA5MjExODUw");
+        assert_eq!(read.recipient_id, "6180712345678901", "the customer who read it");
+
+        let mut body: Value = serde_json::from_slice(sample!("instagram-read.json")).unwrap();
+        body["entry"][0]["messaging"][0]["read"] = serde_json::json!({ "watermark": 1795680009000_i64 });
+        let all = events(&serde_json::to_vec(&body).unwrap());
+        assert!(matches!(all.as_slice(), [WebhookEvent::Unknown(u)] if u.reason.contains("read without mid")));
     }
 }

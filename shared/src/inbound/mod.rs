@@ -2,5 +2,6 @@
 //! delivery-status ordering ([`status`]), and storing each event exactly once ([`receiver`]).
 
 pub mod event;
+pub mod heartbeat;
 pub mod receiver;
 pub mod status;

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::event::{
-    Channel, Delivery, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent, parse_delivery,
+    Channel, Delivery, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent, parse_delivery_at,
 };
-use super::status::DeliveryState;
 use crate::clock::SharedClock;
 use crate::ids::{SendJobId, WorkspaceId};
 use crate::queues::{FlowEvent, QueueError, Queues, SendFailure};
@@ -110,16 +109,17 @@ pub struct Receiver {
     queues: Queues,
     clock: SharedClock,
     routes: RouteCache,
+    heartbeat: super::heartbeat::StatusHeartbeat,
 }
 
 impl Receiver {
     pub fn new(store: Store, queues: Queues, clock: SharedClock) -> Self {
-        Self { store, queues, clock, routes: RouteCache::default() }
+        Self { store, queues, clock, routes: RouteCache::default(), heartbeat: Default::default() }
     }
 
     /// Stores everything in a (signature-checked) webhook body.
     pub async fn receive(&self, body: &[u8]) -> Result<Receipt, ReceiveError> {
-        match parse_delivery(body) {
+        match parse_delivery_at(body, self.clock.now()) {
             Delivery::Malformed { error } => {
                 tracing::warn!(%error, bytes = body.len(), "signed webhook body is not readable JSON; kept raw");
                 let reason = format!("malformed JSON: {error}");
@@ -192,6 +192,9 @@ impl Receiver {
         if let MessageContent::Unknown { kind, .. } = &message.content {
             tracing::warn!(kind, "message of a type we do not know yet; stored whole");
         }
+        if let Some(note) = &message.timestamp_note {
+            tracing::warn!(note, "Meta's timestamp not used as sent");
+        }
         let now = self.clock.now();
         let inserted = self.store.insert_inbound(&workspace, &message, now).await?;
         if inserted == (Insert::Duplicate { processed: true }) {
@@ -212,10 +215,14 @@ impl Receiver {
     }
 
     async fn receive_status(&self, status: StatusEvent) -> Result<Receipt, ReceiveError> {
-        let Some(workspace) = self.workspace_for(Channel::WhatsApp, &status.account_id).await? else {
-            return self.keep_orphan(Channel::WhatsApp, &status.account_id, &status).await;
+        let Some(workspace) = self.workspace_for(status.channel, &status.account_id).await? else {
+            return self.keep_orphan(status.channel, &status.account_id, &status).await;
         };
+        if let Some(note) = &status.timestamp_note {
+            tracing::warn!(workspace = %workspace, message_id = %status.message_id, note, "Meta's timestamp not used as sent");
+        }
         let outcome = self.store.apply_status(&workspace, &status).await?;
+        self.heartbeat.beat(&self.store, &workspace, status.channel, &status.account_id, self.clock.now()).await?;
         // A status naming our send job settles it: an answer lost on the way back (a timeout,
         // a 500 after Meta accepted) is reconciled here instead of the message being resent.
         // Only a status that advanced says something new: a late `sent` for a message Meta
@@ -225,11 +232,20 @@ impl Receiver {
         {
             self.store.reconcile_job(&workspace, &job_id, &status.message_id, status.state, self.clock.now()).await?;
         }
-        if matches!(status.state, DeliveryState::Delivered | DeliveryState::Read) {
+        // The 131026 streak is WhatsApp's: Instagram has no undeliverable-number refusal.
+        if status.channel == Channel::WhatsApp && status.state.reached_customer() {
             self.store.reset_undeliverable(&workspace, Channel::WhatsApp, &status.recipient_id).await?;
         }
         let mut receipt = Receipt { statuses_applied: usize::from(outcome.advanced), ..Receipt::default() };
         if outcome.hand_to_retry {
+            // The job records the failure first, so that a hand-over lost below is found by
+            // the sweeper and handed over again.
+            if let Some(job_id) = status.job_id.as_deref().and_then(|j| SendJobId::parse(j).ok()) {
+                let code = status.error.as_ref().map(|e| e.code);
+                let reason = status.error.as_ref().and_then(|e| e.title.clone()).unwrap_or_default();
+                let now = self.clock.now();
+                self.store.failure_reported(&workspace, &job_id, &status.message_id, code, &reason, now).await?;
+            }
             let failure = SendFailure {
                 workspace_id: workspace.clone(),
                 job_id: status.job_id.clone(),

@@ -1,11 +1,13 @@
 //! The states Meta reports for a message we sent, and the order they may be applied in.
 //!
 //! Statuses arrive out of order and more than once. A status is applied only when it ranks
-//! above the stored one: `sent` < `failed` < `delivered` < `read`. So a late `sent` or
+//! above the stored one: `sent` < `failed` < `delivered` < `read` < `played`. So a late `sent` or
 //! `delivered` never downgrades a `read`; `read` without `delivered` is fine; `failed` replaces
 //! `sent` (the usual path: accepted, then refused, as with 131049 and 131026); and a `failed`
 //! after `delivered`/`read` does not override them — the customer has the message, so the
-//! failure is recorded but not retried. Every state's own timestamp is kept either way.
+//! failure is recorded but not retried. `played` is what Meta reports for a voice message once
+//! the customer listens to it, after its `read`; it says everything `read` says. Every state's
+//! own timestamp is kept either way.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,7 @@ pub enum DeliveryState {
     Failed,
     Delivered,
     Read,
+    Played,
 }
 
 impl DeliveryState {
@@ -25,6 +28,7 @@ impl DeliveryState {
             "delivered" => Some(Self::Delivered),
             "read" => Some(Self::Read),
             "failed" => Some(Self::Failed),
+            "played" => Some(Self::Played),
             _ => None,
         }
     }
@@ -35,6 +39,7 @@ impl DeliveryState {
             Self::Failed => "failed",
             Self::Delivered => "delivered",
             Self::Read => "read",
+            Self::Played => "played",
         }
     }
 
@@ -45,7 +50,13 @@ impl DeliveryState {
             Self::Failed => 15,
             Self::Delivered => 20,
             Self::Read => 30,
+            Self::Played => 40,
         }
+    }
+
+    /// The message is on the customer's phone: what resets the 131026 streak and settles a job.
+    pub fn reached_customer(self) -> bool {
+        matches!(self, Self::Delivered | Self::Read | Self::Played)
     }
 
     /// Whether `incoming` replaces the stored state.
@@ -92,6 +103,14 @@ mod tests {
     fn failed_after_delivered_or_read_keeps_the_better_state() {
         assert_eq!(apply(&[Delivered, Failed]), Some(Delivered));
         assert_eq!(apply(&[Read, Failed]), Some(Read));
+    }
+
+    #[test]
+    fn played_comes_after_read_and_nothing_earlier_downgrades_it() {
+        assert_eq!(apply(&[Sent, Delivered, Read, Played]), Some(Played));
+        assert_eq!(apply(&[Played, Read, Delivered, Failed, Sent]), Some(Played));
+        assert_eq!(DeliveryState::parse("played"), Some(Played));
+        assert!(Played.reached_customer());
     }
 
     #[test]

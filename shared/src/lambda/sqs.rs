@@ -7,7 +7,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 
 /// Why one message of a batch was not processed; it comes back after the visibility timeout.
@@ -35,15 +35,39 @@ where
     Fut: Future<Output = Result<(), MessageFailure<E>>>,
     E: Display,
 {
+    each_message_concurrently(event, 1, handler).await
+}
+
+/// Like [`each_message`], with up to `concurrency` records in flight at once, for queues
+/// whose order does not matter: a batch of sends waits for Meta once, not once per record.
+pub async fn each_message_concurrently<F, Fut, E>(
+    event: SqsEvent,
+    concurrency: usize,
+    handler: F,
+) -> Result<SqsBatchResponse, UnreportableRecord>
+where
+    F: Fn(SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), MessageFailure<E>>>,
+    E: Display,
+{
+    if event.records.iter().any(|record| record.message_id.is_none()) {
+        return Err(UnreportableRecord);
+    }
+    let handler = &handler;
+    let outcomes: Vec<(String, Result<(), MessageFailure<E>>)> = futures_util::stream::iter(event.records)
+        .map(|record| async move {
+            let id = record.message_id.clone().unwrap_or_default();
+            let outcome = match AssertUnwindSafe(handler(record)).catch_unwind().await {
+                Ok(outcome) => outcome,
+                Err(panic) => Err(MessageFailure::Panicked(panic_message(panic.as_ref()))),
+            };
+            (id, outcome)
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
     let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let Some(id) = record.message_id.clone() else {
-            return Err(UnreportableRecord);
-        };
-        let outcome = match AssertUnwindSafe(handler(record)).catch_unwind().await {
-            Ok(outcome) => outcome,
-            Err(panic) => Err(MessageFailure::Panicked(panic_message(panic.as_ref()))),
-        };
+    for (id, outcome) in outcomes {
         if let Err(failure) = outcome {
             tracing::warn!(message_id = %id, error = %failure, "message failed; SQS will redeliver it");
             let mut item = BatchItemFailure::default();
@@ -66,7 +90,23 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    each_message(event, |record| {
+    each_json_message_concurrently(event, 1, handler).await
+}
+
+/// [`each_json_message`] with up to `concurrency` records in flight (see
+/// [`each_message_concurrently`]).
+pub async fn each_json_message_concurrently<T, F, Fut, E>(
+    event: SqsEvent,
+    concurrency: usize,
+    handler: F,
+) -> Result<SqsBatchResponse, UnreportableRecord>
+where
+    T: DeserializeOwned,
+    F: Fn(T, SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    each_message_concurrently(event, concurrency, |record| {
         let decoded = serde_json::from_str::<T>(record.body.as_deref().unwrap_or(""));
         let handler = &handler;
         async move {
@@ -147,6 +187,30 @@ mod tests {
         let batch = event(vec![record("a", "{\"id\":1}"), record("b", "not json")]);
         let response = each_json_message(batch, |_job: Job, _| async { Ok::<(), &str>(()) }).await.unwrap();
         assert_eq!(failed_ids(&response), ["b"]);
+    }
+
+    #[tokio::test]
+    async fn records_run_side_by_side_up_to_the_limit_and_failures_are_still_exact() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let batch = event((0..6).map(|i| record(&i.to_string(), if i == 4 { "fail" } else { "ok" })).collect());
+        let response = each_message_concurrently(batch, 3, |m| {
+            let (running, most) = (&running, &most);
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                match m.body.as_deref() {
+                    Some("ok") => Ok(()),
+                    _ => Err(MessageFailure::Handler("refused")),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(failed_ids(&response), ["4"]);
+        assert_eq!(most.load(Ordering::SeqCst), 3, "three at a time, never more");
     }
 
     #[tokio::test]

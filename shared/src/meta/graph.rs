@@ -40,6 +40,19 @@ pub enum GraphError {
 }
 
 impl GraphError {
+    /// Whether Meta may have processed the request although we have no answer that says so:
+    /// no answer at all, an answer we cannot read, or a 5xx without Meta's error body (a
+    /// gateway's 502/504 says nothing about what happened behind it). Such a send is
+    /// "maybe sent", never "not sent": `/messages` has no idempotency key, so a resend could
+    /// deliver the message twice.
+    pub fn maybe_processed(&self) -> bool {
+        match self {
+            Self::NoAnswer(_) | Self::UnreadableAnswer { .. } => true,
+            Self::Http { status } => *status >= 500,
+            Self::Meta(_) | Self::NotSent(_) => false,
+        }
+    }
+
     /// Meta's error code and the HTTP status, for classification.
     pub fn code_and_status(&self) -> (Option<i64>, Option<u16>) {
         match self {
@@ -71,11 +84,20 @@ struct ErrorFields {
 /// The timeout of one Graph call. Lambda must still have time to record the outcome.
 pub const GRAPH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Meta's answer to an accepted send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub wamid: String,
+    /// The customer's WhatsApp id as Meta knows it (`contacts[0].wa_id`; WhatsApp only).
+    pub wa_id: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct GraphClient {
     http: reqwest::Client,
     base_url: String,
     version: String,
+    timeout: Duration,
 }
 
 impl GraphClient {
@@ -90,7 +112,7 @@ impl GraphClient {
             .user_agent("wapisnap/1")
             .build()
             .expect("the HTTP client builds");
-        Self { http, base_url: config.graph_url.clone(), version: config.api_version.clone() }
+        Self { http, base_url: config.graph_url.clone(), version: config.api_version.clone(), timeout }
     }
 
     /// `POST /{version}/{sender}/messages`; returns Meta's id for the message.
@@ -99,14 +121,21 @@ impl GraphClient {
         sender_id: &str,
         token: &SecretString,
         body: &Value,
-    ) -> Result<String, GraphError> {
+    ) -> Result<SentMessage, GraphError> {
         let url = format!("{}/{}/{sender_id}/messages", self.base_url, self.version);
         let answer = self.post(&url, token, body).await?;
-        answer["messages"][0]["id"]
+        let wamid = answer["messages"][0]["id"]
             .as_str()
             .or_else(|| answer["message_id"].as_str())
             .map(str::to_owned)
-            .ok_or_else(|| GraphError::UnreadableAnswer { status: 200, reason: "no message id".into() })
+            .ok_or_else(|| GraphError::UnreadableAnswer { status: 200, reason: "no message id".into() })?;
+        let wa_id = answer["contacts"][0]["wa_id"].as_str().map(str::to_owned);
+        Ok(SentMessage { wamid, wa_id })
+    }
+
+    /// How long one call may take, at most.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Any other POST to the Graph API (register, deregister, codes, subscriptions, ...).

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use sha2::{Digest, Sha256};
+
 use super::content::OutboundContent;
-use crate::ids::{SendJobId, WorkspaceId};
+use crate::ids::{ContactId, InvalidId, SendJobId, WorkspaceId};
 use crate::inbound::event::Channel;
 use crate::policy::send::SentBy;
 
@@ -26,16 +28,45 @@ pub enum Origin {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SendJobFields")]
 pub struct SendJob {
     pub job_id: SendJobId,
     pub workspace_id: WorkspaceId,
     pub channel: Channel,
     /// The business side: phone number id or Instagram account id.
     pub account_id: String,
-    /// The customer: WhatsApp id or Instagram-scoped id.
-    pub to: String,
+    /// The customer, normalised for the channel (see [`ContactId::for_channel`]).
+    pub to: ContactId,
     pub origin: Origin,
     pub content: OutboundContent,
+}
+
+/// A send job as a caller writes it: `to` may be any way of writing the customer's number.
+#[derive(Deserialize)]
+struct SendJobFields {
+    job_id: SendJobId,
+    workspace_id: WorkspaceId,
+    channel: Channel,
+    account_id: String,
+    to: String,
+    origin: Origin,
+    content: OutboundContent,
+}
+
+impl TryFrom<SendJobFields> for SendJob {
+    type Error = InvalidId;
+
+    fn try_from(fields: SendJobFields) -> Result<Self, InvalidId> {
+        Ok(Self {
+            to: ContactId::for_channel(fields.channel, &fields.to)?,
+            job_id: fields.job_id,
+            workspace_id: fields.workspace_id,
+            channel: fields.channel,
+            account_id: fields.account_id,
+            origin: fields.origin,
+            content: fields.content,
+        })
+    }
 }
 
 impl SendJob {
@@ -50,7 +81,14 @@ impl SendJob {
     }
 
     pub fn conversation_id(&self) -> String {
-        format!("{}:{}:{}", self.channel.as_str(), self.account_id, self.to)
+        crate::ids::conversation_id(self.channel, &self.account_id, self.to.as_str())
+    }
+
+    /// A fingerprint of what was asked: the same job id with other content is a reused
+    /// idempotency key, a conflict to surface rather than a duplicate to drop.
+    pub fn request_hash(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("send jobs serialize");
+        hex::encode(&Sha256::digest(canonical)[..16])
     }
 }
 
@@ -68,6 +106,8 @@ pub enum SendRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobState {
+    /// Accepted from the API, a flow or a broadcast; its first attempt is on the send queue.
+    Queued,
     /// Claimed by a sender, whose lease runs until `lease_until`.
     Sending,
     /// Meta accepted it and gave a wamid.
@@ -88,5 +128,39 @@ pub enum JobState {
 impl JobState {
     pub fn is_final(self) -> bool {
         matches!(self, Self::Delivered | Self::Failed | Self::Refused)
+    }
+
+    /// Waiting for an attempt: the states a sender may claim from.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Self::Queued | Self::RetryScheduled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job_json(to: &str, body: &str) -> String {
+        format!(
+            r#"{{"job_id":"j1","workspace_id":"acme","channel":"wa","account_id":"1065","to":"{to}",
+                "origin":{{"type":"human","agent_id":"a"}},"content":{{"type":"text","body":"{body}"}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_job_reaches_the_customer_however_their_number_was_written() {
+        let job: SendJob = serde_json::from_str(&job_json("+1 650-555-1234", "hi")).unwrap();
+        assert_eq!(job.to.as_str(), "16505551234");
+        assert_eq!(job.conversation_id(), "wa:1065:16505551234");
+        assert!(serde_json::from_str::<SendJob>(&job_json("not a number", "hi")).is_err());
+    }
+
+    #[test]
+    fn the_request_hash_tells_a_redelivery_from_a_reused_job_id() {
+        let first: SendJob = serde_json::from_str(&job_json("16505551234", "hi")).unwrap();
+        let again: SendJob = serde_json::from_str(&job_json("+16505551234", "hi")).unwrap();
+        let other: SendJob = serde_json::from_str(&job_json("16505551234", "bye")).unwrap();
+        assert_eq!(first.request_hash(), again.request_hash());
+        assert_ne!(first.request_hash(), other.request_hash());
     }
 }

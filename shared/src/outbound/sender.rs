@@ -1,6 +1,12 @@
-//! Sending one job: claim it, apply the send policy with fresh facts, open the token, call the
-//! Graph API, record what happened. Failures Meta answered with go to Smart Retry; an answer
-//! that never came leaves the job UNCERTAIN for its status webhook (or the sweeper) to settle.
+//! Sending one job: read it, apply the send policy with fresh facts, open the token, claim it,
+//! call the Graph API, record what happened. Failures Meta answered with go to Smart Retry; an
+//! answer that never came leaves the job UNCERTAIN for its status webhook (or the sweeper) to
+//! settle.
+//!
+//! Everything of ours that can fail (DynamoDB reads, an unreadable item, KMS) happens before
+//! the claim: a failure there leaves the job waiting, and the send request comes back from the
+//! queue and sends it once. Between the claim and the Graph call there is nothing left to
+//! fail, so a job is UNCERTAIN only when Meta may really have it.
 
 use std::sync::Arc;
 
@@ -8,13 +14,14 @@ use chrono::Duration;
 
 use super::job::{JobState, SendRequest};
 use crate::clock::SharedClock;
-use crate::meta::graph::{GraphClient, GraphError};
+use crate::ids::{SendJobId, WorkspaceId};
+use crate::meta::graph::{GraphClient, GraphError, SentMessage};
 use crate::outbound::content::OutboundContent;
 use crate::outbound::job::Origin;
 use crate::policy::send::{SendFacts, may_send};
 use crate::queues::{QueueError, Queues, SendFailure};
 use crate::retry::{FailureClass, classify, throttle_backoff};
-use crate::store::jobs::{AttemptOutcome, Claim, JobRecord};
+use crate::store::jobs::{Accepted, AttemptOutcome, AttemptRef, Claim, JobRecord};
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
 
@@ -35,6 +42,9 @@ pub enum SendError {
     #[error(transparent)]
     Vault(VaultError),
 }
+
+/// Time an attempt needs after the Graph call to record its outcome and hand a failure on.
+pub const RECORDING_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What became of one send request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +71,11 @@ pub enum SendOutcome {
     Missing,
     /// The claim was taken from us (a status webhook settled the job first).
     LostClaim,
+    /// The job id was accepted before with other content: this request is refused.
+    Conflict,
+    /// Too little time was left to call Meta and record the answer: the job is still waiting
+    /// and the request must be put back on the queue.
+    NotStarted,
 }
 
 pub struct Sender {
@@ -76,25 +91,63 @@ impl Sender {
         Self { store, vault, graph, queues, clock }
     }
 
+    /// Sends with no deadline of its own (the caller's timeout aside).
     pub async fn send(&self, request: SendRequest) -> Result<SendOutcome, SendError> {
+        self.send_before(request, None).await
+    }
+
+    /// Sends, unless less than a Graph call and its recording is left before `deadline`: then
+    /// nothing is claimed and the answer is [`SendOutcome::NotStarted`].
+    pub async fn send_before(
+        &self,
+        request: SendRequest,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<SendOutcome, SendError> {
         let now = self.clock.now();
-        let (claim, record) = match self.store.claim_job(&request, now, send_lease()).await? {
-            Claim::Claimed { token, record } => (token, *record),
-            Claim::LeaseHeld { until } => return Err(SendError::Busy(until)),
-            Claim::BecameUncertain => return Ok(SendOutcome::Uncertain),
-            Claim::Settled(state) => return Ok(SendOutcome::AlreadySettled(state)),
-            Claim::Missing => {
-                tracing::warn!(?request, "send request for a job that does not exist");
-                return Ok(SendOutcome::Missing);
+        let (workspace, job_id, requested) = match request {
+            SendRequest::New { job } => {
+                if self.store.accept_job(&job, now).await? == Accepted::Conflict {
+                    return Ok(SendOutcome::Conflict);
+                }
+                (job.workspace_id, job.job_id, 0)
             }
+            SendRequest::Attempt { workspace_id, job_id, attempt } => (workspace_id, job_id, attempt),
         };
-        let span = tracing::info_span!("send", workspace = %record.job.workspace_id, job = %record.job.job_id, attempt = record.attempt);
+        let Some(record) = self.store.job(&workspace, &job_id).await? else {
+            tracing::warn!(%workspace, job = %job_id, "send request for a job that does not exist");
+            return Ok(SendOutcome::Missing);
+        };
+        if let Some(outcome) = self.not_claimable(&record, requested).await? {
+            return outcome;
+        }
+        let span = tracing::info_span!("send", workspace = %workspace, job = %job_id, attempt = record.attempt);
         let _entered = span.enter();
-        let outcome = self.attempt(&claim, &record).await;
+        let outcome = self.attempt(&record, deadline).await;
         if let Err(error) = &outcome {
-            tracing::warn!(%error, "send attempt did not finish");
+            tracing::warn!(%error, "send attempt did not finish; the request comes back from the queue");
         }
         outcome
+    }
+
+    /// Why this request cannot send the job now, if it cannot.
+    async fn not_claimable(
+        &self,
+        record: &JobRecord,
+        requested: u32,
+    ) -> Result<Option<Result<SendOutcome, SendError>>, SendError> {
+        let now = self.clock.now();
+        Ok(match (record.state, record.lease_until) {
+            (JobState::Sending, Some(until)) if until > now => Some(Err(SendError::Busy(until))),
+            (JobState::Sending, _) => {
+                let marked = self.store.expire_lease(record, now).await?;
+                Some(Ok(if marked { SendOutcome::Uncertain } else { SendOutcome::AlreadySettled(JobState::Uncertain) }))
+            }
+            (state, _) if state.is_waiting() && record.attempt == requested => None,
+            (state, _) => {
+                tracing::debug!(?state, requested, current = record.attempt, "job already settled");
+                Some(Ok(SendOutcome::AlreadySettled(state)))
+            }
+        })
     }
 
     async fn finish(&self, claim: &str, record: &JobRecord, outcome: AttemptOutcome) -> Result<bool, StoreError> {
@@ -102,9 +155,15 @@ impl Sender {
         self.store.finish_attempt(&job.workspace_id, &job.job_id, claim, outcome, self.clock.now()).await
     }
 
-    async fn attempt(&self, claim: &str, record: &JobRecord) -> Result<SendOutcome, SendError> {
+    async fn attempt(
+        &self,
+        record: &JobRecord,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<SendOutcome, SendError> {
         let job = &record.job;
         let ws = &job.workspace_id;
+        let current = AttemptRef::of(record);
+        let now = self.clock.now();
 
         // A later attempt of a job Meta may have accepted already: its status says so.
         if (record.attempt > 0 || record.throttled > 0)
@@ -113,14 +172,14 @@ impl Sender {
             && !record.failed_wamids.contains(&status.message_id)
         {
             let wamid = status.message_id;
-            self.finish(claim, record, AttemptOutcome::Accepted { wamid: wamid.clone() }).await?;
+            self.store.reconcile_job(ws, &job.job_id, &wamid, status.status, now).await?;
             return Ok(SendOutcome::Reconciled { wamid });
         }
 
         let Some(number) = self.store.number(ws, job.channel, &job.account_id).await? else {
             let reason =
                 format!("{} account {} is not connected to this workspace", job.channel.as_str(), job.account_id);
-            self.finish(claim, record, AttemptOutcome::Refused { reason: reason.clone() }).await?;
+            self.store.refuse_job(current, &reason, now).await?;
             return Ok(SendOutcome::Refused { reason });
         };
         let template_status = match (&job.content, &number.waba_id) {
@@ -135,38 +194,63 @@ impl Sender {
             sent_by: job.sent_by(record.attempt),
             kind: job.content.kind(),
             number_state: number.state,
-            contact_tags: self.store.contact_tags(ws, job.channel, &job.to).await?,
+            contact_tags: self.store.contact_tags(ws, job.channel, job.to.as_str()).await?,
             last_inbound_at: conversation.map(|c| c.last_inbound_at),
-            now: self.clock.now(),
+            now,
             template_status,
         };
         if let Err(refusal) = may_send(&facts) {
             let reason = refusal.to_string();
             tracing::info!(%reason, "send refused by policy");
-            self.finish(claim, record, AttemptOutcome::Refused { reason: reason.clone() }).await?;
+            self.store.refuse_job(current, &reason, now).await?;
             return Ok(SendOutcome::Refused { reason });
         }
 
         let token = match self.vault.open(ws.as_str(), &number.account_id, &number.token).await {
             Ok(token) => token,
             Err(error @ VaultError::DoesNotOpen { .. }) => {
+                // Sealed for another number or workspace, or altered: it will never open.
                 let reason = error.to_string();
-                self.finish(claim, record, AttemptOutcome::Failed { code: None, reason: reason.clone() }).await?;
+                self.store.fail_job(current, None, &reason, now).await?;
                 return Ok(SendOutcome::Failed { reason });
             }
-            Err(error) => {
-                // KMS is unreachable: nothing was sent, so the same attempt runs again shortly.
-                tracing::warn!(%error, "token vault unavailable; sending again shortly");
-                self.requeue(claim, record, false, Duration::seconds(30)).await?;
-                return Ok(SendOutcome::Requeued);
+            // KMS is unreachable: nothing was claimed, so the request comes back and sends.
+            Err(error) => return Err(SendError::Vault(error)),
+        };
+        if deadline.is_some_and(|d| d.saturating_duration_since(std::time::Instant::now()) < self.time_needed()) {
+            return Ok(SendOutcome::NotStarted);
+        }
+        let claim = match self.store.claim_job(current, self.clock.now(), send_lease()).await? {
+            Claim::Claimed { token } => token,
+            Claim::Moved => {
+                let state = self.store.job(ws, &job.job_id).await?.map(|r| r.state);
+                return Ok(state.map_or(SendOutcome::Missing, SendOutcome::AlreadySettled));
             }
         };
-        let body = job.content.graph_body(job.channel, &job.to, job.job_id.as_str());
-        match self.graph.send_message(&job.account_id, &token, &body).await {
-            Ok(wamid) => {
+        let body = job.content.graph_body(job.channel, job.to.as_str(), job.job_id.as_str());
+        let answer = self.graph.send_message(&job.account_id, &token, &body).await;
+        self.record_answer(&claim, record, answer).await
+    }
+
+    /// A Graph call and the writes after it.
+    fn time_needed(&self) -> std::time::Duration {
+        self.graph.timeout() + RECORDING_MARGIN
+    }
+
+    async fn record_answer(
+        &self,
+        claim: &str,
+        record: &JobRecord,
+        answer: Result<SentMessage, GraphError>,
+    ) -> Result<SendOutcome, SendError> {
+        let job = &record.job;
+        let ws = &job.workspace_id;
+        match answer {
+            Ok(SentMessage { wamid, wa_id }) => {
                 // Recorded by us, or already by its status webhook (a lost claim): Meta has it
                 // either way, and only this sender counts it for the broadcast.
-                let recorded = self.finish(claim, record, AttemptOutcome::Accepted { wamid: wamid.clone() }).await?;
+                let outcome = AttemptOutcome::Accepted { wamid: wamid.clone(), wa_id };
+                let recorded = self.finish(claim, record, outcome).await?;
                 if let Origin::Broadcast { broadcast_id } = &job.origin {
                     self.store.count_broadcast_accepted(ws, broadcast_id).await?;
                 }
@@ -178,8 +262,8 @@ impl Sender {
                 self.requeue(claim, record, false, Duration::seconds(5)).await?;
                 Ok(SendOutcome::Requeued)
             }
-            Err(error @ (GraphError::NoAnswer(_) | GraphError::UnreadableAnswer { .. })) => {
-                tracing::warn!(%error, "no usable answer from Meta: UNCERTAIN until a status names the job");
+            Err(error) if error.maybe_processed() => {
+                tracing::warn!(%error, "no answer that says whether Meta has it: UNCERTAIN until a status names the job");
                 self.finish(claim, record, AttemptOutcome::Uncertain { reason: error.to_string() }).await?;
                 Ok(SendOutcome::Uncertain)
             }
@@ -203,7 +287,7 @@ impl Sender {
                     job_id: Some(job.job_id.to_string()),
                     message_id: None,
                     attempt: Some(record.attempt),
-                    recipient_id: job.to.clone(),
+                    recipient_id: job.to.to_string(),
                     error_code: code,
                     http_status,
                     error_title: Some(reason),
@@ -227,13 +311,13 @@ impl Sender {
         let until = self.clock.now() + delay;
         if self.finish(claim, record, AttemptOutcome::Requeued { throttled, until }).await? {
             let job = &record.job;
-            let request = SendRequest::Attempt {
-                workspace_id: job.workspace_id.clone(),
-                job_id: job.job_id.clone(),
-                attempt: record.attempt,
-            };
+            let request = attempt_request(&job.workspace_id, &job.job_id, record.attempt);
             self.queues.enqueue_send(&request, delay).await?;
         }
         Ok(())
     }
+}
+
+fn attempt_request(workspace: &WorkspaceId, job_id: &SendJobId, attempt: u32) -> SendRequest {
+    SendRequest::Attempt { workspace_id: workspace.clone(), job_id: job_id.clone(), attempt }
 }

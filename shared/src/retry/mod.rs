@@ -4,12 +4,15 @@
 //! - 131049, the marketing frequency cap (FAQ: "Broadcast returns error 131049"): Meta caps how
 //!   much marketing one person gets across all senders in about 7 days, so we wait 7, then 8,
 //!   then 9 days — never the hours ladder, which would only burn attempts inside the cooldown.
-//! - Transient errors (Meta's 5xx, 131000, 131016, 133004): 1 h, 4 h, 12 h.
+//! - Transient errors (Meta's 5xx with its error body, 131000, 131016, 131057, 133004): 1 h,
+//!   4 h, 12 h.
 //! - Throughput and pair rate limits (130429, 131056, 80007): a short SQS delay that does not
 //!   count as an attempt.
+//! - Whatever the ladders, a job makes at most [`ATTEMPT_BUDGET`] attempts.
 //! - 131026, not on WhatsApp (FAQ: "I keep hitting 131026"): never retried; the second one in a
 //!   row tags the contact `do-not-send`.
 //! - 190, the token is invalid: never retried; the number goes to ERROR.
+//! - The codes and their classes: [`crate::meta::errors`].
 //! - Everything else Meta refuses (template paused or disabled, 131047 outside the window,
 //!   132xxx parameter errors, 133010 not registered, ...) is permanent.
 
@@ -17,15 +20,7 @@ pub mod smart;
 
 use chrono::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    FrequencyCap,
-    Transient,
-    Throttled,
-    NotOnWhatsApp,
-    TokenInvalid,
-    Permanent,
-}
+pub use crate::meta::errors::{FailureClass, classify};
 
 impl FailureClass {
     /// The ladder a retry of this class climbs; each ladder counts its own steps.
@@ -39,24 +34,10 @@ impl FailureClass {
     }
 }
 
-pub const FREQUENCY_CAP: i64 = 131049;
-pub const NOT_ON_WHATSAPP: i64 = 131026;
-
-/// Classifies a failure by Meta's error code, or by HTTP status when Meta sent no code.
-pub fn classify(code: Option<i64>, http_status: Option<u16>) -> FailureClass {
-    match code {
-        Some(FREQUENCY_CAP) => FailureClass::FrequencyCap,
-        Some(NOT_ON_WHATSAPP) => FailureClass::NotOnWhatsApp,
-        Some(130429 | 131056 | 80007 | 4 | 80004) => FailureClass::Throttled,
-        Some(131000 | 131016 | 133004 | 1 | 2) => FailureClass::Transient,
-        Some(190) => FailureClass::TokenInvalid,
-        Some(_) if http_status.is_some_and(|s| s >= 500) => FailureClass::Transient,
-        Some(_) => FailureClass::Permanent,
-        None if http_status == Some(429) => FailureClass::Throttled,
-        None if http_status.is_some_and(|s| s >= 500) => FailureClass::Transient,
-        None => FailureClass::Permanent,
-    }
-}
+/// Every attempt a job may make, across all ladders: alternating error classes (131049, then
+/// 131000, then 131049 ...) each climb their own ladder, and without a total budget they could
+/// keep one message retrying for months.
+pub const ATTEMPT_BUDGET: u32 = 6;
 
 /// 131049: wait out Meta's roughly 7-day marketing cooldown.
 pub fn frequency_cap_ladder() -> [Duration; 3] {

@@ -13,7 +13,7 @@ use aws_sdk_scheduler::types::{
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{FailureClass, RetryDecision, UNDELIVERABLE_STREAK_LIMIT, classify, decide};
+use super::{ATTEMPT_BUDGET, FailureClass, RetryDecision, UNDELIVERABLE_STREAK_LIMIT, classify, decide};
 use crate::clock::SharedClock;
 use crate::config::SchedulerConfig;
 use crate::ids::{SendJobId, WorkspaceId};
@@ -112,13 +112,21 @@ impl SmartRetry {
             return Ok(RetryOutcome::Ignored("the failure is about an earlier attempt"));
         }
         // A refusal in Meta's answer leaves the job FAILED_ATTEMPT; a failure reported by
-        // webhook follows an ACCEPTED send. Anything else was settled meanwhile — typically a
-        // status webhook proved Meta had the message after all (an answer lost on the way
-        // back), and resending would deliver it twice.
-        let expected = if failure.message_id.is_some() { JobState::Accepted } else { JobState::FailedAttempt };
-        if record.state != expected {
+        // webhook leaves it FAILED_ATTEMPT for that wamid (or ACCEPTED, if the webhook could
+        // not move it). Anything else was settled meanwhile — typically a status webhook proved
+        // Meta had the message after all (an answer lost on the way back), and resending would
+        // deliver it twice.
+        let reported = failure.message_id.as_deref();
+        let is_current_failure = match (record.state, reported) {
+            (JobState::FailedAttempt, Some(wamid)) => record.failure_wamid.as_deref() == Some(wamid),
+            (JobState::FailedAttempt, None) => record.failure_wamid.is_none(),
+            (JobState::Accepted, Some(wamid)) => record.wamid.as_deref() == Some(wamid),
+            _ => false,
+        };
+        if !is_current_failure {
             return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
         }
+        let expected = record.state;
         let span = tracing::info_span!("smart_retry", workspace = %ws, job = %job_id, attempt = failed_attempt, code = ?failure.error_code);
         let _entered = span.enter();
         let reason = failure.error_title.clone().unwrap_or_else(|| format!("Meta error {:?}", failure.error_code));
@@ -134,9 +142,9 @@ impl SmartRetry {
             // The effects of a failure come before the job is settled and are idempotent per
             // job, so a hand-over that fails half way and is delivered again completes them.
             FailureClass::NotOnWhatsApp => {
-                let streak = self.store.record_undeliverable(ws, job.channel, &job.to, job_id.as_str()).await?;
+                let streak = self.store.record_undeliverable(ws, job.channel, job.to.as_str(), job_id.as_str()).await?;
                 let tagged = streak >= UNDELIVERABLE_STREAK_LIMIT
-                    && self.store.add_contact_tag(ws, job.channel, &job.to, DO_NOT_SEND_TAG).await?;
+                    && self.store.add_contact_tag(ws, job.channel, job.to.as_str(), DO_NOT_SEND_TAG).await?;
                 if tagged {
                     tracing::info!(streak, "131026 twice in a row: contact tagged do-not-send");
                 }
@@ -156,6 +164,9 @@ impl SmartRetry {
                 let failed_wamid = failure.message_id.as_deref();
                 match decide(class, climbed, record.throttled) {
                     RetryDecision::GiveUp => give_up(format!("{reason} (retries exhausted)")).await,
+                    RetryDecision::RetryAfter { .. } if record.retries_total + 1 >= ATTEMPT_BUDGET => {
+                        give_up(format!("{reason} (all {ATTEMPT_BUDGET} attempts used)")).await
+                    }
                     RetryDecision::Backoff { delay } => {
                         // A rate limit reported by webhook: try again soon, through SQS.
                         let plan = RetryPlan { at: now + delay, failed_wamid, counted: Counted::Throttle };

@@ -1,21 +1,31 @@
 //! Send jobs, claimed and settled with conditional writes so that each is sent to Meta at most
 //! once per attempt, however often SQS or Scheduler deliver it.
 //!
-//! Meta's `/messages` has no idempotency key, so the guard is ours: a sender claims a job
-//! (→ SENDING, with a lease and a claim token) before calling Meta, and only the holder of the
-//! claim may record the outcome. A job whose lease ran out while SENDING may or may not have
-//! reached Meta (the sender died), so it becomes UNCERTAIN — never sent again blindly. A status
-//! webhook that names the job (`biz_opaque_callback_data`) reconciles it.
+//! A job is durable from the moment it is accepted: it is written QUEUED (with a hash of the
+//! request, so a reused job id with new content is a conflict, not a silent drop) before its
+//! message goes on the send queue. Meta's `/messages` has no idempotency key, so the guard is
+//! ours: a sender claims a waiting job (→ SENDING, with a lease and a claim token) only when
+//! nothing but the Graph call is left to do, and only the holder of the claim may record the
+//! outcome. A job whose lease ran out while SENDING may or may not have reached Meta (the
+//! sender died), so it becomes UNCERTAIN — never sent again blindly. A status webhook that
+//! names the job (`biz_opaque_callback_data`) reconciles it.
+//!
+//! The sweeper's index (`gsi1`) holds only jobs in a state it revisits, under
+//! `SWEEP#{state}#{shard}` with the time the sweeper should look at them as sort key. The
+//! shard is a hash of the job, so no index key takes a write per message of the system: see
+//! the write-rate note in [`super`].
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::update::{Update, n, s};
 use super::{Store, StoreError, keys, refused_by_condition};
 use crate::ids::{SendJobId, WorkspaceId};
 use crate::inbound::status::DeliveryState;
-use crate::outbound::job::{JobState, SendJob, SendRequest};
+use crate::outbound::job::{JobState, SendJob};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -50,23 +60,48 @@ pub struct JobRecord {
     pub retry_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub uncertain_resent: bool,
+    /// Retries made across every ladder (throttles excluded), against the attempt budget.
+    #[serde(default)]
+    pub retries_total: u32,
+    /// [`SendJob::request_hash`] of the request that created the job.
+    #[serde(default)]
+    pub request_hash: Option<String>,
+    /// Requests that reused this job id with other content (refused, see [`Accepted::Conflict`]).
+    #[serde(default)]
+    pub conflicts: u32,
+    /// The WhatsApp id Meta answered the send with (`contacts[0].wa_id`).
+    #[serde(default)]
+    pub wa_id: Option<String>,
+    /// Times the sweeper put this job back on the queue because its message was lost.
+    #[serde(default)]
+    pub rescued: u32,
+    /// The wamid Meta reported `failed` by status webhook, while the job is FAILED_ATTEMPT
+    /// for it (absent when the refusal came in Meta's answer to the send).
+    #[serde(default)]
+    pub failure_wamid: Option<String>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// What accepting a send request found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored QUEUED now.
+    New,
+    /// The same request was accepted before; the job is where it is.
+    Again(JobState),
+    /// The job id is taken by a request with other content: nothing of the new one is sent,
+    /// and the conflict is counted on the job (the API answers 409).
+    Conflict,
 }
 
 /// What claiming a job found.
 #[derive(Debug, Clone)]
 pub enum Claim {
     /// Ours to send; the token proves it when recording the outcome.
-    Claimed { token: String, record: Box<JobRecord> },
-    /// Another sender holds a live lease: try again later.
-    LeaseHeld { until: DateTime<Utc> },
-    /// A sender died mid-send; the job is now UNCERTAIN and must not be sent blindly.
-    BecameUncertain,
-    /// Nothing to do (already accepted, failed, refused, or waiting for another attempt).
-    Settled(JobState),
-    /// No such job.
-    Missing,
+    Claimed { token: String },
+    /// The job moved on since it was read (another sender, a reconciliation): read it again.
+    Moved,
 }
 
 /// How an attempt ended, recorded by the claim holder.
@@ -74,6 +109,8 @@ pub enum Claim {
 pub enum AttemptOutcome {
     Accepted {
         wamid: String,
+        /// The customer's WhatsApp id as Meta answered it.
+        wa_id: Option<String>,
     },
     Uncertain {
         reason: String,
@@ -145,17 +182,34 @@ pub struct RetryPlan<'a> {
 
 /// RETRY_SCHEDULED, indexed by when the attempt is due: if its queue message or schedule is
 /// ever lost, the sweeper finds the job overdue and puts it back on the queue.
-fn waiting_for_attempt(update: Update, due: DateTime<Utc>) -> Update {
-    update
-        .set("state", state(JobState::RetryScheduled))
-        .set("retry_at", millis(due))
-        .set("gsi1pk", s(sweep_key(JobState::RetryScheduled)))
-        .set("gsi1sk", s(keys::sortable_millis(due.timestamp_millis())))
+fn waiting_for_attempt(update: Update, job: &SendJobId, workspace: &WorkspaceId, due: DateTime<Utc>) -> Update {
+    indexed(update.set("retry_at", millis(due)), JobState::RetryScheduled, workspace, job, due)
 }
 
-/// The sweeper's index: jobs in a state it revisits, by when they entered it.
-pub fn sweep_key(state: JobState) -> String {
-    format!("SWEEP#{state:?}")
+/// Sets the state and files the job in the sweeper's index under it, to be looked at `at`.
+fn indexed(update: Update, to: JobState, workspace: &WorkspaceId, job: &SendJobId, at: DateTime<Utc>) -> Update {
+    update
+        .set("state", state(to))
+        .set("gsi1pk", s(sweep_key(to, sweep_shard(workspace, job))))
+        .set("gsi1sk", s(keys::sortable_millis(at.timestamp_millis())))
+}
+
+/// Sets a state the sweeper never revisits, and takes the job out of its index.
+fn unindexed(update: Update, to: JobState) -> Update {
+    update.set("state", state(to)).remove("gsi1pk").remove("gsi1sk")
+}
+
+/// How many keys each sweep state is spread over. See the write-rate note in [`super`].
+pub const SWEEP_SHARDS: u8 = 16;
+
+/// The sweeper's index key for jobs in `state`, one of [`SWEEP_SHARDS`].
+pub fn sweep_key(state: JobState, shard: u8) -> String {
+    format!("SWEEP#{state:?}#{shard:02}")
+}
+
+/// A job's shard: stable for the job, spread evenly over jobs.
+pub fn sweep_shard(workspace: &WorkspaceId, job: &SendJobId) -> u8 {
+    Sha256::digest(format!("{workspace}/{job}"))[0] % SWEEP_SHARDS
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -201,93 +255,100 @@ impl Store {
         self.get(pk, sk, "job").await
     }
 
-    /// Claims the job for one send attempt.
+    /// Makes a send request durable: the job is stored QUEUED (indexed so the sweeper finds
+    /// it if its queue message is lost) before anything is put on the send queue.
+    pub async fn accept_job(&self, job: &SendJob, now: DateTime<Utc>) -> Result<Accepted, StoreError> {
+        let hash = job.request_hash();
+        let record = JobRecord {
+            job: job.clone(),
+            state: JobState::Queued,
+            attempt: 0,
+            retries: 0,
+            ladder: None,
+            throttled: 0,
+            claim: None,
+            lease_until: None,
+            wamid: None,
+            failed_wamids: Vec::new(),
+            error_code: None,
+            http_status: None,
+            reason: None,
+            retry_at: None,
+            uncertain_resent: false,
+            retries_total: 0,
+            request_hash: Some(hash.clone()),
+            conflicts: 0,
+            wa_id: None,
+            rescued: 0,
+            failure_wamid: None,
+            updated_at: now,
+        };
+        let mut item = super::item_at(keys::job(&job.workspace_id, job.job_id.as_str()), &record, "job")?;
+        item.insert("created_at".into(), millis(now));
+        let shard = sweep_shard(&job.workspace_id, &job.job_id);
+        item.insert("gsi1pk".into(), s(sweep_key(JobState::Queued, shard)));
+        item.insert("gsi1sk".into(), s(keys::sortable_millis(now.timestamp_millis())));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(Accepted::New),
+            Err(e) if refused_by_condition(&e) => {}
+            Err(e) => return Err(StoreError::aws("PutItem job", e)),
+        }
+        let Some(existing) = self.job(&job.workspace_id, &job.job_id).await? else {
+            return Err(StoreError::Corrupt { entity: "job", reason: "refused as existing, then not found".into() });
+        };
+        // Jobs stored before hashes existed have none: same id, so the same request.
+        if existing.request_hash.as_deref().is_none_or(|stored| stored == hash) {
+            return Ok(Accepted::Again(existing.state));
+        }
+        let update = Update::new()
+            .add("conflicts", n(1))
+            .set("last_conflict_hash", s(hash))
+            .set("last_conflict_at", millis(now))
+            .condition("attribute_exists({pk})", &["pk"], vec![]);
+        self.update_job(&job.workspace_id, &job.job_id, update, "UpdateItem job conflict").await?;
+        tracing::warn!(workspace = %job.workspace_id, job = %job.job_id, "job id reused with other content: refused");
+        Ok(Accepted::Conflict)
+    }
+
+    /// Claims a waiting job for its current attempt, as read in `current`. Call it only when
+    /// nothing but the Graph call is left to do: from here on, a sender that stops leaves the
+    /// job SENDING, and once its lease runs out it is UNCERTAIN.
     pub async fn claim_job(
         &self,
-        request: &SendRequest,
+        current: AttemptRef<'_>,
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
         let token = format!("{:016x}", rand::random::<u64>());
         let lease_until = now + lease;
-        let (workspace, job_id, attempt) = match request {
-            SendRequest::New { job } => {
-                let key = keys::job(&job.workspace_id, job.job_id.as_str());
-                let record = JobRecord {
-                    job: (**job).clone(),
-                    state: JobState::Sending,
-                    attempt: 0,
-                    retries: 0,
-                    ladder: None,
-                    throttled: 0,
-                    claim: Some(token.clone()),
-                    lease_until: Some(lease_until),
-                    wamid: None,
-                    failed_wamids: Vec::new(),
-                    error_code: None,
-                    http_status: None,
-                    reason: None,
-                    retry_at: None,
-                    uncertain_resent: false,
-                    updated_at: now,
-                };
-                let mut item = super::item_at(key, &record, "job")?;
-                item.insert("created_at".into(), millis(now));
-                let put = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await;
-                match put {
-                    Ok(_) => return Ok(Claim::Claimed { token, record: Box::new(record) }),
-                    // Known already: a redelivery, or a job given back before its first send
-                    // (waiting for attempt 0), which this delivery may claim.
-                    Err(e) if refused_by_condition(&e) => (job.workspace_id.clone(), job.job_id.clone(), 0),
-                    Err(e) => return Err(StoreError::aws("PutItem job", e)),
-                }
-            }
-            SendRequest::Attempt { workspace_id, job_id, attempt } => (workspace_id.clone(), job_id.clone(), *attempt),
-        };
-        let update = Update::new()
-            .set("state", state(JobState::Sending))
+        // Filed under SENDING by the end of its lease: the sweeper settles a sender that died.
+        let update = indexed(Update::new(), JobState::Sending, current.workspace, current.job_id, lease_until)
             .set("claim", s(&token))
             .set("lease_until", millis(lease_until))
-            .set("updated_at", millis(now))
-            .remove("gsi1pk")
-            .remove("gsi1sk")
-            .condition(
-                "{state} = {0} AND {attempt} = {1}",
-                &["state", "attempt"],
-                vec![state(JobState::RetryScheduled), n(attempt)],
-            );
-        let result = update.apply(self.job_update(&workspace, &job_id)).return_values(ReturnValue::AllNew).send().await;
-        match result {
-            Ok(output) => {
-                let record: JobRecord =
-                    serde_dynamo::from_item(output.attributes.unwrap_or_default()).map_err(corrupt)?;
-                return Ok(Claim::Claimed { token, record: Box::new(record) });
-            }
-            Err(e) if refused_by_condition(&e) => {}
-            Err(e) => return Err(StoreError::aws("UpdateItem job claim", e)),
+            .set("updated_at", millis(now));
+        if self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job claim").await? {
+            Ok(Claim::Claimed { token })
+        } else {
+            Ok(Claim::Moved)
         }
-        let Some(existing) = self.job(&workspace, &job_id).await? else { return Ok(Claim::Missing) };
-        match (existing.state, existing.lease_until) {
-            (JobState::Sending, Some(until)) if until > now => Ok(Claim::LeaseHeld { until }),
-            (JobState::Sending, _) => {
-                let reason = "the sender stopped after claiming the job; Meta may or may not have it".to_owned();
-                let claim = existing.claim.as_deref().unwrap_or("");
-                let outcome = AttemptOutcome::Uncertain { reason };
-                let marked = self.finish_attempt(&workspace, &job_id, claim, outcome, now).await?;
-                Ok(if marked { Claim::BecameUncertain } else { Claim::Settled(JobState::Uncertain) })
-            }
-            (other, _) => {
-                tracing::debug!(?other, requested_attempt = attempt, current = existing.attempt, "job already settled");
-                Ok(Claim::Settled(other))
-            }
-        }
+    }
+
+    /// A SENDING job whose lease ran out: its sender stopped somewhere between the claim and
+    /// recording Meta's answer, so Meta may or may not have the message. `false`: the job moved
+    /// on meanwhile.
+    pub async fn expire_lease(&self, record: &JobRecord, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let reason = "the sender stopped after claiming the job; Meta may or may not have it".to_owned();
+        let claim = record.claim.as_deref().unwrap_or("");
+        let job = &record.job;
+        self.finish_attempt(&job.workspace_id, &job.job_id, claim, AttemptOutcome::Uncertain { reason }, now).await
     }
 
     /// Records how the claimed attempt ended. `false`: the claim was no longer ours (e.g. a
@@ -300,25 +361,23 @@ impl Store {
         outcome: AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut update = Update::new().set("updated_at", millis(now)).remove("claim").remove("lease_until");
-        update = match outcome {
-            AttemptOutcome::Accepted { wamid } => update
-                .set("state", state(JobState::Accepted))
-                .set("wamid", s(wamid))
-                .set("gsi1pk", s(sweep_key(JobState::Accepted)))
-                .set("gsi1sk", s(keys::sortable_millis(now.timestamp_millis()))),
-            AttemptOutcome::Uncertain { reason } => update
-                .set("state", state(JobState::Uncertain))
-                .set("reason", s(reason))
-                .set("gsi1pk", s(sweep_key(JobState::Uncertain)))
-                .set("gsi1sk", s(keys::sortable_millis(now.timestamp_millis()))),
+        let update = Update::new().set("updated_at", millis(now)).remove("claim").remove("lease_until");
+        let update = match outcome {
+            AttemptOutcome::Accepted { wamid, wa_id } => {
+                let update = indexed(update, JobState::Accepted, workspace, job_id, now).set("wamid", s(wamid));
+                match wa_id {
+                    Some(wa_id) => update.set("wa_id", s(wa_id)),
+                    None => update,
+                }
+            }
+            AttemptOutcome::Uncertain { reason } => {
+                indexed(update, JobState::Uncertain, workspace, job_id, now).set("reason", s(reason))
+            }
             AttemptOutcome::FailedAttempt { code, http_status, reason } => {
                 // Indexed so the sweeper can re-hand a failure whose hand-over to Smart Retry was lost.
-                let update = update
-                    .set("state", state(JobState::FailedAttempt))
+                let update = indexed(update, JobState::FailedAttempt, workspace, job_id, now)
                     .set("reason", s(reason))
-                    .set("gsi1pk", s(sweep_key(JobState::FailedAttempt)))
-                    .set("gsi1sk", s(keys::sortable_millis(now.timestamp_millis())));
+                    .remove("failure_wamid");
                 let update = match http_status {
                     Some(status) => update.set("http_status", n(status)),
                     None => update.remove("http_status"),
@@ -328,18 +387,16 @@ impl Store {
                     None => update.remove("error_code"),
                 }
             }
-            AttemptOutcome::Refused { reason } => {
-                update.set("state", state(JobState::Refused)).set("reason", s(reason))
-            }
+            AttemptOutcome::Refused { reason } => unindexed(update, JobState::Refused).set("reason", s(reason)),
             AttemptOutcome::Failed { code, reason } => {
-                let update = update.set("state", state(JobState::Failed)).set("reason", s(reason));
+                let update = unindexed(update, JobState::Failed).set("reason", s(reason));
                 match code {
                     Some(code) => update.set("error_code", n(code)),
                     None => update,
                 }
             }
             AttemptOutcome::Requeued { throttled, until } => {
-                let update = waiting_for_attempt(update, until);
+                let update = waiting_for_attempt(update, job_id, workspace, until);
                 if throttled { update.add("throttled", n(1)) } else { update }
             }
         };
@@ -359,11 +416,13 @@ impl Store {
         plan: RetryPlan<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut update = waiting_for_attempt(Update::new(), plan.at)
+        let mut update = waiting_for_attempt(Update::new(), current.job_id, current.workspace, plan.at)
             .set("attempt", n(current.attempt + 1))
             .set("updated_at", millis(now));
         update = match plan.counted {
-            Counted::Retry { ladder, retries } => update.set("ladder", s(ladder)).set("retries", n(retries)),
+            Counted::Retry { ladder, retries } => {
+                update.set("ladder", s(ladder)).set("retries", n(retries)).add("retries_total", n(1))
+            }
             Counted::Throttle => update.add("throttled", n(1)),
         };
         if let Some(wamid) = plan.failed_wamid {
@@ -380,17 +439,63 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut update = Update::new()
-            .set("state", state(JobState::Failed))
-            .set("updated_at", millis(now))
-            .remove("gsi1pk")
-            .remove("gsi1sk");
+        let mut update = unindexed(Update::new(), JobState::Failed).set("updated_at", millis(now));
         // An empty reason is FAILED "with no error message" (the sweeper's silent failures).
         update = if reason.is_empty() { update.remove("reason") } else { update.set("reason", s(reason)) };
         if let Some(code) = code {
             update = update.set("error_code", n(code));
         }
         self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job failed").await
+    }
+
+    /// Meta reported the job's message `failed` by status webhook: FAILED_ATTEMPT, indexed, so
+    /// that if the hand-over to Smart Retry is lost the sweeper hands it over again. Only an
+    /// ACCEPTED job (or an UNCERTAIN one, which Meta had after all) moves; a job still SENDING
+    /// is left to its sender, and Smart Retry waits for it.
+    pub async fn failure_reported(
+        &self,
+        workspace: &WorkspaceId,
+        job_id: &SendJobId,
+        wamid: &str,
+        code: Option<i64>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let update = indexed(Update::new(), JobState::FailedAttempt, workspace, job_id, now)
+            .set("wamid", s(wamid))
+            .set("failure_wamid", s(wamid))
+            .set("reason", s(reason))
+            .set("updated_at", millis(now))
+            .remove("http_status");
+        let update = match code {
+            Some(code) => update.set("error_code", n(code)),
+            None => update.remove("error_code"),
+        };
+        let update = update.condition(
+            "{state} IN ({0}, {1}) AND NOT contains({failed_wamids}, {2})",
+            &["state", "failed_wamids"],
+            vec![state(JobState::Accepted), state(JobState::Uncertain), s(wamid)],
+        );
+        self.update_job(workspace, job_id, update, "UpdateItem job failure reported").await
+    }
+
+    /// The send policy said no to attempt `current` before anything was claimed or sent.
+    pub async fn refuse_job(
+        &self,
+        current: AttemptRef<'_>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let update =
+            unindexed(Update::new(), JobState::Refused).set("reason", s(reason)).set("updated_at", millis(now));
+        self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job refused").await
+    }
+
+    /// Leaves the job as it is, out of the sweeper's index (an Instagram send: Instagram reports
+    /// reads, never deliveries, so an unread message is not a failure).
+    pub async fn stop_sweeping(&self, current: AttemptRef<'_>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let update = Update::new().remove("gsi1pk").remove("gsi1sk").set("updated_at", millis(now));
+        self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job unindex").await
     }
 
     /// A status webhook named this job: Meta has the message. `sent` makes an unsure job
@@ -407,11 +512,18 @@ impl Store {
         let (target, from): (JobState, &[JobState]) = match reported {
             DeliveryState::Sent => (
                 JobState::Accepted,
-                &[JobState::Sending, JobState::Uncertain, JobState::FailedAttempt, JobState::RetryScheduled],
+                &[
+                    JobState::Queued,
+                    JobState::Sending,
+                    JobState::Uncertain,
+                    JobState::FailedAttempt,
+                    JobState::RetryScheduled,
+                ],
             ),
-            DeliveryState::Delivered | DeliveryState::Read => (
+            DeliveryState::Delivered | DeliveryState::Read | DeliveryState::Played => (
                 JobState::Delivered,
                 &[
+                    JobState::Queued,
                     JobState::Sending,
                     JobState::Uncertain,
                     JobState::FailedAttempt,
@@ -423,18 +535,12 @@ impl Store {
             // that wamid, so Smart Retry treats the failure like any reported one.
             DeliveryState::Failed => (JobState::Accepted, &[JobState::Uncertain]),
         };
-        let mut update = Update::new()
-            .set("state", state(target))
-            .set("wamid", s(wamid))
-            .set("updated_at", millis(now))
-            .remove("claim")
-            .remove("lease_until");
-        update = if target == JobState::Accepted {
-            update
-                .set("gsi1pk", s(sweep_key(JobState::Accepted)))
-                .set("gsi1sk", s(keys::sortable_millis(now.timestamp_millis())))
+        let update =
+            Update::new().set("wamid", s(wamid)).set("updated_at", millis(now)).remove("claim").remove("lease_until");
+        let update = if target == JobState::Accepted {
+            indexed(update, JobState::Accepted, workspace, job_id, now)
         } else {
-            update.remove("gsi1pk").remove("gsi1sk")
+            unindexed(update, target)
         };
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!("{{{i}}}")).collect();
         let template = format!(
@@ -456,7 +562,7 @@ impl Store {
         attempt: u32,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let update = waiting_for_attempt(Update::new(), now)
+        let update = waiting_for_attempt(Update::new(), job_id, workspace, now)
             .set("attempt", n(attempt + 1))
             .set("uncertain_resent", AttributeValue::Bool(true))
             .set("updated_at", millis(now))
@@ -468,17 +574,31 @@ impl Store {
         self.update_job(workspace, job_id, update, "UpdateItem job resend").await
     }
 
-    /// Jobs that entered `state` before `before` (the sweeper's work list).
+    /// The sweeper's work list: jobs in `state` filed under a time before `before`, from every
+    /// shard. An item that does not read as a job is returned as its error, so that one
+    /// unreadable item never stops a sweep.
     pub async fn jobs_waiting_since(
         &self,
         state: JobState,
         before: DateTime<Utc>,
-    ) -> Result<Vec<JobRecord>, StoreError> {
+    ) -> Result<Vec<Result<JobRecord, StoreError>>, StoreError> {
         let below = keys::sortable_millis(before.timestamp_millis());
-        self.query_index_below(sweep_key(state), Some(below), "Query sweep")
-            .await?
-            .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
-            .collect()
+        let pages: Vec<Vec<super::Item>> = futures_util::stream::iter(0..SWEEP_SHARDS)
+            .map(|shard| self.query_index_below(sweep_key(state, shard), Some(below.clone()), "Query sweep"))
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        Ok(pages.into_iter().flatten().map(|item| serde_dynamo::from_item(item).map_err(corrupt)).collect())
+    }
+
+    /// A waiting job whose queue message was lost goes back on the queue; counted, so that a
+    /// job that can never be processed stops coming back (it stays visible, QUEUED or
+    /// RETRY_SCHEDULED, for an operator). Refiled a little later so the next sweep does not
+    /// pick it up again before the message had a chance.
+    pub async fn rescue_job(&self, current: AttemptRef<'_>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let update = indexed(Update::new(), current.state, current.workspace, current.job_id, now)
+            .add("rescued", n(1))
+            .set("updated_at", millis(now));
+        self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job rescue").await
     }
 }

@@ -10,11 +10,23 @@
 //! | contact | `WS#{ws}#CONTACT#{wa\|ig}#{contact}` | `CONTACT` | – | webhook, api | api, policies |
 //! | conversation | `WS#{ws}#CONV#{conversation}` | `CONV` | `WS#{ws}#CONVS` / `{last_inbound_at ms}` | webhook (monotonic last inbound) | inbox list, send policy (24-hour window) |
 //! | outbound message status | `WS#{ws}#OUT#{wamid}` | `STATUS` | `WS#{ws}#JOB#{job id}` / `STATUS` | webhook (monotonic status) | sender (reconcile by job id), sweeper, inbox |
-//! | send job | `WS#{ws}#JOB#{job id}` | `JOB` | `SWEEP#{Accepted\|Uncertain\|FailedAttempt}` / `{since ms}` (sparse: only states the sweeper revisits) | sender (conditional claim and outcome), retry, webhook (reconcile), sweeper | sender, retry, sweeper |
-//! | number | `WS#{ws}#NUMBER#{wa\|ig}#{account}` | `NUMBER` | – | onboarding (`numbers::connect`), retry (ERROR on 190) | sender (state, sealed token, WABA) |
+//! | send job | `WS#{ws}#JOB#{job id}` | `JOB` | `SWEEP#{state}#{shard 00..15}` / `{when to look ms}` (sparse: only QUEUED, SENDING, ACCEPTED, UNCERTAIN, FAILED_ATTEMPT, RETRY_SCHEDULED) | producers (`outbound::accept`: QUEUED, with the request hash), sender (conditional claim and outcome), retry, webhook (reconcile, reported failure), sweeper | sender, retry, sweeper |
+//! | number | `WS#{ws}#NUMBER#{wa\|ig}#{account}` | `NUMBER` | – | onboarding (`numbers::connect`), retry (ERROR on 190), webhook (`statuses_seen_at`, at most once a minute per container) | sender (state, sealed token, WABA) |
 //! | template | `WS#{ws}#TEMPLATE#{waba}#{name}#{language}` | `TEMPLATE` | – | template sync | sender (APPROVED?) |
 //! | broadcast report | `WS#{ws}#BROADCAST#{broadcast}` | `REPORT` | – | sender (accepted), sweeper (silent failures, flag) | broadcasts page |
 //! | unrouted event | `UNROUTED#{sha256 of raw}` | `EVENT` | `UNROUTED#{yyyy-mm-dd}` / `{received ms}` | webhook (orphans, unknown and malformed deliveries; 30-day TTL) | operators |
+//!
+//! **Write rates at 1,000 messages per second** (one broadcast on one number, the design
+//! target). Per message the job item takes ~5 writes over its life (QUEUED, SENDING, ACCEPTED,
+//! DELIVERED, READ is a status item), each on its own partition key, so no table key is hot.
+//! The sweeper's index is the only key shared by many jobs: each job's index entry moves
+//! QUEUED → SENDING → ACCEPTED and is removed on delivery, and every key it enters or leaves
+//! is one of [`jobs::SWEEP_SHARDS`] (16) per state, chosen by a hash of the job: the busiest key (`SWEEP#Accepted#nn`: entered on accept, left on
+//! delivery) takes 1,000 × 2 / 16 ≈ 125 writes/s, an eighth of DynamoDB's 1,000 WCU/s per
+//! partition. Statuses are one item per wamid; `statuses_seen_at` on the number item is
+//! written at most once a minute per webhook container. Still per broadcast: its report item
+//! (`count_broadcast_accepted`, one write per accepted send, 1,000/s on one key at full
+//! speed) — sharding it is part of the broadcasts issue.
 //!
 //! The route and unrouted items are the only ones not under a workspace: Meta names only the
 //! number, and an orphan has no workspace by definition. Neither holds workspace data. The

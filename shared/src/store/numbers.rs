@@ -26,6 +26,11 @@ pub struct NumberRecord {
     pub state_reason: Option<String>,
     pub token: SealedToken,
     pub updated_at: DateTime<Utc>,
+    /// When the webhook last received a status for this number (kept to the minute): proof
+    /// that Meta's statuses are flowing, which an UNCERTAIN send needs before it is settled
+    /// as "never reached Meta".
+    #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
+    pub statuses_seen_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +55,30 @@ impl Store {
     ) -> Result<Option<NumberRecord>, StoreError> {
         let (pk, sk) = keys::number(workspace, channel, account_id);
         self.get(pk, sk, "number").await
+    }
+
+    /// Records that a status for this number arrived at `at` (the number must exist: a released
+    /// number is not recreated by a late status).
+    pub async fn note_statuses_seen(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::number(workspace, channel, account_id);
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let result = Update::new()
+            .set("statuses_seen_at", super::update::n(at.timestamp_millis()))
+            .condition("attribute_exists(pk)", &[], vec![])
+            .apply(request)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if super::refused_by_condition(&e) => Ok(()),
+            Err(e) => Err(StoreError::aws("UpdateItem number statuses seen", e)),
+        }
     }
 
     /// Moves one number to `state` with a reason; other numbers are untouched.

@@ -1,5 +1,5 @@
-//! Statuses of the messages we sent, keyed by Meta's wamid and applied monotonically
-//! (see [`DeliveryState`] for the order). Each state's timestamp is kept even when the state
+//! Statuses of the messages we sent, keyed by Meta's wamid (on Instagram, the mid its echo and
+//! reads name) and applied monotonically (see [`DeliveryState`] for the order). Each state's timestamp is kept even when the state
 //! itself does not advance. A `failed` that advances the status is handed to Smart Retry once:
 //! `retry_handoff` is `pending` until the hand-over is on the retry queue, so a redelivered
 //! `failed` finishes a hand-over that was cut short, and never starts a second one.
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, keys, refused_by_condition};
 use crate::ids::WorkspaceId;
-use crate::inbound::event::StatusEvent;
+use crate::inbound::event::{Channel, StatusEvent};
 use crate::inbound::status::DeliveryState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,8 +23,13 @@ pub enum RetryHandoff {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboundStatus {
     pub workspace_id: WorkspaceId,
+    /// Absent on statuses stored before Instagram's were: those are all WhatsApp's.
+    #[serde(default)]
+    pub channel: Option<Channel>,
     pub message_id: String,
     pub recipient_id: String,
+    #[serde(default)]
+    pub recipient_user_id: Option<String>,
     #[serde(default)]
     pub job_id: Option<String>,
     pub status: DeliveryState,
@@ -34,8 +39,15 @@ pub struct OutboundStatus {
     pub delivered_at: Option<DateTime<Utc>>,
     #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
     pub read_at: Option<DateTime<Utc>>,
+    /// A voice message the customer listened to.
+    #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
+    pub played_at: Option<DateTime<Utc>>,
     #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
     pub failed_at: Option<DateTime<Utc>>,
+    /// Why a state's time is not Meta's timestamp as sent, e.g. `read: timestamp … is in the
+    /// future; the receipt time is used`.
+    #[serde(default)]
+    pub timestamp_note: Option<String>,
     #[serde(default)]
     pub error_code: Option<i64>,
     #[serde(default)]
@@ -58,6 +70,17 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// Of the statuses of one job's wamids (one per attempt), the one that says most about the
+/// job: any non-failed one beats a failure (a retry got through), then the furthest state,
+/// then the wamid — so the same statuses always give the same answer, whatever order the
+/// index returns them in.
+pub fn best_status(statuses: Vec<OutboundStatus>) -> Option<OutboundStatus> {
+    statuses.into_iter().max_by(|a, b| {
+        let key = |s: &OutboundStatus| (s.status != DeliveryState::Failed, s.status.rank());
+        key(a).cmp(&key(b)).then_with(|| a.message_id.cmp(&b.message_id))
+    })
+}
+
 impl Store {
     pub async fn apply_status(
         &self,
@@ -68,14 +91,24 @@ impl Store {
         let at_field = format!("{}_at", event.state.as_str());
         // Always: the state's own timestamp, the job link, the failure's details.
         let mut always = format!(
-            "workspace_id = :ws, message_id = :mid, recipient_id = :to, {at_field} = if_not_exists({at_field}, :at)"
+            "workspace_id = :ws, #channel = :channel, message_id = :mid, recipient_id = :to, \
+             {at_field} = if_not_exists({at_field}, :at)"
         );
         let mut values = vec![
             (":ws", s(workspace.as_str())),
+            (":channel", s(event.channel.as_str())),
             (":mid", s(&event.message_id)),
             (":to", s(&event.recipient_id)),
             (":at", AttributeValue::N(event.at.timestamp_millis().to_string())),
         ];
+        if let Some(user_id) = &event.recipient_user_id {
+            always.push_str(", recipient_user_id = :user");
+            values.push((":user", s(user_id)));
+        }
+        if let Some(note) = &event.timestamp_note {
+            always.push_str(", timestamp_note = :note");
+            values.push((":note", s(format!("{}: {note}", event.state.as_str()))));
+        }
         if let Some(job) = &event.job_id {
             // Indexed by job too: a send whose answer was lost is reconciled from its status.
             always.push_str(
@@ -112,6 +145,7 @@ impl Store {
             .update_expression(advance)
             .condition_expression("attribute_not_exists(status_rank) OR status_rank < :rank")
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#channel", "channel")
             .expression_attribute_values(":state", s(event.state.as_str()))
             .expression_attribute_values(":rank", AttributeValue::N(event.state.rank().to_string()));
         if failed {
@@ -134,6 +168,7 @@ impl Store {
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk))
             .update_expression(format!("SET {always}"))
+            .expression_attribute_names("#channel", "channel")
             .return_values(ReturnValue::AllNew);
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
@@ -162,21 +197,22 @@ impl Store {
     }
 
     /// The status Meta reported for the send job `job_id` (from `biz_opaque_callback_data`),
-    /// whether or not the sender got to record the wamid.
+    /// whether or not the sender got to record the wamid. A job retried after a failure has
+    /// several wamids: the one that decides is [`best_status`].
     pub async fn status_for_job(
         &self,
         workspace: &WorkspaceId,
         job_id: &str,
     ) -> Result<Option<OutboundStatus>, StoreError> {
         let items = self.query_index(keys::job_statuses(workspace, job_id), "Query status by job").await?;
-        items
+        let statuses = items
             .into_iter()
-            .next()
             .map(|item| {
                 serde_dynamo::from_item(item)
                     .map_err(|e| StoreError::Corrupt { entity: "status", reason: e.to_string() })
             })
-            .transpose()
+            .collect::<Result<Vec<OutboundStatus>, _>>()?;
+        Ok(best_status(statuses))
     }
 
     pub async fn outbound_status(
@@ -186,5 +222,33 @@ impl Store {
     ) -> Result<Option<OutboundStatus>, StoreError> {
         let (pk, sk) = keys::outbound_status(workspace, message_id);
         self.get(pk, sk, "status").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(wamid: &str, state: &str) -> OutboundStatus {
+        serde_json::from_value(serde_json::json!({
+            "workspace_id": "acme", "message_id": wamid, "recipient_id": "16505551234", "status": state
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_retry_that_got_through_decides_the_job_over_the_failed_attempt() {
+        let best = best_status(vec![status("wamid.A", "failed"), status("wamid.B", "sent")]).unwrap();
+        assert_eq!(best.message_id, "wamid.B");
+        let best = best_status(vec![status("wamid.B", "sent"), status("wamid.A", "failed")]).unwrap();
+        assert_eq!(best.message_id, "wamid.B", "whatever order the index returns them in");
+    }
+
+    #[test]
+    fn equal_statuses_are_read_the_same_way_every_time() {
+        let one = best_status(vec![status("wamid.A", "delivered"), status("wamid.B", "delivered")]).unwrap();
+        let two = best_status(vec![status("wamid.B", "delivered"), status("wamid.A", "delivered")]).unwrap();
+        assert_eq!(one.message_id, two.message_id);
+        assert!(best_status(vec![]).is_none());
     }
 }

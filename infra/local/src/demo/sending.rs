@@ -23,7 +23,7 @@ impl Demo<'_> {
             workspace_id: self.workspace.clone(),
             channel: Channel::WhatsApp,
             account_id: DEMO_NUMBER.into(),
-            to: to.into(),
+            to: wapisnap::ids::ContactId::for_channel(Channel::WhatsApp, to)?,
             origin,
             content,
         })

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures_util::future::BoxFuture;
 
-/// An SQS-triggered function as the event source mapping sees it.
-pub type SqsHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
+/// An SQS-triggered function as the event source mapping sees it: the batch and the
+/// invocation's deadline (which Lambda puts in the context).
+pub type SqsHandler =
+    Arc<dyn Fn(SqsEvent, std::time::Instant) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
 
 /// A function invoked directly with a JSON payload (Scheduler targets, rate schedules).
 pub type InvokeHandler =

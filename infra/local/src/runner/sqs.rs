@@ -24,6 +24,11 @@ pub struct EventSourceMapping {
     pub visibility_timeout: Duration,
     pub report_batch_item_failures: bool,
     pub handler: SqsHandler,
+    /// The function's `Timeout`: an invocation still running then is stopped where it is, and
+    /// its whole batch returns to the queue, as Lambda does.
+    pub timeout: Duration,
+    /// Invocations stopped by their timeout.
+    pub timed_out: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What one poll did.
@@ -58,7 +63,15 @@ impl EventSourceMapping {
         let receipts: HashMap<String, String> =
             messages.iter().filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?))).collect();
 
-        let failed: HashSet<String> = match (self.handler)(event).await {
+        let deadline = std::time::Instant::now() + self.timeout;
+        let invoked = match tokio::time::timeout(self.timeout, (self.handler)(event, deadline)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.timed_out.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err(format!("Task timed out after {:?}", self.timeout))
+            }
+        };
+        let failed: HashSet<String> = match invoked {
             Ok(response) if self.report_batch_item_failures => {
                 let ids: HashSet<String> =
                     response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();

@@ -1,10 +1,13 @@
 //! `object: instagram` deliveries (Instagram Messaging): `entry[].messaging[]` events, each a
-//! message, a postback, or something we only keep (reactions, reads). Our own sends come back
-//! as echoes (`message.is_echo`).
+//! message, a postback, a read, or something we only keep (reactions). Instagram has no
+//! delivery statuses: our own sends come back as echoes (`message.is_echo`, with the mid our
+//! send was given), and the customer's `read` names the newest mid they have seen.
 //! <https://developers.facebook.com/docs/messenger-platform/instagram/features/webhook>
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::MetaTimestamp;
 
 #[derive(Debug, Deserialize)]
 pub struct Entry {
@@ -18,12 +21,22 @@ pub struct Entry {
 pub struct Messaging {
     pub sender: Party,
     pub recipient: Party,
-    /// Milliseconds since the epoch.
-    pub timestamp: i64,
+    /// Milliseconds since the epoch, as a number.
+    #[serde(default)]
+    pub timestamp: Option<MetaTimestamp>,
     #[serde(default)]
     pub message: Option<Message>,
     #[serde(default)]
     pub postback: Option<Postback>,
+    #[serde(default)]
+    pub read: Option<Read>,
+}
+
+/// The customer saw the conversation up to this message (one of ours).
+#[derive(Debug, Deserialize)]
+pub struct Read {
+    #[serde(default)]
+    pub mid: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

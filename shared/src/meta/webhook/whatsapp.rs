@@ -2,9 +2,12 @@
 //! carry inbound `messages` (with the sender's `contacts` profile) and `statuses` of what we sent.
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components>
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+
+use super::{MetaTimestamp, lenient};
 
 #[derive(Debug, Deserialize)]
 pub struct Entry {
@@ -21,16 +24,52 @@ pub struct Change {
     pub value: Box<RawValue>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A `messages` change. Its elements stay raw and are read one by one ([`Contact`],
+/// [`Message`], [`Status`]): one element Meta shapes differently (a status without
+/// `recipient_id`, a contact without `wa_id`, as its username rollout makes possible) is kept on
+/// its own and never costs the others. Keys we do not read (`errors` when Meta reports a problem
+/// with the number, or whatever Meta adds) are collected in `unhandled` to be kept too.
+#[derive(Debug)]
 pub struct MessagesValue {
     pub metadata: Metadata,
-    #[serde(default)]
-    pub contacts: Vec<Contact>,
-    /// Each read as a [`Message`]; raw so an unknown type can be kept whole.
-    #[serde(default)]
+    pub contacts: Vec<Box<RawValue>>,
+    /// Raw so an unknown type can be kept whole.
     pub messages: Vec<Box<RawValue>>,
-    #[serde(default)]
-    pub statuses: Vec<Status>,
+    pub statuses: Vec<Box<RawValue>>,
+    pub unhandled: Vec<(String, Box<RawValue>)>,
+}
+
+impl<'de> Deserialize<'de> for MessagesValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = MessagesValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a messages change value")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MessagesValue, A::Error> {
+                let mut metadata = None;
+                let (mut contacts, mut messages, mut statuses, mut unhandled) = (vec![], vec![], vec![], vec![]);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "metadata" => metadata = Some(map.next_value()?),
+                        "contacts" => contacts = map.next_value()?,
+                        "messages" => messages = map.next_value()?,
+                        "statuses" => statuses = map.next_value()?,
+                        "messaging_product" => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        _ => unhandled.push((key, map.next_value()?)),
+                    }
+                }
+                let metadata = metadata.ok_or_else(|| de::Error::missing_field("metadata"))?;
+                Ok(MessagesValue { metadata, contacts, messages, statuses, unhandled })
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,23 +83,33 @@ pub struct Contact {
     #[serde(default)]
     pub profile: Option<Profile>,
     pub wa_id: String,
+    /// The business-scoped user id (BSUID) Meta adds for its username rollout: a customer who
+    /// hides their number behind a username will be known by it alone.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Profile {
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Message {
     pub from: String,
+    /// The sender's business-scoped user id (username rollout).
+    #[serde(default)]
+    pub from_user_id: Option<String>,
     pub id: String,
-    #[serde(deserialize_with = "super::seconds_from_string")]
-    pub timestamp: i64,
+    /// Seconds, as a string.
+    #[serde(default)]
+    pub timestamp: Option<MetaTimestamp>,
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub context: Option<Context>,
     #[serde(default)]
     pub text: Option<Text>,
@@ -88,14 +137,76 @@ pub struct Message {
     pub order: Option<Order>,
     #[serde(default)]
     pub system: Option<System>,
-    #[serde(default)]
-    pub referral: Option<Value>,
-    #[serde(default)]
+    /// What a message of `type: unsupported` was (e.g. `edit`), when Meta says.
+    #[serde(default, deserialize_with = "lenient")]
+    pub unsupported: Option<Unsupported>,
+    /// The ad or post a click-to-WhatsApp customer came from. Meta sends it once, with the
+    /// first message after the click, and it cannot be fetched later.
+    #[serde(default, deserialize_with = "lenient")]
+    pub referral: Option<Referral>,
+    /// With a `system` message of type `customer_identity_changed`.
+    #[serde(default, deserialize_with = "lenient")]
+    pub identity: Option<Identity>,
+    /// Why Meta could not give us (all of) the message, on any type.
+    #[serde(default, deserialize_with = "lenient")]
     pub errors: Vec<ErrorDetail>,
 }
 
-/// Set when the customer replied to (or forwarded) a message.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Unsupported {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+/// Click-to-WhatsApp ad attribution, as Meta documents it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Referral {
+    #[serde(default)]
+    pub source_url: Option<String>,
+    #[serde(default)]
+    pub source_id: Option<String>,
+    /// `ad` or `post`.
+    #[serde(default)]
+    pub source_type: Option<String>,
+    #[serde(default)]
+    pub headline: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub image_url: Option<String>,
+    #[serde(default)]
+    pub video_url: Option<String>,
+    #[serde(default)]
+    pub thumbnail_url: Option<String>,
+    /// The click id, for attributing the conversation back to the ad.
+    #[serde(default)]
+    pub ctwa_clid: Option<String>,
+    #[serde(default)]
+    pub welcome_message: Option<WelcomeMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct WelcomeMessage {
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// The customer's security code changed (they reinstalled WhatsApp or changed phones).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Identity {
+    #[serde(default)]
+    pub acknowledged: Option<bool>,
+    #[serde(default)]
+    pub created_timestamp: Option<MetaTimestamp>,
+    /// Identifies the customer's new identity key.
+    #[serde(default)]
+    pub hash: Option<String>,
+}
+
+/// Set when the customer replied to (or forwarded) a message.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct Context {
     #[serde(default)]
     pub from: Option<String>,
@@ -197,7 +308,8 @@ pub struct Order {
     pub product_items: Vec<Value>,
 }
 
-/// E.g. the customer changed their number (`user_changed_number`).
+/// E.g. the customer changed their number (`user_changed_number`) or their identity
+/// (`customer_identity_changed`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct System {
     #[serde(default)]
@@ -208,6 +320,10 @@ pub struct System {
     pub wa_id: Option<String>,
     #[serde(default)]
     pub new_wa_id: Option<String>,
+    #[serde(default)]
+    pub customer: Option<String>,
+    #[serde(default)]
+    pub identity: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -233,9 +349,13 @@ pub struct Status {
     /// The wamid Meta gave the message when it accepted it.
     pub id: String,
     pub status: String,
-    #[serde(deserialize_with = "super::seconds_from_string")]
-    pub timestamp: i64,
+    /// Seconds, as a string.
+    #[serde(default)]
+    pub timestamp: Option<MetaTimestamp>,
     pub recipient_id: String,
+    /// The recipient's business-scoped user id (username rollout).
+    #[serde(default)]
+    pub recipient_user_id: Option<String>,
     /// Echo of what we put in the send: our send job id.
     #[serde(default)]
     pub biz_opaque_callback_data: Option<String>,

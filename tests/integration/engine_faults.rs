@@ -1,0 +1,282 @@
+//! The send engine under faults found in review: an error of ours between reading a job and
+//! calling Meta, a sender that dies after its claim, a Lambda running out of time, an answer
+//! that does not say whether Meta has the message, a reused job id, a lost hand-over, an
+//! unreadable item in a sweep. Each story ends with Meta having received each message once,
+//! or a documented resend.
+
+use std::collections::HashMap;
+
+use chrono::Duration;
+use wapisnap::clock::Clock;
+use wapisnap::inbound::event::Channel;
+use wapisnap::outbound::accept::{AcceptError, accept_send};
+use wapisnap::outbound::job::JobState;
+use wapisnap::outbound::sender::SendOutcome;
+use wapisnap::policy::send::{DND_TAG, TemplateStatus};
+use wapisnap_local::environment::EnvironmentOptions;
+use wapisnap_local::sandbox::FaultEffect;
+use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, flow, job, template, text};
+
+const CUSTOMER: &str = "16505551234";
+
+#[tokio::test]
+async fn an_unreadable_item_before_the_claim_leaves_the_job_waiting_and_it_is_sent_once_later() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.corrupt_contact(&ws, CUSTOMER, true).await;
+    let reply = job(&ws, "corrupt-1", CUSTOMER, agent(), text("hi"));
+
+    let request = wapisnap::outbound::job::SendRequest::New { job: Box::new(reply.clone()) };
+    assert!(app.sender().send(request).await.is_err(), "the request goes back to the queue");
+    let waiting = app.job(&ws, "corrupt-1").await;
+    assert_eq!(waiting.state, JobState::Queued, "not UNCERTAIN, not FAILED: Meta was never called");
+    assert_eq!(app.sends_received(), 0);
+
+    app.corrupt_contact(&ws, CUSTOMER, false).await;
+    assert!(matches!(app.send(&reply).await, SendOutcome::Accepted { .. }));
+    assert_eq!(app.sends_received(), 1, "sent once, later");
+}
+
+#[tokio::test]
+async fn a_sender_that_dies_after_its_claim_is_found_by_the_sweeper_once_its_lease_runs_out() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.claimed_by_a_sender_that_dies(&job(&ws, "dead-1", CUSTOMER, agent(), text("hi"))).await;
+
+    assert_eq!(app.sweep().await.leases_expired, 0, "the lease still runs");
+    app.advance(Duration::seconds(61)).await;
+    assert_eq!(app.sweep().await.leases_expired, 1);
+    assert_eq!(app.job(&ws, "dead-1").await.state, JobState::Uncertain, "Meta may have it: never resent blindly");
+}
+
+#[tokio::test]
+async fn a_sender_running_out_of_time_starts_no_send_it_cannot_finish_and_loses_none() {
+    // Each send takes 0.6 s, a send needs 0.8 s + 2 s of margin, the Lambda has 3 s: two sends
+    // per invocation fit, the third must not start.
+    let app = TestApp::spawn_with(EnvironmentOptions {
+        graph_timeout: std::time::Duration::from_millis(800),
+        function_timeouts: HashMap::from([("SenderFunction".to_owned(), std::time::Duration::from_secs(3))]),
+        sender_concurrency: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.inject(wapisnap_local::sandbox::Fault {
+        path_contains: Some("/messages".into()),
+        recipient: None,
+        times: 100,
+        effect: FaultEffect::Delay { millis: 600 },
+    });
+    let (store, queues) = (app.store(), app.queues());
+    for i in 0..10 {
+        let reply = job(&ws, &format!("batch-{i}"), CUSTOMER, agent(), text(&format!("part {i}")));
+        accept_send(&store, &queues, &reply, app.env.stack.clock.now()).await.unwrap();
+    }
+    app.env.stack.start_background();
+
+    for i in 0..10 {
+        app.job_reaches(&ws, &format!("batch-{i}"), JobState::Delivered).await;
+    }
+    assert_eq!(app.sends_received(), 10, "each message once");
+    let mapping = app.env.stack.mappings.iter().find(|m| m.function == "SenderFunction").unwrap();
+    assert_eq!(mapping.timed_out.load(std::sync::atomic::Ordering::SeqCst), 0, "no invocation outlived its Lambda");
+    assert!(app.drain("SendDeadLetterQueue").await.is_empty(), "nothing not started was charged a receive");
+}
+
+#[tokio::test]
+async fn a_request_is_durable_when_accepted_and_the_sweeper_queues_it_again_if_its_message_is_lost() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    let reply = job(&ws, "lost-1", CUSTOMER, agent(), text("hi"));
+    let state = accept_send(&app.store(), &app.queues(), &reply, app.env.stack.clock.now()).await.unwrap();
+    assert_eq!(state, JobState::Queued);
+    assert_eq!(app.job(&ws, "lost-1").await.state, JobState::Queued, "the job exists before its queue message");
+    assert_eq!(app.drain("SendQueue").await.len(), 1, "its message, lost here");
+
+    app.advance(Duration::hours(3)).await;
+    assert_eq!(app.sweep().await.overdue_requeued, 1);
+    app.env.stack.start_background();
+    app.job_reaches(&ws, "lost-1", JobState::Delivered).await;
+    assert_eq!(app.sends_received(), 1);
+}
+
+#[tokio::test]
+async fn a_gateway_5xx_without_metas_body_is_maybe_sent_never_not_sent() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.meta_answers_next(FaultEffect::HttpStatus { status: 502 });
+    assert_eq!(app.send(&job(&ws, "gw-1", CUSTOMER, agent(), text("hi"))).await, SendOutcome::Uncertain);
+    assert!(app.drain("RetryQueue").await.is_empty(), "not handed to Smart Retry: a retry could be a duplicate");
+}
+
+#[tokio::test]
+async fn a_5xx_that_carries_metas_code_is_classified_by_the_code() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.meta_answers_next(FaultEffect::MetaError {
+        code: 131026,
+        subcode: None,
+        http_status: Some(500),
+        message: None,
+    });
+    let outcome = app.send(&job(&ws, "code-1", CUSTOMER, agent(), text("hi"))).await;
+    assert_eq!(outcome, SendOutcome::HandedToRetry { code: Some(131026) });
+}
+
+#[tokio::test]
+async fn an_account_in_maintenance_is_retried_not_failed() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.meta_fails_next(131057);
+    assert_eq!(
+        app.send(&job(&ws, "maint-1", CUSTOMER, agent(), text("hi"))).await,
+        SendOutcome::HandedToRetry { code: Some(131057) }
+    );
+    let failures = app.drain("RetryQueue").await;
+    let failure = serde_json::from_value(failures[0].clone()).unwrap();
+    let outcome = app.env.stack.functions.retry.smart_retry().handle(failure).await.unwrap();
+    assert!(matches!(outcome, wapisnap::retry::smart::RetryOutcome::Scheduled { attempt: 1, .. }), "{outcome:?}");
+    assert_eq!(app.job(&ws, "maint-1").await.state, JobState::RetryScheduled);
+}
+
+#[tokio::test]
+async fn a_job_id_reused_with_other_content_is_a_conflict_recorded_on_the_job_never_a_silent_drop() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    let first = job(&ws, "key-1", CUSTOMER, agent(), text("Your order shipped"));
+    assert!(matches!(app.send(&first).await, SendOutcome::Accepted { .. }));
+    assert_eq!(app.send(&first).await, SendOutcome::AlreadySettled(JobState::Accepted), "the same request again");
+
+    let other = job(&ws, "key-1", CUSTOMER, agent(), text("Your order was cancelled"));
+    assert_eq!(app.send(&other).await, SendOutcome::Conflict);
+    let accepted = accept_send(&app.store(), &app.queues(), &other, app.env.stack.clock.now()).await;
+    assert!(matches!(accepted, Err(AcceptError::Conflict(_))), "{accepted:?}");
+    let record = app.job(&ws, "key-1").await;
+    assert_eq!(record.conflicts, 2, "each conflicting request is counted on the job");
+    assert_eq!(record.job.content, first.content, "the first request stands");
+    assert_eq!(app.sends_received(), 1);
+}
+
+#[tokio::test]
+async fn dnd_cannot_be_bypassed_by_writing_the_number_another_way_and_metas_wa_id_is_recorded() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.store().add_contact_tag(&ws, Channel::WhatsApp, CUSTOMER, DND_TAG).await.unwrap();
+    let formatted = job(&ws, "fmt-1", "+1 650-555-1234", flow(), text("Still there?"));
+    assert!(matches!(app.send(&formatted).await, SendOutcome::Refused { ref reason } if reason.contains("dnd")));
+
+    let human = job(&ws, "fmt-2", "+1 (650) 555-1234", agent(), text("Hi, Dana here"));
+    assert!(matches!(app.send(&human).await, SendOutcome::Accepted { .. }), "a human reply still goes");
+    let record = app.job(&ws, "fmt-2").await;
+    assert_eq!(record.job.to.as_str(), CUSTOMER);
+    assert_eq!(record.wa_id.as_deref(), Some(CUSTOMER), "the send answer's wa_id is kept");
+}
+
+#[tokio::test]
+async fn a_failure_reported_by_webhook_whose_hand_over_was_lost_is_handed_over_again_by_the_sweeper() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    let waba = format!("9{NUMBER_A}");
+    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.meta_answers_next(FaultEffect::FailedStatus { code: 131049 });
+    assert!(matches!(
+        app.send(&job(&ws, "lost-hand-1", CUSTOMER, broadcast("b"), template("spring_sale"))).await,
+        SendOutcome::Accepted { .. }
+    ));
+    let record = app.job_reaches(&ws, "lost-hand-1", JobState::FailedAttempt).await;
+    assert!(record.failure_wamid.is_some(), "the job itself records the reported failure");
+    assert_eq!(app.drain("RetryQueue").await.len(), 1, "the hand-over, lost here");
+
+    app.advance(Duration::minutes(11)).await;
+    assert_eq!(app.sweep().await.handed_to_retry_again, 1);
+    let failures = app.drain("RetryQueue").await;
+    let failure = serde_json::from_value(failures[0].clone()).unwrap();
+    let outcome = app.env.stack.functions.retry.smart_retry().handle(failure).await.unwrap();
+    assert!(matches!(outcome, wapisnap::retry::smart::RetryOutcome::Scheduled { .. }), "{outcome:?}");
+    let waiting = app.job(&ws, "lost-hand-1").await;
+    assert_eq!(waiting.state, JobState::RetryScheduled);
+    assert!(waiting.retry_at.unwrap() - app.env.stack.clock.now() >= Duration::days(7) - Duration::minutes(12));
+}
+
+#[tokio::test]
+async fn one_unreadable_item_never_stops_a_sweep() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.claimed_by_a_sender_that_dies(&job(&ws, "good-1", CUSTOMER, agent(), text("hi"))).await;
+    app.put_unreadable_job_in_the_sweep(&ws).await;
+
+    app.advance(Duration::seconds(61)).await;
+    let report = app.sweep().await;
+    assert_eq!(report.errors, 1, "the unreadable one is logged and skipped");
+    assert_eq!(report.leases_expired, 1, "the rest is swept");
+}
+
+#[tokio::test]
+async fn an_uncertain_send_waits_for_proof_that_statuses_flow_and_is_not_resent_without_it() {
+    let app = TestApp::spawn_with(EnvironmentOptions {
+        graph_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.set_auto_statuses(&[]);
+    app.meta_answers_next(FaultEffect::AcceptThenFail { status: Some(200), delay_millis: Some(1000) });
+    assert_eq!(app.send(&job(&ws, "quiet-1", CUSTOMER, agent(), text("hi"))).await, SendOutcome::Uncertain);
+
+    app.advance(Duration::minutes(16)).await;
+    let report = app.sweep().await;
+    assert_eq!((report.uncertain_waiting, report.uncertain_resent), (1, 0), "statuses may just be late");
+    app.advance(Duration::hours(72)).await;
+    let report = app.sweep().await;
+    assert_eq!((report.uncertain_failed, report.uncertain_resent), (1, 0));
+    let record = app.job(&ws, "quiet-1").await;
+    assert_eq!(record.state, JobState::Failed);
+    assert!(record.reason.unwrap().contains("not resent"));
+    assert_eq!(app.sends_received(), 1, "Meta had it all along: no duplicate");
+}
+
+#[tokio::test]
+async fn alternating_error_classes_cannot_keep_a_job_retrying_forever() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    let waba = format!("9{NUMBER_A}");
+    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    let retry = app.env.stack.functions.retry.smart_retry();
+    let mut gave_up = None;
+    for (round, code) in [131049, 131000, 131049, 131000, 131049, 131000, 131049, 131000].into_iter().enumerate() {
+        app.meta_fails_next(code);
+        let request = if round == 0 {
+            wapisnap::outbound::job::SendRequest::New {
+                job: Box::new(job(&ws, "alt-1", CUSTOMER, broadcast("b"), template("spring_sale"))),
+            }
+        } else {
+            let record = app.job(&ws, "alt-1").await;
+            app.advance(record.retry_at.unwrap() - app.env.stack.clock.now() + Duration::minutes(1)).await;
+            wapisnap::outbound::job::SendRequest::Attempt {
+                workspace_id: ws.clone(),
+                job_id: record.job.job_id.clone(),
+                attempt: record.attempt,
+            }
+        };
+        assert!(matches!(app.sender().send(request).await.unwrap(), SendOutcome::HandedToRetry { .. }));
+        let failure = serde_json::from_value(app.drain("RetryQueue").await.remove(0)).unwrap();
+        if let wapisnap::retry::smart::RetryOutcome::GaveUp { .. } = retry.handle(failure).await.unwrap() {
+            gave_up = Some(round);
+            break;
+        }
+    }
+    assert_eq!(gave_up, Some(wapisnap::retry::ATTEMPT_BUDGET as usize - 1), "the attempt budget ends it");
+    let record = app.job(&ws, "alt-1").await;
+    assert_eq!(record.state, JobState::Failed);
+    assert!(record.reason.unwrap().contains("attempts used"));
+    assert_eq!(app.sends_received(), wapisnap::retry::ATTEMPT_BUDGET as usize);
+}
