@@ -15,7 +15,7 @@ use wapisnap::outbound::sender::SendOutcome;
 use wapisnap::policy::send::{DND_TAG, TemplateStatus};
 use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
-use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, flow, job, template, text};
+use wapisnap_tests::{INSTAGRAM_ACCOUNT, NUMBER_A, TestApp, agent, broadcast, flow, job, template, text};
 
 const CUSTOMER: &str = "16505551234";
 
@@ -279,4 +279,39 @@ async fn alternating_error_classes_cannot_keep_a_job_retrying_forever() {
     assert_eq!(record.state, JobState::Failed);
     assert!(record.reason.unwrap().contains("attempts used"));
     assert_eq!(app.sends_received(), wapisnap::retry::ATTEMPT_BUDGET as usize);
+}
+
+#[tokio::test]
+async fn an_instagram_send_is_settled_by_instagrams_read_and_never_judged_a_silent_failure() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_owning(Channel::Instagram, INSTAGRAM_ACCOUNT).await;
+    app.connect_instagram(&ws).await;
+    let customer = "6180712345678901";
+    let now = app.env.stack.clock.now().timestamp_millis();
+    app.instagram_posts(serde_json::json!({
+        "sender": { "id": customer }, "recipient": { "id": INSTAGRAM_ACCOUNT }, "timestamp": now,
+        "message": { "mid": "mid.CUSTOMER1", "text": "Do you ship to Lisbon?" },
+    }))
+    .await;
+    let mut reply = job(&ws, "ig-1", CUSTOMER, agent(), text("We do!"));
+    reply.channel = Channel::Instagram;
+    reply.account_id = INSTAGRAM_ACCOUNT.into();
+    reply.to = wapisnap::ids::ContactId::for_channel(Channel::Instagram, customer).unwrap();
+    let SendOutcome::Accepted { wamid: mid } = app.send(&reply).await else { panic!("not accepted") };
+
+    app.instagram_posts(serde_json::json!({
+        "sender": { "id": customer }, "recipient": { "id": INSTAGRAM_ACCOUNT }, "timestamp": now + 5_000,
+        "read": { "mid": mid },
+    }))
+    .await;
+    assert_eq!(app.job(&ws, "ig-1").await.state, JobState::Delivered, "read by the customer");
+
+    let mut unread = job(&ws, "ig-2", CUSTOMER, agent(), text("Anything else?"));
+    unread.channel = Channel::Instagram;
+    unread.account_id = INSTAGRAM_ACCOUNT.into();
+    unread.to = wapisnap::ids::ContactId::for_channel(Channel::Instagram, customer).unwrap();
+    assert!(matches!(app.send(&unread).await, SendOutcome::Accepted { .. }));
+    app.advance(Duration::hours(73)).await;
+    assert_eq!(app.sweep().await.silent_failures, 0, "Instagram reports no deliveries: silence is not failure");
+    assert_eq!(app.job(&ws, "ig-2").await.state, JobState::Accepted);
 }

@@ -2,8 +2,11 @@
 //! Lambda glue, Meta sandbox). One binary, so the emulator starts once for all of them.
 
 mod engine_faults;
+mod exactly_once;
 mod local_stack;
 mod sandbox;
-mod sending;
+mod send_policy;
+mod smart_retry;
+mod sweeper;
 mod webhook_handshake;
 mod webhook_receipt;

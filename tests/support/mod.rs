@@ -164,6 +164,16 @@ impl TestApp {
 use wapisnap::ids::WorkspaceId;
 use wapisnap::inbound::event::Channel;
 
+/// A fault on the next `times` sends to Meta.
+pub fn fault(effect: FaultEffect, times: u32) -> Fault {
+    Fault { path_contains: Some("/messages".into()), recipient: None, times, effect }
+}
+
+/// Meta's refusal with its JSON error body, as its error reference gives it for `code`.
+pub fn meta_error(code: i64) -> FaultEffect {
+    FaultEffect::MetaError { code, subcode: None, http_status: None, message: None }
+}
+
 /// A WhatsApp send job to a customer of `NUMBER_A`.
 pub fn job(ws: &WorkspaceId, id: &str, to: &str, origin: Origin, content: OutboundContent) -> SendJob {
     SendJob {
@@ -218,6 +228,31 @@ impl TestApp {
             state: NumberState::Active,
         };
         wapisnap::numbers::connect(&self.store(), &self.vault(), connection, chrono::Utc::now()).await.expect("connect")
+    }
+
+    /// Connects the Instagram account to the workspace, as onboarding does.
+    pub async fn connect_instagram(&self, ws: &WorkspaceId) {
+        let connection = Connection {
+            workspace: ws,
+            channel: Channel::Instagram,
+            account_id: INSTAGRAM_ACCOUNT,
+            waba_id: None,
+            token: &SecretString::from(TOKEN),
+            state: NumberState::Active,
+        };
+        wapisnap::numbers::connect(&self.store(), &self.vault(), connection, chrono::Utc::now())
+            .await
+            .expect("connect");
+    }
+
+    /// Instagram posts one messaging event (`messaging[]` element) for the account.
+    pub async fn instagram_posts(&self, messaging: serde_json::Value) {
+        let body = serde_json::json!({
+            "object": "instagram",
+            "entry": [{ "id": INSTAGRAM_ACCOUNT, "time": self.env.stack.clock.now().timestamp_millis(), "messaging": [messaging] }],
+        });
+        let (status, answer) = self.deliver(body.to_string().as_bytes()).await;
+        assert_eq!(status, 200, "{answer}");
     }
 
     /// A workspace with `NUMBER_A` connected.
@@ -414,4 +449,37 @@ use wapisnap_local::template::Resolver;
 fn rand_suffix() -> u32 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+impl TestApp {
+    /// Receives and deletes what is on a queue right now, without waiting for more (what a
+    /// poller would be handed): for tests that take many turns and cannot spend a second each.
+    pub async fn drain_now(&self, logical_id: &str) -> Vec<serde_json::Value> {
+        let sqs = &self.env.stack.aws.sqs;
+        let url = self.queue_url(logical_id);
+        let mut bodies = Vec::new();
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return bodies;
+            }
+            for message in messages {
+                bodies.push(serde_json::from_str(message.body().unwrap_or("null")).unwrap_or(serde_json::Value::Null));
+                sqs.delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
 }

@@ -227,14 +227,15 @@ impl Receiver {
         // a 500 after Meta accepted) is reconciled here instead of the message being resent.
         // Only a status that advanced says something new: a late `sent` for a message Meta
         // already reported failed must not settle a job that is waiting for its retry.
+        let job = status.job_id.as_deref().or(outcome.job_id.as_deref()).and_then(|j| SendJobId::parse(j).ok());
         if outcome.advanced
-            && let Some(job_id) = status.job_id.as_deref().and_then(|j| SendJobId::parse(j).ok())
+            && let Some(job_id) = &job
         {
-            self.store.reconcile_job(&workspace, &job_id, &status.message_id, status.state, self.clock.now()).await?;
+            self.store.reconcile_job(&workspace, job_id, &status.message_id, status.state, self.clock.now()).await?;
         }
-        // The 131026 streak is WhatsApp's: Instagram has no undeliverable-number refusal.
-        if status.channel == Channel::WhatsApp && status.state.reached_customer() {
-            self.store.reset_undeliverable(&workspace, Channel::WhatsApp, &status.recipient_id).await?;
+        if status.state.reached_customer() {
+            crate::outbound::undeliverable::reached(&self.store, &workspace, status.channel, &status.recipient_id)
+                .await?;
         }
         let mut receipt = Receipt { statuses_applied: usize::from(outcome.advanced), ..Receipt::default() };
         if outcome.hand_to_retry {

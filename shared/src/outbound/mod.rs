@@ -6,3 +6,4 @@ pub mod content;
 pub mod job;
 pub mod sender;
 pub mod sweeper;
+pub mod undeliverable;

@@ -251,6 +251,12 @@ impl Sender {
                 // either way, and only this sender counts it for the broadcast.
                 let outcome = AttemptOutcome::Accepted { wamid: wamid.clone(), wa_id };
                 let recorded = self.finish(claim, record, outcome).await?;
+                if job.channel == crate::inbound::event::Channel::Instagram
+                    && let Err(error) = self.store.link_message_to_job(ws, &wamid, job.job_id.as_str()).await
+                {
+                    // The job is recorded ACCEPTED; only its read receipt will not reach it.
+                    tracing::warn!(%error, "Instagram message not linked to its job");
+                }
                 if let Origin::Broadcast { broadcast_id } = &job.origin {
                     self.store.count_broadcast_accepted(ws, broadcast_id).await?;
                 }

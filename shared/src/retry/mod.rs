@@ -10,7 +10,7 @@
 //!   count as an attempt.
 //! - Whatever the ladders, a job makes at most [`ATTEMPT_BUDGET`] attempts.
 //! - 131026, not on WhatsApp (FAQ: "I keep hitting 131026"): never retried; the second one in a
-//!   row tags the contact `do-not-send`.
+//!   row tags the contact `do-not-send` (`crate::outbound::undeliverable`).
 //! - 190, the token is invalid: never retried; the number goes to ERROR.
 //! - The codes and their classes: [`crate::meta::errors`].
 //! - Everything else Meta refuses (template paused or disabled, 131047 outside the window,
@@ -83,9 +83,6 @@ pub fn decide(class: FailureClass, retries_so_far: u32, throttled_so_far: u32) -
 pub fn throttle_backoff(throttled_so_far: u32) -> Duration {
     Duration::seconds((30_i64 << throttled_so_far.min(5)).min(900))
 }
-
-/// How many 131026 in a row make a contact `do-not-send`.
-pub const UNDELIVERABLE_STREAK_LIMIT: u32 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -13,13 +13,14 @@ use aws_sdk_scheduler::types::{
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{ATTEMPT_BUDGET, FailureClass, RetryDecision, UNDELIVERABLE_STREAK_LIMIT, classify, decide};
+use super::{ATTEMPT_BUDGET, FailureClass, RetryDecision, classify, decide};
 use crate::clock::SharedClock;
 use crate::config::SchedulerConfig;
 use crate::ids::{SendJobId, WorkspaceId};
 use crate::inbound::status::DeliveryState;
 use crate::outbound::job::{JobState, SendRequest};
-use crate::policy::send::{DO_NOT_SEND_TAG, NumberState};
+use crate::outbound::undeliverable;
+use crate::policy::send::NumberState;
 use crate::queues::{QueueError, Queues, SendFailure};
 use crate::store::jobs::{AttemptRef, Counted, RetryPlan};
 use crate::store::{Store, StoreError};
@@ -142,12 +143,7 @@ impl SmartRetry {
             // The effects of a failure come before the job is settled and are idempotent per
             // job, so a hand-over that fails half way and is delivered again completes them.
             FailureClass::NotOnWhatsApp => {
-                let streak = self.store.record_undeliverable(ws, job.channel, job.to.as_str(), job_id.as_str()).await?;
-                let tagged = streak >= UNDELIVERABLE_STREAK_LIMIT
-                    && self.store.add_contact_tag(ws, job.channel, job.to.as_str(), DO_NOT_SEND_TAG).await?;
-                if tagged {
-                    tracing::info!(streak, "131026 twice in a row: contact tagged do-not-send");
-                }
+                let tagged = undeliverable::not_on_whatsapp(&self.store, ws, job.channel, &job.to, &job_id).await?;
                 give_up(reason).await?;
                 Ok(if tagged { RetryOutcome::TaggedDoNotSend } else { RetryOutcome::GaveUp { class } })
             }

@@ -59,11 +59,14 @@ pub struct OutboundStatus {
 }
 
 /// What applying one status did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusOutcome {
     pub advanced: bool,
     /// The failure must be handed to Smart Retry now.
     pub hand_to_retry: bool,
+    /// The send job the message belongs to, as stored (from `biz_opaque_callback_data`, or
+    /// linked by the sender for Instagram, whose statuses carry no job).
+    pub job_id: Option<String>,
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -154,8 +157,11 @@ impl Store {
         for (name, value) in &values {
             request = request.expression_attribute_values(*name, value.clone());
         }
-        match request.send().await {
-            Ok(_) => return Ok(StatusOutcome { advanced: true, hand_to_retry: failed }),
+        match request.return_values(ReturnValue::AllNew).send().await {
+            Ok(output) => {
+                let job_id = output.attributes.as_ref().and_then(|a| a.get("job_id")).and_then(|v| v.as_s().ok());
+                return Ok(StatusOutcome { advanced: true, hand_to_retry: failed, job_id: job_id.cloned() });
+            }
             Err(e) if refused_by_condition(&e) => {}
             Err(e) => return Err(StoreError::aws("UpdateItem status", e)),
         }
@@ -178,7 +184,29 @@ impl Store {
             .map_err(|e| StoreError::Corrupt { entity: "status", reason: e.to_string() })?;
         let unfinished_handoff =
             failed && stored.status == DeliveryState::Failed && stored.retry_handoff == Some(RetryHandoff::Pending);
-        Ok(StatusOutcome { advanced: false, hand_to_retry: unfinished_handoff })
+        Ok(StatusOutcome { advanced: false, hand_to_retry: unfinished_handoff, job_id: stored.job_id })
+    }
+
+    /// Links an Instagram message to the job that sent it: Instagram's echoes and reads name
+    /// only the mid, so this is how they find the job. (WhatsApp statuses carry the job id.)
+    pub async fn link_message_to_job(
+        &self,
+        workspace: &WorkspaceId,
+        message_id: &str,
+        job_id: &str,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::outbound_status(workspace, message_id);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("SET job_id = if_not_exists(job_id, :job)")
+            .expression_attribute_values(":job", s(job_id))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem status job link", e))?;
+        Ok(())
     }
 
     pub async fn mark_retry_handed(&self, workspace: &WorkspaceId, message_id: &str) -> Result<(), StoreError> {

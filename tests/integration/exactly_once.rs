@@ -1,0 +1,179 @@
+//! Every message sent once, or not at all: answers lost on the way back, senders that crash,
+//! failures that overtake the sender's own record. Meta's `/messages` has no idempotency key,
+//! so each of these would otherwise be a duplicate.
+
+use chrono::Duration;
+use wapisnap::inbound::event::Channel;
+use wapisnap::outbound::job::JobState;
+use wapisnap::outbound::sender::SendOutcome;
+use wapisnap::policy::send::TemplateStatus;
+use wapisnap_local::sandbox::FaultEffect;
+use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, meta_error, template, text};
+
+const CUSTOMER: &str = "16505551234";
+
+#[tokio::test]
+async fn accept_then_500_is_reconciled_from_the_status_webhook_and_never_sent_twice() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.inject(fault(FaultEffect::AcceptThenFail { status: Some(500), delay_millis: None }, 1));
+
+    app.enqueue(&job(&ws, "a500-1", CUSTOMER, agent(), text("hi"))).await;
+    let record = app.job_reaches(&ws, "a500-1", JobState::Delivered).await;
+    assert!(record.wamid.is_some(), "reconciled from the status webhook");
+
+    app.advance(Duration::hours(13)).await; // past every step of the hours ladder
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(app.sends_received(), 1, "Meta received the message exactly once");
+    assert_eq!(app.job(&ws, "a500-1").await.state, JobState::Delivered);
+}
+
+#[tokio::test]
+async fn accept_then_timeout_is_uncertain_until_its_status_arrives_and_never_sent_twice() {
+    let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
+        graph_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.set_auto_statuses(&[]);
+    app.env.sandbox.inject(fault(FaultEffect::AcceptThenFail { status: Some(200), delay_millis: Some(1500) }, 1));
+
+    assert_eq!(app.send(&job(&ws, "slow-1", CUSTOMER, agent(), text("hi"))).await, SendOutcome::Uncertain);
+    assert_eq!(app.job(&ws, "slow-1").await.state, JobState::Uncertain);
+    assert_eq!(
+        app.send(&job(&ws, "slow-1", CUSTOMER, agent(), text("hi"))).await,
+        SendOutcome::AlreadySettled(JobState::Uncertain),
+        "never resent blindly"
+    );
+
+    // Meta's status webhook names the job: that settles it.
+    let accepted_wamid = app.env.sandbox.requests_to("/messages")[0].accepted_id.clone().expect("Meta accepted it");
+    let status = wapisnap_local::sandbox::StatusUpdate {
+        wamid: accepted_wamid,
+        status: "delivered".into(),
+        recipient_id: CUSTOMER.into(),
+        biz_opaque_callback_data: Some("slow-1".into()),
+        ..Default::default()
+    };
+    app.env.sandbox.state.post_status(NUMBER_A, &status).await.unwrap();
+    assert_eq!(app.job(&ws, "slow-1").await.state, JobState::Delivered);
+    let report = app.env.stack.functions.sweeper.handle().await.unwrap();
+    assert_eq!(report.uncertain_resent, 0);
+    assert_eq!(app.sends_received(), 1, "exactly one message");
+}
+
+#[tokio::test]
+async fn a_crash_after_meta_accepted_makes_no_second_request_on_redelivery() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.set_auto_statuses(&[]);
+    let crashed = job(&ws, "crash-1", CUSTOMER, agent(), text("hi"));
+    let request = wapisnap::outbound::job::SendRequest::New { job: Box::new(crashed.clone()) };
+
+    // The first sender claims the job, Meta accepts the message, and the sender dies before
+    // it can record anything.
+    app.claimed_by_a_sender_that_dies(&crashed).await;
+    let body = crashed.content.graph_body(Channel::WhatsApp, CUSTOMER, "crash-1");
+    let accepted = app.post_to_graph(&body).await;
+
+    // SQS redelivers the job: while the lease lives it is put back; after, it is UNCERTAIN.
+    assert!(app.sender().send(request.clone()).await.is_err(), "lease held: back on the queue");
+    app.advance(Duration::seconds(61)).await;
+    assert_eq!(app.sender().send(request.clone()).await.unwrap(), SendOutcome::Uncertain);
+    assert_eq!(app.sender().send(request).await.unwrap(), SendOutcome::AlreadySettled(JobState::Uncertain));
+    assert_eq!(app.sends_received(), 1, "zero additional requests");
+
+    // Its status webhook settles it.
+    let status = wapisnap_local::sandbox::StatusUpdate {
+        wamid: accepted["messages"][0]["id"].as_str().unwrap().into(),
+        status: "sent".into(),
+        recipient_id: CUSTOMER.into(),
+        biz_opaque_callback_data: Some("crash-1".into()),
+        ..Default::default()
+    };
+    app.env.sandbox.state.post_status(NUMBER_A, &status).await.unwrap();
+    assert_eq!(app.job(&ws, "crash-1").await.state, JobState::Accepted);
+}
+
+#[tokio::test]
+async fn a_failed_webhook_that_overtakes_the_senders_record_is_handled_later_not_lost() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    let sending = job(&ws, "race-1", CUSTOMER, broadcast("b"), template("spring_sale"));
+    app.claimed_by_a_sender_that_dies(&sending).await;
+    let failure = wapisnap::queues::SendFailure {
+        workspace_id: ws.clone(),
+        job_id: Some("race-1".into()),
+        message_id: Some("wamid.RACE".into()),
+        attempt: None,
+        recipient_id: CUSTOMER.into(),
+        error_code: Some(131049),
+        http_status: None,
+        error_title: None,
+        failed_at: chrono::Utc::now(),
+    };
+    let retry = app.env.stack.functions.retry.smart_retry();
+    assert!(retry.handle(failure).await.is_err(), "left on the retry queue for a later delivery");
+    assert_eq!(app.job(&ws, "race-1").await.state, JobState::Sending, "nothing decided yet");
+}
+
+#[tokio::test]
+async fn a_failure_reported_for_an_uncertain_send_goes_through_smart_retry() {
+    let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
+        graph_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    app.env.stack.start_background();
+    let ws = app.workspace_with_number().await;
+    let waba = format!("9{NUMBER_A}");
+    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.env.sandbox.set_auto_statuses(&[]);
+    app.env.sandbox.inject(fault(FaultEffect::AcceptThenFail { status: Some(200), delay_millis: Some(1000) }, 1));
+    let sale = job(&ws, "unsure-1", CUSTOMER, broadcast("spring"), template("spring_sale"));
+    assert_eq!(app.send(&sale).await, SendOutcome::Uncertain);
+
+    // Meta had it after all, and reports it failed with 131049 (no `sent` first).
+    let wamid = app.env.sandbox.requests_to("/messages")[0].accepted_id.clone().unwrap();
+    let failed = wapisnap_local::sandbox::StatusUpdate {
+        wamid: wamid.clone(),
+        status: "failed".into(),
+        recipient_id: CUSTOMER.into(),
+        biz_opaque_callback_data: Some("unsure-1".into()),
+        error_code: Some(131049),
+        ..Default::default()
+    };
+    app.env.sandbox.state.post_status(NUMBER_A, &failed).await.unwrap();
+    let record = app.job_reaches(&ws, "unsure-1", JobState::RetryScheduled).await;
+    assert_eq!(record.ladder.as_deref(), Some("frequency_cap"));
+    assert_eq!(record.failed_wamids, [wamid]);
+    assert_eq!(app.sends_received(), 1, "not resent inside Meta's cooldown");
+}
+
+#[tokio::test]
+async fn a_job_given_back_is_claimed_by_its_redelivered_request_or_queued_again_by_the_sweeper() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.inject(fault(meta_error(130429), 2));
+    let reply = job(&ws, "lost-1", CUSTOMER, agent(), text("hi"));
+    assert_eq!(app.send(&reply).await, SendOutcome::Requeued);
+    // SQS redelivers the original request (say the backoff message could not be sent).
+    assert_eq!(app.send(&reply).await, SendOutcome::Requeued, "it claims attempt 0 again");
+    assert_eq!(app.job(&ws, "lost-1").await.throttled, 2);
+
+    // Both backoff messages are lost.
+    let sqs = &app.env.stack.aws.sqs;
+    sqs.purge_queue().queue_url(app.queue_url("SendQueue")).send().await.unwrap();
+    app.advance(Duration::hours(3)).await;
+    let report = app.env.stack.functions.sweeper.handle().await.unwrap();
+    assert_eq!(report.overdue_requeued, 1);
+    let queued = app.drain("SendQueue").await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let request: wapisnap::outbound::job::SendRequest = serde_json::from_value(queued[0].clone()).unwrap();
+    assert!(matches!(app.sender().send(request).await.unwrap(), SendOutcome::Accepted { .. }));
+}

@@ -1,0 +1,88 @@
+//! The sweeper's safety nets: silent failures, UNCERTAIN sends settled by the documented policy.
+
+use chrono::Duration;
+use wapisnap::inbound::event::Channel;
+use wapisnap::outbound::job::JobState;
+use wapisnap::outbound::sender::SendOutcome;
+use wapisnap::policy::send::TemplateStatus;
+use wapisnap_local::sandbox::FaultEffect;
+use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, template, text};
+
+const CUSTOMER: &str = "16505551234";
+
+#[tokio::test]
+async fn the_sweeper_fails_silent_sends_and_flags_the_broadcast() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    let waba = format!("9{NUMBER_A}");
+    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.env.sandbox.set_auto_statuses(&[]);
+    for i in 0..4 {
+        let to = format!("1650555000{i}");
+        assert!(matches!(
+            app.send(&job(&ws, &format!("bc-{i}"), &to, broadcast("spring"), template("spring_sale"))).await,
+            SendOutcome::Accepted { .. }
+        ));
+    }
+    // One of them is reported delivered; the others never are.
+    let delivered = app.job(&ws, "bc-0").await;
+    let status = wapisnap_local::sandbox::StatusUpdate {
+        wamid: delivered.wamid.unwrap(),
+        status: "delivered".into(),
+        recipient_id: "16505550000".into(),
+        biz_opaque_callback_data: Some("bc-0".into()),
+        ..Default::default()
+    };
+    app.claim(&ws, Channel::WhatsApp, NUMBER_A).await;
+    app.env.sandbox.state.post_status(NUMBER_A, &status).await.unwrap();
+
+    let early = app.env.stack.functions.sweeper.handle().await.unwrap();
+    assert_eq!(early.silent_failures, 0, "inside the retention window nothing is judged");
+    app.advance(Duration::hours(73)).await;
+    let report = app.env.stack.functions.sweeper.handle().await.unwrap();
+    assert_eq!(report.silent_failures, 3);
+    assert_eq!(report.flagged_broadcasts, ["spring"]);
+    let silent = app.job(&ws, "bc-1").await;
+    assert_eq!(silent.state, JobState::Failed);
+    assert_eq!(silent.reason, None, "FAILED with no error message");
+    assert_eq!(app.job(&ws, "bc-0").await.state, JobState::Delivered);
+    let broadcast = app.store().broadcast_report(&ws, "spring").await.unwrap().unwrap();
+    assert_eq!((broadcast.accepted, broadcast.silent_failures, broadcast.flagged), (4, 3, true));
+}
+
+#[tokio::test]
+async fn the_sweeper_resends_an_uncertain_reply_once_and_fails_an_uncertain_template() {
+    let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
+        graph_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let ws = app.workspace_with_number().await;
+    let waba = format!("9{NUMBER_A}");
+    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.set_auto_statuses(&[]);
+    app.env.sandbox.inject(fault(FaultEffect::Delay { millis: 1000 }, 2));
+    assert_eq!(app.send(&job(&ws, "u-reply", CUSTOMER, agent(), text("hi"))).await, SendOutcome::Uncertain);
+    assert_eq!(
+        app.send(&job(&ws, "u-tpl", CUSTOMER, broadcast("b"), template("spring_sale"))).await,
+        SendOutcome::Uncertain
+    );
+
+    app.advance(Duration::minutes(16)).await;
+    let report = app.sweep().await;
+    assert_eq!(report.uncertain_waiting, 2, "no statuses since: nothing proves the sends were lost");
+    app.statuses_flow_for_the_number().await;
+    let report = app.sweep().await;
+    assert_eq!((report.uncertain_resent, report.uncertain_failed), (1, 1));
+    assert_eq!(app.job(&ws, "u-tpl").await.state, JobState::Failed);
+    let resend = wapisnap::outbound::job::SendRequest::Attempt {
+        workspace_id: ws.clone(),
+        job_id: wapisnap::ids::SendJobId::parse("u-reply").unwrap(),
+        attempt: 1,
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await; // the slow answers are over
+    assert!(matches!(app.sender().send(resend).await.unwrap(), SendOutcome::Accepted { .. }));
+    let again = app.env.stack.functions.sweeper.handle().await.unwrap();
+    assert_eq!(again.uncertain_resent, 0, "resent once at most");
+}
