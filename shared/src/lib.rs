@@ -3,7 +3,7 @@
 //! Split by concept, so a reader finds each rule in one obvious place:
 //! - [`config`]: typed configuration read from environment variables, once per cold start.
 //! - [`clock`]: the injected clock (real in Lambda, controllable on the local stack).
-//! - [`ids`]: typed identifiers that are valid by construction.
+//! - [`domain`]: the shared nouns — channels, typed ids, messages, statuses, send jobs, states.
 //! - [`aws`]: AWS SDK clients, built once per cold start and shared.
 //! - [`telemetry`]: tracing set up in one place.
 //! - [`lambda`]: the glue between Lambda events and our code (SQS batches, HTTP responses).
@@ -12,7 +12,7 @@
 pub mod aws;
 pub mod clock;
 pub mod config;
-pub mod ids;
+pub mod domain;
 pub mod inbound;
 pub mod lambda;
 pub mod meta;

@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::ids::WorkspaceId;
-use crate::inbound::event::Channel;
-use crate::policy::send::NumberState;
+use crate::domain::Channel;
+use crate::domain::NumberState;
+use crate::domain::WorkspaceId;
 use crate::store::numbers::NumberRecord;
 use crate::store::routes::ClaimError;
 use crate::store::{Store, StoreError};

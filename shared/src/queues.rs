@@ -5,9 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::QueueConfig;
-use crate::ids::WorkspaceId;
-use crate::inbound::event::{Channel, InboundMessage};
-use crate::outbound::job::SendRequest;
+use crate::domain::{AccountId, Channel, ContactId, InboundMessage, MessageId, SendJobId, SendRequest, WorkspaceId};
 
 /// A new inbound message for the flow engine (FIFO: one message group per conversation, so a
 /// conversation's messages are handled in order).
@@ -16,9 +14,9 @@ pub struct FlowEvent {
     pub workspace_id: WorkspaceId,
     pub conversation_id: String,
     pub channel: Channel,
-    pub account_id: String,
-    pub contact_id: String,
-    pub message_id: String,
+    pub account_id: AccountId,
+    pub contact_id: ContactId,
+    pub message_id: MessageId,
     pub sent_at: DateTime<Utc>,
 }
 
@@ -48,10 +46,10 @@ impl FlowEvent {
 pub struct SendFailure {
     pub workspace_id: WorkspaceId,
     /// Our send job, when known (Meta echoes it in `biz_opaque_callback_data`).
-    pub job_id: Option<String>,
+    pub job_id: Option<SendJobId>,
     /// The wamid of the failed message, when Meta had accepted it.
     #[serde(default)]
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
     /// The attempt that failed, when the sender reports it.
     #[serde(default)]
     pub attempt: Option<u32>,

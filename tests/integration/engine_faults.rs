@@ -8,11 +8,12 @@ use std::collections::HashMap;
 
 use chrono::Duration;
 use wapisnap::clock::Clock;
-use wapisnap::inbound::event::Channel;
+use wapisnap::domain::Channel;
+use wapisnap::domain::JobState;
+use wapisnap::domain::TemplateStatus;
 use wapisnap::outbound::accept::{AcceptError, accept_send};
-use wapisnap::outbound::job::JobState;
 use wapisnap::outbound::sender::SendOutcome;
-use wapisnap::policy::send::{DND_TAG, TemplateStatus};
+use wapisnap::policy::send::DND_TAG;
 use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{INSTAGRAM_ACCOUNT, NUMBER_A, TestApp, agent, broadcast, flow, job, template, text};
@@ -27,7 +28,7 @@ async fn an_unreadable_item_before_the_claim_leaves_the_job_waiting_and_it_is_se
     app.corrupt_contact(&ws, CUSTOMER, true).await;
     let reply = job(&ws, "corrupt-1", CUSTOMER, agent(), text("hi"));
 
-    let request = wapisnap::outbound::job::SendRequest::New { job: Box::new(reply.clone()) };
+    let request = wapisnap::domain::SendRequest::New { job: Box::new(reply.clone()) };
     assert!(app.sender().send(request).await.is_err(), "the request goes back to the queue");
     let waiting = app.job(&ws, "corrupt-1").await;
     assert_eq!(waiting.state, JobState::Queued, "not UNCERTAIN, not FAILED: Meta was never called");
@@ -255,13 +256,13 @@ async fn alternating_error_classes_cannot_keep_a_job_retrying_forever() {
     for (round, code) in [131049, 131000, 131049, 131000, 131049, 131000, 131049, 131000].into_iter().enumerate() {
         app.meta_fails_next(code);
         let request = if round == 0 {
-            wapisnap::outbound::job::SendRequest::New {
+            wapisnap::domain::SendRequest::New {
                 job: Box::new(job(&ws, "alt-1", CUSTOMER, broadcast("b"), template("spring_sale"))),
             }
         } else {
             let record = app.job(&ws, "alt-1").await;
             app.advance(record.retry_at.unwrap() - app.env.stack.clock.now() + Duration::minutes(1)).await;
-            wapisnap::outbound::job::SendRequest::Attempt {
+            wapisnap::domain::SendRequest::Attempt {
                 workspace_id: ws.clone(),
                 job_id: record.job.job_id.clone(),
                 attempt: record.attempt,
@@ -295,8 +296,8 @@ async fn an_instagram_send_is_settled_by_instagrams_read_and_never_judged_a_sile
     .await;
     let mut reply = job(&ws, "ig-1", CUSTOMER, agent(), text("We do!"));
     reply.channel = Channel::Instagram;
-    reply.account_id = INSTAGRAM_ACCOUNT.into();
-    reply.to = wapisnap::ids::ContactId::for_channel(Channel::Instagram, customer).unwrap();
+    reply.account_id = wapisnap::domain::AccountId::parse(INSTAGRAM_ACCOUNT).unwrap();
+    reply.to = wapisnap::domain::ContactId::for_channel(Channel::Instagram, customer).unwrap();
     let SendOutcome::Accepted { wamid: mid } = app.send(&reply).await else { panic!("not accepted") };
 
     app.instagram_posts(serde_json::json!({
@@ -308,8 +309,8 @@ async fn an_instagram_send_is_settled_by_instagrams_read_and_never_judged_a_sile
 
     let mut unread = job(&ws, "ig-2", CUSTOMER, agent(), text("Anything else?"));
     unread.channel = Channel::Instagram;
-    unread.account_id = INSTAGRAM_ACCOUNT.into();
-    unread.to = wapisnap::ids::ContactId::for_channel(Channel::Instagram, customer).unwrap();
+    unread.account_id = wapisnap::domain::AccountId::parse(INSTAGRAM_ACCOUNT).unwrap();
+    unread.to = wapisnap::domain::ContactId::for_channel(Channel::Instagram, customer).unwrap();
     assert!(matches!(app.send(&unread).await, SendOutcome::Accepted { .. }));
     app.advance(Duration::hours(73)).await;
     assert_eq!(app.sweep().await.silent_failures, 0, "Instagram reports no deliveries: silence is not failure");

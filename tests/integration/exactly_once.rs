@@ -3,10 +3,10 @@
 //! so each of these would otherwise be a duplicate.
 
 use chrono::Duration;
-use wapisnap::inbound::event::Channel;
-use wapisnap::outbound::job::JobState;
+use wapisnap::domain::Channel;
+use wapisnap::domain::JobState;
+use wapisnap::domain::TemplateStatus;
 use wapisnap::outbound::sender::SendOutcome;
-use wapisnap::policy::send::TemplateStatus;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, meta_error, template, text};
 
@@ -72,7 +72,7 @@ async fn a_crash_after_meta_accepted_makes_no_second_request_on_redelivery() {
     app.customer_writes(CUSTOMER).await;
     app.env.sandbox.set_auto_statuses(&[]);
     let crashed = job(&ws, "crash-1", CUSTOMER, agent(), text("hi"));
-    let request = wapisnap::outbound::job::SendRequest::New { job: Box::new(crashed.clone()) };
+    let request = wapisnap::domain::SendRequest::New { job: Box::new(crashed.clone()) };
 
     // The first sender claims the job, Meta accepts the message, and the sender dies before
     // it can record anything.
@@ -107,8 +107,8 @@ async fn a_failed_webhook_that_overtakes_the_senders_record_is_handled_later_not
     app.claimed_by_a_sender_that_dies(&sending).await;
     let failure = wapisnap::queues::SendFailure {
         workspace_id: ws.clone(),
-        job_id: Some("race-1".into()),
-        message_id: Some("wamid.RACE".into()),
+        job_id: Some(wapisnap::domain::SendJobId::parse("race-1").unwrap()),
+        message_id: Some(wapisnap::domain::MessageId::parse("wamid.RACE").unwrap()),
         attempt: None,
         recipient_id: CUSTOMER.into(),
         error_code: Some(131049),
@@ -174,6 +174,6 @@ async fn a_job_given_back_is_claimed_by_its_redelivered_request_or_queued_again_
     assert_eq!(report.overdue_requeued, 1);
     let queued = app.drain("SendQueue").await;
     assert_eq!(queued.len(), 1, "{queued:?}");
-    let request: wapisnap::outbound::job::SendRequest = serde_json::from_value(queued[0].clone()).unwrap();
+    let request: wapisnap::domain::SendRequest = serde_json::from_value(queued[0].clone()).unwrap();
     assert!(matches!(app.sender().send(request).await.unwrap(), SendOutcome::Accepted { .. }));
 }

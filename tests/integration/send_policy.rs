@@ -2,10 +2,10 @@
 //! APPROVED, numbers that must be ACTIVE, and the token that only ever travels in a header.
 
 use chrono::Duration;
-use wapisnap::inbound::event::Channel;
-use wapisnap::outbound::job::JobState;
+use wapisnap::domain::Channel;
+use wapisnap::domain::JobState;
+use wapisnap::domain::{NumberState, TemplateStatus};
 use wapisnap::outbound::sender::SendOutcome;
-use wapisnap::policy::send::{NumberState, TemplateStatus};
 use wapisnap_tests::{
     NUMBER_A, NUMBER_B, TOKEN, TestApp, agent, broadcast, fault, flow, job, meta_error, template, text,
 };

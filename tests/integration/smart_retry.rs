@@ -3,10 +3,11 @@
 
 use chrono::Duration;
 use wapisnap::clock::Clock;
-use wapisnap::inbound::event::Channel;
-use wapisnap::outbound::job::JobState;
+use wapisnap::domain::Channel;
+use wapisnap::domain::JobState;
+use wapisnap::domain::{NumberState, TemplateStatus};
 use wapisnap::outbound::sender::SendOutcome;
-use wapisnap::policy::send::{DND_TAG, DO_NOT_SEND_TAG, NumberState, TemplateStatus};
+use wapisnap::policy::send::{DND_TAG, DO_NOT_SEND_TAG};
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, NUMBER_B, TestApp, agent, broadcast, fault, flow, job, meta_error, template, text};
 
@@ -26,7 +27,7 @@ async fn frequency_cap_is_retried_after_7_then_8_then_9_days_then_failed() {
     for (retry, days) in [(1u32, 7i64), (2, 8), (3, 9)] {
         let record =
             wapisnap_tests::eventually("the retry to be scheduled", std::time::Duration::from_secs(20), || async {
-                let job_id = wapisnap::ids::SendJobId::parse("cap-1").unwrap();
+                let job_id = wapisnap::domain::SendJobId::parse("cap-1").unwrap();
                 let record = app.store().job(&ws, &job_id).await.unwrap()?;
                 (record.state == JobState::RetryScheduled && record.retries == retry).then_some(record)
             })
@@ -145,7 +146,7 @@ async fn rate_limits_back_off_without_counting_an_attempt() {
     assert_eq!(app.send(&job(&ws, "rl-1", CUSTOMER, agent(), text("hi"))).await, SendOutcome::Requeued);
     let record = app.job(&ws, "rl-1").await;
     assert_eq!((record.state, record.attempt, record.retries, record.throttled), (JobState::RetryScheduled, 0, 0, 1));
-    let again = wapisnap::outbound::job::SendRequest::Attempt {
+    let again = wapisnap::domain::SendRequest::Attempt {
         workspace_id: ws.clone(),
         job_id: record.job.job_id.clone(),
         attempt: 0,
@@ -211,13 +212,13 @@ async fn a_late_sent_for_an_earlier_failed_wamid_does_not_cancel_the_next_retry(
     app.env.sandbox.inject(fault(FaultEffect::FailedStatus { code: 131049 }, 2));
     app.enqueue(&job(&ws, "late-sent", CUSTOMER, broadcast("spring"), template("spring_sale"))).await;
     wapisnap_tests::eventually("the first retry", std::time::Duration::from_secs(20), || async {
-        let record = app.store().job(&ws, &wapisnap::ids::SendJobId::parse("late-sent").unwrap()).await.unwrap()?;
+        let record = app.store().job(&ws, &wapisnap::domain::SendJobId::parse("late-sent").unwrap()).await.unwrap()?;
         (record.state == JobState::RetryScheduled && record.retries == 1).then_some(())
     })
     .await;
     app.advance(Duration::days(7) + Duration::minutes(61)).await;
     let record = wapisnap_tests::eventually("the second retry", std::time::Duration::from_secs(20), || async {
-        let record = app.store().job(&ws, &wapisnap::ids::SendJobId::parse("late-sent").unwrap()).await.unwrap()?;
+        let record = app.store().job(&ws, &wapisnap::domain::SendJobId::parse("late-sent").unwrap()).await.unwrap()?;
         (record.state == JobState::RetryScheduled && record.retries == 2).then_some(record)
     })
     .await;
@@ -225,7 +226,7 @@ async fn a_late_sent_for_an_earlier_failed_wamid_does_not_cancel_the_next_retry(
 
     // Meta's delayed `sent` for the first, failed, wamid arrives now.
     let late = wapisnap_local::sandbox::StatusUpdate {
-        wamid: record.failed_wamids[0].clone(),
+        wamid: record.failed_wamids[0].to_string(),
         status: "sent".into(),
         recipient_id: CUSTOMER.into(),
         biz_opaque_callback_data: Some("late-sent".into()),

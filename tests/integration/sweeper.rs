@@ -1,10 +1,10 @@
 //! The sweeper's safety nets: silent failures, UNCERTAIN sends settled by the documented policy.
 
 use chrono::Duration;
-use wapisnap::inbound::event::Channel;
-use wapisnap::outbound::job::JobState;
+use wapisnap::domain::Channel;
+use wapisnap::domain::JobState;
+use wapisnap::domain::TemplateStatus;
 use wapisnap::outbound::sender::SendOutcome;
-use wapisnap::policy::send::TemplateStatus;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, template, text};
 
@@ -27,7 +27,7 @@ async fn the_sweeper_fails_silent_sends_and_flags_the_broadcast() {
     // One of them is reported delivered; the others never are.
     let delivered = app.job(&ws, "bc-0").await;
     let status = wapisnap_local::sandbox::StatusUpdate {
-        wamid: delivered.wamid.unwrap(),
+        wamid: delivered.wamid.unwrap().to_string(),
         status: "delivered".into(),
         recipient_id: "16505550000".into(),
         biz_opaque_callback_data: Some("bc-0".into()),
@@ -76,9 +76,9 @@ async fn the_sweeper_resends_an_uncertain_reply_once_and_fails_an_uncertain_temp
     let report = app.sweep().await;
     assert_eq!((report.uncertain_resent, report.uncertain_failed), (1, 1));
     assert_eq!(app.job(&ws, "u-tpl").await.state, JobState::Failed);
-    let resend = wapisnap::outbound::job::SendRequest::Attempt {
+    let resend = wapisnap::domain::SendRequest::Attempt {
         workspace_id: ws.clone(),
-        job_id: wapisnap::ids::SendJobId::parse("u-reply").unwrap(),
+        job_id: wapisnap::domain::SendJobId::parse("u-reply").unwrap(),
         attempt: 1,
     };
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await; // the slow answers are over

@@ -5,8 +5,8 @@
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use wapisnap::inbound::event::{Channel, MessageContent};
-use wapisnap::inbound::status::DeliveryState;
+use wapisnap::domain::DeliveryState;
+use wapisnap::domain::{Channel, MessageContent};
 use wapisnap::store::statuses::RetryHandoff;
 use wapisnap_tests::{INSTAGRAM_ACCOUNT, NUMBER_A, NUMBER_B, TestApp, sample};
 
@@ -125,7 +125,7 @@ async fn the_same_message_inside_two_different_batches_is_stored_once() {
 async fn a_batch_mixing_two_workspaces_lands_in_each_and_only_there() {
     let app = TestApp::spawn_idle().await;
     let ws_a = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
-    let ws_b = wapisnap::ids::WorkspaceId::parse(format!("{ws_a}-b")).unwrap();
+    let ws_b = wapisnap::domain::WorkspaceId::parse(format!("{ws_a}-b")).unwrap();
     app.claim(&ws_b, Channel::WhatsApp, NUMBER_B).await;
 
     assert_eq!(app.deliver(&sample("whatsapp-batch-two-numbers.json")).await.0, 200);

@@ -161,8 +161,8 @@ impl TestApp {
     }
 }
 
-use wapisnap::ids::WorkspaceId;
-use wapisnap::inbound::event::Channel;
+use wapisnap::domain::Channel;
+use wapisnap::domain::WorkspaceId;
 
 /// A fault on the next `times` sends to Meta.
 pub fn fault(effect: FaultEffect, times: u32) -> Fault {
@@ -180,8 +180,8 @@ pub fn job(ws: &WorkspaceId, id: &str, to: &str, origin: Origin, content: Outbou
         job_id: SendJobId::parse(id).unwrap(),
         workspace_id: ws.clone(),
         channel: Channel::WhatsApp,
-        account_id: NUMBER_A.into(),
-        to: wapisnap::ids::ContactId::for_channel(Channel::WhatsApp, to).unwrap(),
+        account_id: wapisnap::domain::AccountId::parse(NUMBER_A).unwrap(),
+        to: wapisnap::domain::ContactId::for_channel(Channel::WhatsApp, to).unwrap(),
         origin,
         content,
     }
@@ -434,12 +434,12 @@ impl TestApp {
 
 use secrecy::SecretString;
 use wapisnap::clock::Clock;
-use wapisnap::ids::SendJobId;
+use wapisnap::domain::NumberState;
+use wapisnap::domain::SendJobId;
+use wapisnap::domain::{JobState, Origin, SendJob, SendRequest};
 use wapisnap::numbers::Connection;
 use wapisnap::outbound::content::OutboundContent;
-use wapisnap::outbound::job::{JobState, Origin, SendJob, SendRequest};
 use wapisnap::outbound::sender::{SendOutcome, Sender};
-use wapisnap::policy::send::NumberState;
 use wapisnap::store::jobs::{AttemptRef, JobRecord};
 use wapisnap::store::numbers::NumberRecord;
 use wapisnap::vault::Vault;

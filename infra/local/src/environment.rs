@@ -64,7 +64,7 @@ impl LocalEnvironment {
     /// ACTIVE), so the local stack has something to receive for and send from.
     pub async fn connect_number(
         &self,
-        workspace: &wapisnap::ids::WorkspaceId,
+        workspace: &wapisnap::domain::WorkspaceId,
         number_id: &str,
         waba_id: &str,
         token: &str,
@@ -80,11 +80,11 @@ impl LocalEnvironment {
         let token = secrecy::SecretString::from(token.to_owned());
         let connection = wapisnap::numbers::Connection {
             workspace,
-            channel: wapisnap::inbound::event::Channel::WhatsApp,
+            channel: wapisnap::domain::Channel::WhatsApp,
             account_id: number_id,
             waba_id: Some(waba_id),
             token: &token,
-            state: wapisnap::policy::send::NumberState::Active,
+            state: wapisnap::domain::NumberState::Active,
         };
         wapisnap::numbers::connect(&store, &vault, connection, stack.clock.now()).await
     }

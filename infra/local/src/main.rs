@@ -63,12 +63,10 @@ async fn dev(options: EnvironmentOptions) -> Result<(), Failure> {
     let environment = LocalEnvironment::start(options).await?;
     environment.stack.start_background();
     let stack = &environment.stack;
-    let workspace = wapisnap::ids::WorkspaceId::parse(DEV_WORKSPACE)?;
+    let workspace = wapisnap::domain::WorkspaceId::parse(DEV_WORKSPACE)?;
     let number = environment.connect_number(&workspace, DEV_NUMBER, DEV_WABA, "local-dev-access-token").await?;
     let store = wapisnap::store::Store::new(stack.aws.dynamodb.clone(), stack.resources.table_name());
-    store
-        .put_template(&workspace, DEV_WABA, DEV_TEMPLATE, "en_US", wapisnap::policy::send::TemplateStatus::Approved)
-        .await?;
+    store.put_template(&workspace, DEV_WABA, DEV_TEMPLATE, "en_US", wapisnap::domain::TemplateStatus::Approved).await?;
     println!("wapisnap local stack is up (Ctrl-C stops everything it started)");
     println!("  webhook (Meta calls this):  {}", stack.webhook_url());
     println!("  workspace API:              {}/", stack.api_url());

@@ -213,9 +213,9 @@ impl LocalStack {
                 Arc::new(move |body| {
                     let (store, queues, clock) = (store.clone(), queues.clone(), clock.clone());
                     async move {
-                        let request: wapisnap::outbound::job::SendRequest = serde_json::from_slice(&body)
+                        let request: wapisnap::domain::SendRequest = serde_json::from_slice(&body)
                             .map_err(|e| format!("not a send request ({e}); see events/sqs/send-job.json"))?;
-                        let wapisnap::outbound::job::SendRequest::New { job } = request else {
+                        let wapisnap::domain::SendRequest::New { job } = request else {
                             return Err("only new jobs are accepted here: {\"kind\":\"new\",\"job\":{...}}".into());
                         };
                         let state = wapisnap::outbound::accept::accept_send(&store, &queues, &job, clock.now())

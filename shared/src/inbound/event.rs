@@ -3,191 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 
-use super::status::DeliveryState;
+use crate::domain::{
+    AccountId, Channel, ContactId, DeliveryState, InboundMessage, MessageContent, MessageId, SendJobId, StatusEvent,
+    UnknownEvent, WebhookEvent,
+};
 use crate::meta::webhook::{Envelope, TimeUnit, instagram, resolve_time, whatsapp};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    #[serde(rename = "wa")]
-    WhatsApp,
-    #[serde(rename = "ig")]
-    Instagram,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::WhatsApp => "wa",
-            Self::Instagram => "ig",
-        }
-    }
-}
-
-/// What a customer sent, in a shape that no longer depends on the channel's payload format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum MessageContent {
-    Text {
-        body: String,
-    },
-    Media {
-        kind: String,
-        media: whatsapp::Media,
-    },
-    Location {
-        location: whatsapp::Location,
-    },
-    Contacts {
-        contacts: Vec<Value>,
-    },
-    ButtonReply {
-        id: String,
-        title: String,
-    },
-    ListReply {
-        id: String,
-        title: String,
-        description: Option<String>,
-    },
-    /// A completed WhatsApp Flow (`nfm_reply`) with its answers.
-    FlowReply {
-        name: Option<String>,
-        response: Value,
-    },
-    /// A tap on a template's quick-reply button.
-    TemplateButton {
-        payload: Option<String>,
-        text: String,
-    },
-    Reaction {
-        message_id: String,
-        emoji: Option<String>,
-    },
-    Order {
-        order: whatsapp::Order,
-    },
-    System {
-        system: whatsapp::System,
-    },
-    /// A message type Meta cannot show through the API (it says so with an error), and what
-    /// it was when Meta says (e.g. `edit`).
-    Unsupported {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        kind: Option<String>,
-        errors: Vec<whatsapp::ErrorDetail>,
-    },
-    /// An Instagram DM: text and/or attachments.
-    InstagramMessage {
-        text: Option<String>,
-        attachments: Vec<instagram::Attachment>,
-        quick_reply: Option<String>,
-    },
-    /// An Instagram button tap.
-    Postback {
-        title: Option<String>,
-        payload: Option<String>,
-    },
-    /// A type we do not know yet, kept whole.
-    Unknown {
-        kind: String,
-        raw: Value,
-    },
-}
-
-/// A customer's message to a business account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboundMessage {
-    pub channel: Channel,
-    /// The business side: WhatsApp phone number id, or Instagram account id.
-    pub account_id: String,
-    /// Meta's id: the wamid, or the Instagram mid.
-    pub message_id: String,
-    /// The customer: WhatsApp id (phone digits) or Instagram-scoped id.
-    pub contact_id: String,
-    pub profile_name: Option<String>,
-    /// When the customer sent it, by Meta's clock.
-    pub sent_at: DateTime<Utc>,
-    /// Why `sent_at` is not Meta's timestamp as sent (see [`resolve_time`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp_note: Option<String>,
-    /// The message this one replies to.
-    pub reply_to: Option<String>,
-    pub content: MessageContent,
-    /// The customer's business-scoped user id, which Meta adds for its username rollout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact_user_id: Option<String>,
-    /// The click-to-WhatsApp ad or post the customer came from: sent once, never again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub referral: Option<Box<whatsapp::Referral>>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub forwarded: bool,
-    /// Forwarded through a chain of five or more chats.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub frequently_forwarded: bool,
-    /// What Meta reports it could not give us of this message.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<whatsapp::ErrorDetail>,
-    /// The customer's new identity, on an identity-change system message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<Box<whatsapp::Identity>>,
-    /// The message exactly as Meta sent it (JSON): whatever Meta adds that we do not read yet
-    /// is kept, because Meta cannot be asked for a message again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw_json: Option<String>,
-}
-
-impl InboundMessage {
-    /// One conversation per business account and customer.
-    pub fn conversation_id(&self) -> String {
-        crate::ids::conversation_id(self.channel, &self.account_id, &self.contact_id)
-    }
-}
-
-/// A status Meta reports for a message we sent: a WhatsApp status, or what Instagram says
-/// instead (the echo of our send, the customer's read).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusEvent {
-    pub channel: Channel,
-    pub account_id: String,
-    /// The wamid, or the Instagram mid: on Instagram the only link back to our send.
-    pub message_id: String,
-    pub state: DeliveryState,
-    pub at: DateTime<Utc>,
-    /// Why `at` is not Meta's timestamp as sent (see [`resolve_time`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp_note: Option<String>,
-    pub recipient_id: String,
-    /// The recipient's business-scoped user id, which Meta adds for its username rollout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipient_user_id: Option<String>,
-    /// Our send job id, echoed from `biz_opaque_callback_data`; Instagram echoes nothing.
-    pub job_id: Option<String>,
-    pub error: Option<whatsapp::ErrorDetail>,
-    pub pricing: Option<Value>,
-    pub conversation: Option<Value>,
-}
-
-/// Something well-signed we cannot act on: kept with its raw JSON for inspection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UnknownEvent {
-    pub reason: String,
-    pub account_id: Option<String>,
-    pub raw: Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum WebhookEvent {
-    Message(InboundMessage),
-    Status(StatusEvent),
-    Unknown(UnknownEvent),
-}
 
 /// A parsed webhook body.
 #[derive(Debug, Clone, PartialEq)]
@@ -249,14 +73,14 @@ fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<W
     for change in entry.changes {
         if change.field != "messages" {
             let reason = format!("unhandled WhatsApp field {:?}", change.field);
-            events.push(unknown(reason, Some(entry.id.clone()), to_value(&change.value)));
+            events.push(unknown(reason, Some(entry.id.to_string()), to_value(&change.value)));
             continue;
         }
         let value: whatsapp::MessagesValue = match typed(&change.value) {
             Ok(v) => v,
             Err(e) => {
                 let reason = format!("unreadable messages value: {e}");
-                events.push(unknown(reason, Some(entry.id.clone()), to_value(&change.value)));
+                events.push(unknown(reason, Some(entry.id.to_string()), to_value(&change.value)));
                 continue;
             }
         };
@@ -266,7 +90,7 @@ fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<W
             // shape Meta has not documented yet: nothing to act on, and nothing to drop.
             let keys: Vec<&str> = value.unhandled.iter().map(|(key, _)| key.as_str()).collect();
             let reason = format!("messages change without messages or statuses (other keys: {keys:?})");
-            events.push(unknown(reason, Some(account_id), to_value(&change.value)));
+            events.push(unknown(reason, Some(account_id.to_string()), to_value(&change.value)));
             continue;
         }
         if !value.unhandled.is_empty() {
@@ -274,10 +98,10 @@ fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<W
             let kept: serde_json::Map<String, Value> =
                 value.unhandled.iter().map(|(key, raw)| (key.clone(), to_value(raw))).collect();
             let reason = format!("messages change with keys we do not handle: {:?}", kept.keys().collect::<Vec<_>>());
-            events.push(unknown(reason, Some(account_id.clone()), Value::Object(kept)));
+            events.push(unknown(reason, Some(account_id.to_string()), Value::Object(kept)));
         }
         // Meta lists each sender once in `contacts`; a batch can hold hundreds of senders.
-        let mut contacts: HashMap<String, whatsapp::Contact> = HashMap::with_capacity(value.contacts.len());
+        let mut contacts: HashMap<ContactId, whatsapp::Contact> = HashMap::with_capacity(value.contacts.len());
         for raw_contact in &value.contacts {
             match typed::<whatsapp::Contact>(raw_contact) {
                 Ok(contact) => {
@@ -285,7 +109,7 @@ fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<W
                 }
                 Err(e) => {
                     let reason = format!("unreadable WhatsApp contact: {e}");
-                    events.push(unknown(reason, Some(account_id.clone()), to_value(raw_contact)));
+                    events.push(unknown(reason, Some(account_id.to_string()), to_value(raw_contact)));
                 }
             }
         }
@@ -294,7 +118,7 @@ fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<W
                 Ok(m) => m,
                 Err(e) => {
                     let reason = format!("unreadable WhatsApp message: {e}");
-                    events.push(unknown(reason, Some(account_id.clone()), to_value(raw_message)));
+                    events.push(unknown(reason, Some(account_id.to_string()), to_value(raw_message)));
                     continue;
                 }
             };
@@ -309,7 +133,7 @@ fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<W
 }
 
 fn whatsapp_message(
-    account_id: &str,
+    account_id: &AccountId,
     mut message: whatsapp::Message,
     contact: Option<&whatsapp::Contact>,
     raw: &RawValue,
@@ -353,7 +177,7 @@ fn whatsapp_message(
     };
     InboundMessage {
         channel: Channel::WhatsApp,
-        account_id: account_id.to_owned(),
+        account_id: account_id.clone(),
         message_id,
         contact_id,
         profile_name,
@@ -389,29 +213,29 @@ fn interactive(reply: whatsapp::Interactive, raw: Value) -> MessageContent {
     }
 }
 
-fn whatsapp_status(account_id: &str, raw: &RawValue, received_at: DateTime<Utc>) -> WebhookEvent {
+fn whatsapp_status(account_id: &AccountId, raw: &RawValue, received_at: DateTime<Utc>) -> WebhookEvent {
     let status: whatsapp::Status = match typed(raw) {
         Ok(s) => s,
         Err(e) => {
-            return unknown(format!("unreadable WhatsApp status: {e}"), Some(account_id.to_owned()), to_value(raw));
+            return unknown(format!("unreadable WhatsApp status: {e}"), Some(account_id.to_string()), to_value(raw));
         }
     };
     let Some(state) = DeliveryState::parse(&status.status) else {
         // A state Meta added after this code: kept whole, with its time, until it has a rank.
         let reason = format!("unknown status {:?}", status.status);
-        return unknown(reason, Some(account_id.to_owned()), to_value(raw));
+        return unknown(reason, Some(account_id.to_string()), to_value(raw));
     };
     let at = resolve_time(status.timestamp.as_ref(), TimeUnit::Seconds, received_at);
     WebhookEvent::Status(StatusEvent {
         channel: Channel::WhatsApp,
-        account_id: account_id.to_owned(),
+        account_id: account_id.clone(),
         message_id: status.id,
         state,
         at: at.at,
         timestamp_note: at.note,
         recipient_id: status.recipient_id,
         recipient_user_id: status.recipient_user_id,
-        job_id: status.biz_opaque_callback_data.filter(|d| !d.is_empty()),
+        job_id: status.biz_opaque_callback_data.and_then(|d| SendJobId::parse(d).ok()),
         error: status.errors.into_iter().next(),
         pricing: status.pricing,
         conversation: status.conversation,
@@ -424,11 +248,15 @@ fn instagram_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<
         Err(e) => return events.push(unknown(format!("unreadable Instagram entry: {e}"), None, to_value(raw))),
     };
     if entry.messaging.is_empty() {
-        events.push(unknown("Instagram entry without messaging events".into(), Some(entry.id.clone()), to_value(raw)));
+        events.push(unknown(
+            "Instagram entry without messaging events".into(),
+            Some(entry.id.to_string()),
+            to_value(raw),
+        ));
         return;
     }
     for item in &entry.messaging {
-        let keep = |reason: String| unknown(reason, Some(entry.id.clone()), to_value(item));
+        let keep = |reason: String| unknown(reason, Some(entry.id.to_string()), to_value(item));
         let event: instagram::Messaging = match typed(item) {
             Ok(e) => e,
             Err(e) => {
@@ -437,7 +265,7 @@ fn instagram_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<
             }
         };
         let sent = resolve_time(event.timestamp.as_ref(), TimeUnit::Milliseconds, received_at);
-        let status = |message_id: String, state: DeliveryState, recipient_id: String| {
+        let status = |message_id: MessageId, state: DeliveryState, recipient: ContactId| {
             WebhookEvent::Status(StatusEvent {
                 channel: Channel::Instagram,
                 account_id: entry.id.clone(),
@@ -445,7 +273,7 @@ fn instagram_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<
                 state,
                 at: sent.at,
                 timestamp_note: sent.note.clone(),
-                recipient_id,
+                recipient_id: recipient.to_string(),
                 recipient_user_id: None,
                 job_id: None,
                 error: None,
@@ -470,7 +298,7 @@ fn instagram_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<
                 (message.mid, content, reply_to)
             }
             (None, Some(postback), _) => {
-                let Some(mid) = postback.mid else {
+                let Some(mid) = postback.mid.and_then(|mid| MessageId::parse(mid).ok()) else {
                     events.push(keep("Instagram postback without mid".into()));
                     continue;
                 };

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::ids::WorkspaceId;
-use crate::inbound::event::Channel;
+use crate::domain::Channel;
+use crate::domain::WorkspaceId;
 use crate::store::{Store, StoreError};
 
 /// How stale a number's mark may get (per container).

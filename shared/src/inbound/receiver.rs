@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::event::{
-    Channel, Delivery, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent, parse_delivery_at,
-};
+use super::event::{Delivery, parse_delivery_at};
 use crate::clock::SharedClock;
-use crate::ids::{SendJobId, WorkspaceId};
+use crate::domain::{Channel, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent};
+use crate::domain::{SendJobId, WorkspaceId};
 use crate::queues::{FlowEvent, QueueError, Queues, SendFailure};
 use crate::store::messages::Insert;
 use crate::store::{Store, StoreError};

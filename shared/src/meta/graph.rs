@@ -87,7 +87,7 @@ pub const GRAPH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Meta's answer to an accepted send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentMessage {
-    pub wamid: String,
+    pub wamid: crate::domain::MessageId,
     /// The customer's WhatsApp id as Meta knows it (`contacts[0].wa_id`; WhatsApp only).
     pub wa_id: Option<String>,
 }
@@ -127,8 +127,8 @@ impl GraphClient {
         let wamid = answer["messages"][0]["id"]
             .as_str()
             .or_else(|| answer["message_id"].as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| GraphError::UnreadableAnswer { status: 200, reason: "no message id".into() })?;
+            .and_then(|id| crate::domain::MessageId::parse(id).ok())
+            .ok_or_else(|| GraphError::UnreadableAnswer { status: 200, reason: "no usable message id".into() })?;
         let wa_id = answer["contacts"][0]["wa_id"].as_str().map(str::to_owned);
         Ok(SentMessage { wamid, wa_id })
     }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::job::{JobState, SendJob, SendRequest};
+use crate::domain::{JobState, SendJob, SendRequest};
 use crate::queues::{QueueError, Queues};
 use crate::store::jobs::Accepted;
 use crate::store::{Store, StoreError};

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::inbound::event::Channel;
+use crate::domain::Channel;
 use crate::policy::send::ContentKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

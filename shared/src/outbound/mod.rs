@@ -1,9 +1,9 @@
-//! Everything we send: the send job (what, to whom, on whose behalf), its Graph API body, and
-//! the messages that move it through the send queue.
+//! Everything we send: accepting a send job ([`accept`]), its Graph API body ([`content`]),
+//! sending it ([`sender`]), settling what no event settles ([`sweeper`]), and the 131026 rule
+//! ([`undeliverable`]). The send job and its states are nouns: [`crate::domain`].
 
 pub mod accept;
 pub mod content;
-pub mod job;
 pub mod sender;
 pub mod sweeper;
 pub mod undeliverable;

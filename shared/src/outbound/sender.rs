@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
-use super::job::{JobState, SendRequest};
 use crate::clock::SharedClock;
-use crate::ids::{SendJobId, WorkspaceId};
+use crate::domain::Origin;
+use crate::domain::{JobState, SendRequest};
+use crate::domain::{MessageId, SendJobId, WorkspaceId};
 use crate::meta::graph::{GraphClient, GraphError, SentMessage};
 use crate::outbound::content::OutboundContent;
-use crate::outbound::job::Origin;
 use crate::policy::send::{SendFacts, may_send};
 use crate::queues::{QueueError, Queues, SendFailure};
 use crate::retry::{FailureClass, classify, throttle_backoff};
@@ -50,11 +50,11 @@ pub const RECORDING_MARGIN: std::time::Duration = std::time::Duration::from_secs
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
     Accepted {
-        wamid: String,
+        wamid: MessageId,
     },
     /// Meta had it already (its status arrived while the answer was lost).
     Reconciled {
-        wamid: String,
+        wamid: MessageId,
     },
     Refused {
         reason: String,
@@ -168,7 +168,7 @@ impl Sender {
         // A later attempt of a job Meta may have accepted already: its status says so.
         if (record.attempt > 0 || record.throttled > 0)
             && let Some(status) = self.store.status_for_job(ws, job.job_id.as_str()).await?
-            && status.status != crate::inbound::status::DeliveryState::Failed
+            && status.status != crate::domain::DeliveryState::Failed
             && !record.failed_wamids.contains(&status.message_id)
         {
             let wamid = status.message_id;
@@ -251,7 +251,7 @@ impl Sender {
                 // either way, and only this sender counts it for the broadcast.
                 let outcome = AttemptOutcome::Accepted { wamid: wamid.clone(), wa_id };
                 let recorded = self.finish(claim, record, outcome).await?;
-                if job.channel == crate::inbound::event::Channel::Instagram
+                if job.channel == crate::domain::Channel::Instagram
                     && let Err(error) = self.store.link_message_to_job(ws, &wamid, job.job_id.as_str()).await
                 {
                     // The job is recorded ACCEPTED; only its read receipt will not reach it.
@@ -290,7 +290,7 @@ impl Sender {
                 }
                 let failure = SendFailure {
                     workspace_id: ws.clone(),
-                    job_id: Some(job.job_id.to_string()),
+                    job_id: Some(job.job_id.clone()),
                     message_id: None,
                     attempt: Some(record.attempt),
                     recipient_id: job.to.to_string(),

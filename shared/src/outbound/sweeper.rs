@@ -28,9 +28,9 @@ use futures_util::future::BoxFuture;
 
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, Env};
-use crate::inbound::event::Channel;
-use crate::inbound::status::DeliveryState;
-use crate::outbound::job::{JobState, Origin, SendRequest};
+use crate::domain::Channel;
+use crate::domain::DeliveryState;
+use crate::domain::{JobState, Origin, SendRequest};
 use crate::policy::send::ContentKind;
 use crate::queues::{QueueError, Queues, SendFailure};
 use crate::store::jobs::{AttemptRef, JobRecord};
@@ -210,7 +210,7 @@ impl Sweeper {
         let job = &record.job;
         let failure = SendFailure {
             workspace_id: job.workspace_id.clone(),
-            job_id: Some(job.job_id.to_string()),
+            job_id: Some(job.job_id.clone()),
             message_id: record.failure_wamid.clone(),
             attempt: Some(record.attempt),
             recipient_id: job.to.to_string(),

@@ -9,8 +9,8 @@
 //! 131026 handled by Smart Retry, a delivery reported by the webhook. Every write is idempotent
 //! per job, so a redelivered hand-over never counts twice.
 
-use crate::ids::{ContactId, SendJobId, WorkspaceId};
-use crate::inbound::event::Channel;
+use crate::domain::Channel;
+use crate::domain::{ContactId, SendJobId, WorkspaceId};
 use crate::store::{Store, StoreError};
 
 pub use crate::policy::send::DO_NOT_SEND_TAG;

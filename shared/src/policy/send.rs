@@ -15,32 +15,12 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::window::{is_window_open, window_closes_at};
-use crate::inbound::event::Channel;
+use crate::domain::{Channel, NumberState, TemplateStatus};
 
 pub const DND_TAG: &str = "dnd";
 pub const DO_NOT_SEND_TAG: &str = "do-not-send";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum NumberState {
-    Draft,
-    Active,
-    Error,
-    Disconnected,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TemplateStatus {
-    Approved,
-    Pending,
-    Rejected,
-    Paused,
-    Disabled,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentKind {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::update::{Update, n, s};
 use super::{Store, StoreError, keys};
-use crate::ids::WorkspaceId;
+use crate::domain::WorkspaceId;
 
 /// Above this share of silent failures a broadcast is flagged.
 pub const SILENT_FAILURE_FLAG_RATIO: f64 = 0.05;

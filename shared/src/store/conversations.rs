@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, keys, refused_by_condition};
-use crate::ids::WorkspaceId;
-use crate::inbound::event::{Channel, InboundMessage};
+use crate::domain::WorkspaceId;
+use crate::domain::{Channel, InboundMessage};
 use crate::policy::window::window_closes_at;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -23,9 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::update::{Update, n, s};
 use super::{Store, StoreError, keys, refused_by_condition};
-use crate::ids::{SendJobId, WorkspaceId};
-use crate::inbound::status::DeliveryState;
-use crate::outbound::job::{JobState, SendJob};
+use crate::domain::{DeliveryState, JobState, MessageId, SendJob, SendJobId, WorkspaceId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -46,10 +44,10 @@ pub struct JobRecord {
     #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
     pub lease_until: Option<DateTime<Utc>>,
     #[serde(default)]
-    pub wamid: Option<String>,
+    pub wamid: Option<MessageId>,
     /// wamids Meta reported as failed: a late `sent` for one of them reconciles nothing.
     #[serde(default)]
-    pub failed_wamids: Vec<String>,
+    pub failed_wamids: Vec<MessageId>,
     #[serde(default)]
     pub error_code: Option<i64>,
     #[serde(default)]
@@ -78,7 +76,7 @@ pub struct JobRecord {
     /// The wamid Meta reported `failed` by status webhook, while the job is FAILED_ATTEMPT
     /// for it (absent when the refusal came in Meta's answer to the send).
     #[serde(default)]
-    pub failure_wamid: Option<String>,
+    pub failure_wamid: Option<MessageId>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub updated_at: DateTime<Utc>,
 }
@@ -108,7 +106,7 @@ pub enum Claim {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptOutcome {
     Accepted {
-        wamid: String,
+        wamid: MessageId,
         /// The customer's WhatsApp id as Meta answered it.
         wa_id: Option<String>,
     },

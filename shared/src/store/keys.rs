@@ -1,7 +1,7 @@
 //! Every key format of the table, in one place (see the access-pattern table in `store`).
 
-use crate::ids::WorkspaceId;
-use crate::inbound::event::Channel;
+use crate::domain::Channel;
+use crate::domain::WorkspaceId;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, keys, refused_by_condition};
-use crate::ids::WorkspaceId;
-use crate::inbound::event::InboundMessage;
+use crate::domain::InboundMessage;
+use crate::domain::WorkspaceId;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredMessage {

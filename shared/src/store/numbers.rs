@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::update::{Update, s};
 use super::{Store, StoreError, keys};
-use crate::ids::WorkspaceId;
-use crate::inbound::event::Channel;
-use crate::policy::send::{NumberState, TemplateStatus};
+use crate::domain::Channel;
+use crate::domain::WorkspaceId;
+use crate::domain::{NumberState, TemplateStatus};
 use crate::vault::SealedToken;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

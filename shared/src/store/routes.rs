@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, keys, refused_by_condition};
-use crate::ids::WorkspaceId;
-use crate::inbound::event::Channel;
+use crate::domain::Channel;
+use crate::domain::WorkspaceId;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RouteItem {

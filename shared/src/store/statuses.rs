@@ -9,9 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, keys, refused_by_condition};
-use crate::ids::WorkspaceId;
-use crate::inbound::event::{Channel, StatusEvent};
-use crate::inbound::status::DeliveryState;
+use crate::domain::{Channel, DeliveryState, MessageId, SendJobId, StatusEvent, WorkspaceId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,12 +24,12 @@ pub struct OutboundStatus {
     /// Absent on statuses stored before Instagram's were: those are all WhatsApp's.
     #[serde(default)]
     pub channel: Option<Channel>,
-    pub message_id: String,
+    pub message_id: MessageId,
     pub recipient_id: String,
     #[serde(default)]
     pub recipient_user_id: Option<String>,
     #[serde(default)]
-    pub job_id: Option<String>,
+    pub job_id: Option<SendJobId>,
     pub status: DeliveryState,
     #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
     pub sent_at: Option<DateTime<Utc>>,
@@ -66,7 +64,7 @@ pub struct StatusOutcome {
     pub hand_to_retry: bool,
     /// The send job the message belongs to, as stored (from `biz_opaque_callback_data`, or
     /// linked by the sender for Instagram, whose statuses carry no job).
-    pub job_id: Option<String>,
+    pub job_id: Option<SendJobId>,
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -160,7 +158,8 @@ impl Store {
         match request.return_values(ReturnValue::AllNew).send().await {
             Ok(output) => {
                 let job_id = output.attributes.as_ref().and_then(|a| a.get("job_id")).and_then(|v| v.as_s().ok());
-                return Ok(StatusOutcome { advanced: true, hand_to_retry: failed, job_id: job_id.cloned() });
+                let job_id = job_id.and_then(|j| SendJobId::parse(j.as_str()).ok());
+                return Ok(StatusOutcome { advanced: true, hand_to_retry: failed, job_id });
             }
             Err(e) if refused_by_condition(&e) => {}
             Err(e) => return Err(StoreError::aws("UpdateItem status", e)),

@@ -7,7 +7,7 @@ mod sending;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wapisnap::ids::WorkspaceId;
+use wapisnap::domain::WorkspaceId;
 use wapisnap::store::Store;
 
 use crate::environment::{EnvironmentOptions, LocalEnvironment};

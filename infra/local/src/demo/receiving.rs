@@ -2,7 +2,7 @@
 
 use super::{DEMO_NUMBER, Demo, Failure};
 use crate::sandbox::InboundText;
-use wapisnap::inbound::event::Channel;
+use wapisnap::domain::Channel;
 
 pub const CUSTOMER: &str = "16505551234";
 

@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use wapisnap::clock::Clock;
-use wapisnap::ids::SendJobId;
-use wapisnap::inbound::event::Channel;
+use wapisnap::domain::Channel;
+use wapisnap::domain::SendJobId;
+use wapisnap::domain::TemplateStatus;
+use wapisnap::domain::{JobState, Origin, SendJob, SendRequest};
 use wapisnap::outbound::content::OutboundContent;
-use wapisnap::outbound::job::{JobState, Origin, SendJob, SendRequest};
-use wapisnap::policy::send::{DO_NOT_SEND_TAG, TemplateStatus};
+use wapisnap::policy::send::DO_NOT_SEND_TAG;
 use wapisnap::store::jobs::JobRecord;
 
 use super::receiving::CUSTOMER;
@@ -22,8 +23,8 @@ impl Demo<'_> {
             job_id: SendJobId::parse(id)?,
             workspace_id: self.workspace.clone(),
             channel: Channel::WhatsApp,
-            account_id: DEMO_NUMBER.into(),
-            to: wapisnap::ids::ContactId::for_channel(Channel::WhatsApp, to)?,
+            account_id: wapisnap::domain::AccountId::parse(DEMO_NUMBER)?,
+            to: wapisnap::domain::ContactId::for_channel(Channel::WhatsApp, to)?,
             origin,
             content,
         })
@@ -60,7 +61,7 @@ impl Demo<'_> {
         self.enqueue(&self.job("reply-1", CUSTOMER, Origin::Human { agent_id: "dana".into() }, reply)?).await?;
         self.timeline.step("job reply-1 on the send queue; the sender claims it, checks the policy, opens the token");
         let accepted = self.job_in("reply-1", &[JobState::Accepted, JobState::Delivered]).await?;
-        let wamid = accepted.wamid.clone().unwrap_or_default();
+        let wamid = accepted.wamid.clone().ok_or("accepted without a wamid")?;
         self.timeline.step(format!("Meta (sandbox) accepted it: {wamid}"));
         let read = self
             .until(Duration::from_secs(10), || async {
@@ -79,7 +80,7 @@ impl Demo<'_> {
             read.job_id.as_deref().unwrap_or("?")
         ));
         let late = StatusUpdate {
-            wamid: wamid.clone(),
+            wamid: wamid.to_string(),
             status: "delivered".into(),
             recipient_id: CUSTOMER.into(),
             biz_opaque_callback_data: Some("reply-1".into()),
@@ -129,7 +130,7 @@ impl Demo<'_> {
         let delivered = self.job_in("spring-1", &[JobState::Delivered]).await?;
         self.timeline.step(format!(
             "the schedule fired, the sender re-checked the policy and resent: {} → delivered",
-            delivered.wamid.unwrap_or_default()
+            delivered.wamid.map(String::from).unwrap_or_default()
         ));
         Ok(())
     }

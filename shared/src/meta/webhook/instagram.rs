@@ -4,6 +4,7 @@
 //! send was given), and the customer's `read` names the newest mid they have seen.
 //! <https://developers.facebook.com/docs/messenger-platform/instagram/features/webhook>
 
+use crate::domain::{AccountId, ContactId, MessageId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -12,7 +13,7 @@ use super::MetaTimestamp;
 #[derive(Debug, Deserialize)]
 pub struct Entry {
     /// The Instagram professional account id.
-    pub id: String,
+    pub id: AccountId,
     #[serde(default)]
     pub messaging: Vec<Box<serde_json::value::RawValue>>,
 }
@@ -36,17 +37,17 @@ pub struct Messaging {
 #[derive(Debug, Deserialize)]
 pub struct Read {
     #[serde(default)]
-    pub mid: Option<String>,
+    pub mid: Option<MessageId>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Party {
-    pub id: String,
+    pub id: ContactId,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Message {
-    pub mid: String,
+    pub mid: MessageId,
     #[serde(default)]
     pub text: Option<String>,
     #[serde(default)]

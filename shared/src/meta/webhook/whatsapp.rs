@@ -2,6 +2,7 @@
 //! carry inbound `messages` (with the sender's `contacts` profile) and `statuses` of what we sent.
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components>
 
+use crate::domain::{AccountId, ContactId, MessageId};
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -75,14 +76,14 @@ impl<'de> Deserialize<'de> for MessagesValue {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Metadata {
     pub display_phone_number: String,
-    pub phone_number_id: String,
+    pub phone_number_id: AccountId,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Contact {
     #[serde(default)]
     pub profile: Option<Profile>,
-    pub wa_id: String,
+    pub wa_id: ContactId,
     /// The business-scoped user id (BSUID) Meta adds for its username rollout: a customer who
     /// hides their number behind a username will be known by it alone.
     #[serde(default)]
@@ -99,11 +100,11 @@ pub struct Profile {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Message {
-    pub from: String,
+    pub from: ContactId,
     /// The sender's business-scoped user id (username rollout).
     #[serde(default)]
     pub from_user_id: Option<String>,
-    pub id: String,
+    pub id: MessageId,
     /// Seconds, as a string.
     #[serde(default)]
     pub timestamp: Option<MetaTimestamp>,
@@ -347,7 +348,7 @@ pub struct ErrorData {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Status {
     /// The wamid Meta gave the message when it accepted it.
-    pub id: String,
+    pub id: MessageId,
     pub status: String,
     /// Seconds, as a string.
     #[serde(default)]

@@ -57,6 +57,12 @@ macro_rules! id_type {
             }
         }
 
+        impl From<&$name> for String {
+            fn from(id: &$name) -> String {
+                id.0.clone()
+            }
+        }
+
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
@@ -66,6 +72,33 @@ macro_rules! id_type {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+
+        // An id is read as the text it is (a key part, a URL segment, a JSON field), never
+        // built from one without `parse`.
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
             }
         }
     };
@@ -78,6 +111,11 @@ id_type!(
 id_type!(
     /// Meta's id of a WhatsApp business phone number (`phone_number_id`), not the number itself.
     PhoneNumberId, "phone number id", digits_only = true
+);
+id_type!(
+    /// The business side of a conversation: a WhatsApp phone number id or an Instagram
+    /// professional account id.
+    AccountId, "account id", digits_only = false
 );
 id_type!(
     /// Meta's id of a WhatsApp Business Account.
@@ -106,10 +144,10 @@ id_type!(
 
 impl ContactId {
     /// The customer `raw` names on `channel`, normalised.
-    pub fn for_channel(channel: crate::inbound::event::Channel, raw: &str) -> Result<Self, InvalidId> {
+    pub fn for_channel(channel: super::Channel, raw: &str) -> Result<Self, InvalidId> {
         match channel {
-            crate::inbound::event::Channel::WhatsApp => Ok(Self(whatsapp_id(raw)?)),
-            crate::inbound::event::Channel::Instagram => Self::parse(raw.trim()),
+            super::Channel::WhatsApp => Ok(Self(whatsapp_id(raw)?)),
+            super::Channel::Instagram => Self::parse(raw.trim()),
         }
     }
 }
@@ -143,14 +181,14 @@ fn whatsapp_id(raw: &str) -> Result<String, InvalidId> {
 }
 
 /// One conversation per business account and customer; the one place its key is spelled.
-pub fn conversation_id(channel: crate::inbound::event::Channel, account_id: &str, contact_id: &str) -> String {
+pub fn conversation_id(channel: super::Channel, account_id: &str, contact_id: &str) -> String {
     format!("{}:{account_id}:{contact_id}", channel.as_str())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::event::Channel;
+    use crate::domain::Channel;
 
     #[test]
     fn every_way_of_writing_a_number_is_the_same_whatsapp_contact() {

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
-use super::content::OutboundContent;
-use crate::ids::{ContactId, InvalidId, SendJobId, WorkspaceId};
-use crate::inbound::event::Channel;
+use super::Channel;
+use super::{AccountId, ContactId, InvalidId, SendJobId, WorkspaceId};
+use crate::outbound::content::OutboundContent;
 use crate::policy::send::SentBy;
 
 /// On whose behalf a message goes out; the send policy treats them differently.
@@ -34,7 +34,7 @@ pub struct SendJob {
     pub workspace_id: WorkspaceId,
     pub channel: Channel,
     /// The business side: phone number id or Instagram account id.
-    pub account_id: String,
+    pub account_id: AccountId,
     /// The customer, normalised for the channel (see [`ContactId::for_channel`]).
     pub to: ContactId,
     pub origin: Origin,
@@ -47,7 +47,7 @@ struct SendJobFields {
     job_id: SendJobId,
     workspace_id: WorkspaceId,
     channel: Channel,
-    account_id: String,
+    account_id: AccountId,
     to: String,
     origin: Origin,
     content: OutboundContent,
@@ -81,7 +81,7 @@ impl SendJob {
     }
 
     pub fn conversation_id(&self) -> String {
-        crate::ids::conversation_id(self.channel, &self.account_id, self.to.as_str())
+        crate::domain::conversation_id(self.channel, &self.account_id, self.to.as_str())
     }
 
     /// A fingerprint of what was asked: the same job id with other content is a reused

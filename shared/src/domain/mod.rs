@@ -1,0 +1,20 @@
+//! The nouns every part of wapisnap shares, in one place: channels and typed ids, inbound
+//! messages and statuses, delivery states, send jobs and their states, number and template
+//! states. `inbound/` and `outbound/` hold the verbs; everything here is data, valid by
+//! construction where it can be.
+
+mod account;
+mod channel;
+mod delivery;
+mod ids;
+mod inbound;
+mod send;
+
+pub use account::{NumberState, TemplateStatus};
+pub use channel::Channel;
+pub use delivery::DeliveryState;
+pub use ids::{
+    AccountId, ContactId, InvalidId, MessageId, PhoneNumberId, SendJobId, WaId, WabaId, WorkspaceId, conversation_id,
+};
+pub use inbound::{InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent};
+pub use send::{JobState, Origin, SendJob, SendRequest};
