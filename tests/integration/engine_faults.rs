@@ -10,13 +10,12 @@ use chrono::Duration;
 use wapisnap::clock::Clock;
 use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
-use wapisnap::domain::TemplateStatus;
 use wapisnap::outbound::accept::{AcceptError, accept_send};
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap::policy::send::DND_TAG;
 use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
-use wapisnap_tests::{INSTAGRAM_ACCOUNT, NUMBER_A, TestApp, agent, broadcast, flow, job, template, text};
+use wapisnap_tests::{INSTAGRAM_ACCOUNT, TestApp, agent, broadcast, flow, job, template, text};
 
 const CUSTOMER: &str = "16505551234";
 
@@ -185,8 +184,7 @@ async fn dnd_cannot_be_bypassed_by_writing_the_number_another_way_and_metas_wa_i
 async fn a_failure_reported_by_webhook_whose_hand_over_was_lost_is_handed_over_again_by_the_sweeper() {
     let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
-    let waba = format!("9{NUMBER_A}");
-    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.approve_template(&ws, "spring_sale").await;
     app.meta_answers_next(FaultEffect::FailedStatus { code: 131049 });
     assert!(matches!(
         app.send(&job(&ws, "lost-hand-1", CUSTOMER, broadcast("b"), template("spring_sale"))).await,
@@ -249,8 +247,7 @@ async fn an_uncertain_send_waits_for_proof_that_statuses_flow_and_is_not_resent_
 async fn alternating_error_classes_cannot_keep_a_job_retrying_forever() {
     let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
-    let waba = format!("9{NUMBER_A}");
-    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.approve_template(&ws, "spring_sale").await;
     let retry = app.env.stack.functions.retry.smart_retry();
     let mut gave_up = None;
     for (round, code) in [131049, 131000, 131049, 131000, 131049, 131000, 131049, 131000].into_iter().enumerate() {

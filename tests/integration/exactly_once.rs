@@ -5,10 +5,9 @@
 use chrono::Duration;
 use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
-use wapisnap::domain::TemplateStatus;
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap_local::sandbox::FaultEffect;
-use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, meta_error, template, text};
+use wapisnap_tests::{TestApp, agent, broadcast, fault, job, meta_error, template, text};
 
 const CUSTOMER: &str = "16505551234";
 
@@ -51,14 +50,7 @@ async fn accept_then_timeout_is_uncertain_until_its_status_arrives_and_never_sen
 
     // Meta's status webhook names the job: that settles it.
     let accepted_wamid = app.env.sandbox.requests_to("/messages")[0].accepted_id.clone().expect("Meta accepted it");
-    let status = wapisnap_local::sandbox::StatusUpdate {
-        wamid: accepted_wamid,
-        status: "delivered".into(),
-        recipient_id: CUSTOMER.into(),
-        biz_opaque_callback_data: Some("slow-1".into()),
-        ..Default::default()
-    };
-    app.env.sandbox.state.post_status(NUMBER_A, &status).await.unwrap();
+    app.meta_reports("delivered", &accepted_wamid, CUSTOMER, Some("slow-1")).await;
     assert_eq!(app.job(&ws, "slow-1").await.state, JobState::Delivered);
     let report = app.env.stack.functions.sweeper.handle().await.unwrap();
     assert_eq!(report.uncertain_resent, 0);
@@ -88,14 +80,7 @@ async fn a_crash_after_meta_accepted_makes_no_second_request_on_redelivery() {
     assert_eq!(app.sends_received(), 1, "zero additional requests");
 
     // Its status webhook settles it.
-    let status = wapisnap_local::sandbox::StatusUpdate {
-        wamid: accepted["messages"][0]["id"].as_str().unwrap().into(),
-        status: "sent".into(),
-        recipient_id: CUSTOMER.into(),
-        biz_opaque_callback_data: Some("crash-1".into()),
-        ..Default::default()
-    };
-    app.env.sandbox.state.post_status(NUMBER_A, &status).await.unwrap();
+    app.meta_reports("sent", accepted["messages"][0]["id"].as_str().unwrap(), CUSTOMER, Some("crash-1")).await;
     assert_eq!(app.job(&ws, "crash-1").await.state, JobState::Accepted);
 }
 
@@ -130,8 +115,7 @@ async fn a_failure_reported_for_an_uncertain_send_goes_through_smart_retry() {
     .await;
     app.env.stack.start_background();
     let ws = app.workspace_with_number().await;
-    let waba = format!("9{NUMBER_A}");
-    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.approve_template(&ws, "spring_sale").await;
     app.env.sandbox.set_auto_statuses(&[]);
     app.env.sandbox.inject(fault(FaultEffect::AcceptThenFail { status: Some(200), delay_millis: Some(1000) }, 1));
     let sale = job(&ws, "unsure-1", CUSTOMER, broadcast("spring"), template("spring_sale"));
@@ -139,15 +123,7 @@ async fn a_failure_reported_for_an_uncertain_send_goes_through_smart_retry() {
 
     // Meta had it after all, and reports it failed with 131049 (no `sent` first).
     let wamid = app.env.sandbox.requests_to("/messages")[0].accepted_id.clone().unwrap();
-    let failed = wapisnap_local::sandbox::StatusUpdate {
-        wamid: wamid.clone(),
-        status: "failed".into(),
-        recipient_id: CUSTOMER.into(),
-        biz_opaque_callback_data: Some("unsure-1".into()),
-        error_code: Some(131049),
-        ..Default::default()
-    };
-    app.env.sandbox.state.post_status(NUMBER_A, &failed).await.unwrap();
+    app.meta_reports_failure(131049, &wamid, CUSTOMER, Some("unsure-1")).await;
     let record = app.job_reaches(&ws, "unsure-1", JobState::RetryScheduled).await;
     assert_eq!(record.ladder.as_deref(), Some("frequency_cap"));
     assert_eq!(record.failed_wamids, [wamid]);

@@ -5,7 +5,7 @@ use chrono::Duration;
 use wapisnap::clock::Clock;
 use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
-use wapisnap::domain::{NumberState, TemplateStatus};
+use wapisnap::domain::NumberState;
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap::policy::send::{DND_TAG, DO_NOT_SEND_TAG};
 use wapisnap_local::sandbox::FaultEffect;
@@ -17,8 +17,7 @@ const CUSTOMER: &str = "16505551234";
 async fn frequency_cap_is_retried_after_7_then_8_then_9_days_then_failed() {
     let app = TestApp::spawn().await;
     let ws = app.workspace_with_number().await;
-    let waba = format!("9{NUMBER_A}");
-    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.approve_template(&ws, "spring_sale").await;
     // Meta accepts each attempt, then reports it failed with 131049, as it does.
     app.env.sandbox.inject(fault(FaultEffect::FailedStatus { code: 131049 }, 4));
     app.enqueue(&job(&ws, "cap-1", CUSTOMER, broadcast("spring"), template("spring_sale"))).await;
@@ -61,8 +60,7 @@ async fn frequency_cap_is_retried_after_7_then_8_then_9_days_then_failed() {
 async fn a_contact_tagged_dnd_while_a_retry_waited_is_not_sent_to() {
     let app = TestApp::spawn().await;
     let ws = app.workspace_with_number().await;
-    let waba = format!("9{NUMBER_A}");
-    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.approve_template(&ws, "spring_sale").await;
     app.env.sandbox.inject(fault(FaultEffect::FailedStatus { code: 131049 }, 1));
     app.enqueue(&job(&ws, "dnd-1", CUSTOMER, broadcast("spring"), template("spring_sale"))).await;
     app.job_reaches(&ws, "dnd-1", JobState::RetryScheduled).await;
@@ -158,8 +156,7 @@ async fn rate_limits_back_off_without_counting_an_attempt() {
 async fn permanent_errors_fail_with_metas_reason_and_no_retry() {
     let app = TestApp::spawn().await;
     let ws = app.workspace_with_number().await;
-    let waba = format!("9{NUMBER_A}");
-    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.approve_template(&ws, "spring_sale").await;
     app.env.sandbox.inject(fault(meta_error(132015), 1));
     app.enqueue(&job(&ws, "p-1", CUSTOMER, broadcast("b"), template("spring_sale"))).await;
     let record = app.job_reaches(&ws, "p-1", JobState::Failed).await;
@@ -206,8 +203,7 @@ async fn a_rate_limit_reported_by_webhook_backs_off_without_using_a_retry() {
 async fn a_late_sent_for_an_earlier_failed_wamid_does_not_cancel_the_next_retry() {
     let app = TestApp::spawn().await;
     let ws = app.workspace_with_number().await;
-    let waba = format!("9{NUMBER_A}");
-    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.approve_template(&ws, "spring_sale").await;
     app.env.sandbox.set_auto_statuses(&[]);
     app.env.sandbox.inject(fault(FaultEffect::FailedStatus { code: 131049 }, 2));
     app.enqueue(&job(&ws, "late-sent", CUSTOMER, broadcast("spring"), template("spring_sale"))).await;
@@ -225,13 +221,6 @@ async fn a_late_sent_for_an_earlier_failed_wamid_does_not_cancel_the_next_retry(
     assert_eq!(record.failed_wamids.len(), 2, "both failed wamids remembered: {:?}", record.failed_wamids);
 
     // Meta's delayed `sent` for the first, failed, wamid arrives now.
-    let late = wapisnap_local::sandbox::StatusUpdate {
-        wamid: record.failed_wamids[0].to_string(),
-        status: "sent".into(),
-        recipient_id: CUSTOMER.into(),
-        biz_opaque_callback_data: Some("late-sent".into()),
-        ..Default::default()
-    };
-    app.env.sandbox.state.post_status(NUMBER_A, &late).await.unwrap();
+    app.meta_reports("sent", &record.failed_wamids[0].to_string(), CUSTOMER, Some("late-sent")).await;
     assert_eq!(app.job(&ws, "late-sent").await.state, JobState::RetryScheduled, "the retry still waits");
 }

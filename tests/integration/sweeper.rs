@@ -3,7 +3,6 @@
 use chrono::Duration;
 use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
-use wapisnap::domain::TemplateStatus;
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, template, text};
@@ -14,8 +13,7 @@ const CUSTOMER: &str = "16505551234";
 async fn the_sweeper_fails_silent_sends_and_flags_the_broadcast() {
     let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
-    let waba = format!("9{NUMBER_A}");
-    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.approve_template(&ws, "spring_sale").await;
     app.env.sandbox.set_auto_statuses(&[]);
     for i in 0..4 {
         let to = format!("1650555000{i}");
@@ -26,15 +24,8 @@ async fn the_sweeper_fails_silent_sends_and_flags_the_broadcast() {
     }
     // One of them is reported delivered; the others never are.
     let delivered = app.job(&ws, "bc-0").await;
-    let status = wapisnap_local::sandbox::StatusUpdate {
-        wamid: delivered.wamid.unwrap().to_string(),
-        status: "delivered".into(),
-        recipient_id: "16505550000".into(),
-        biz_opaque_callback_data: Some("bc-0".into()),
-        ..Default::default()
-    };
     app.claim(&ws, Channel::WhatsApp, NUMBER_A).await;
-    app.env.sandbox.state.post_status(NUMBER_A, &status).await.unwrap();
+    app.meta_reports("delivered", &delivered.wamid.unwrap().to_string(), "16505550000", Some("bc-0")).await;
 
     let early = app.env.stack.functions.sweeper.handle().await.unwrap();
     assert_eq!(early.silent_failures, 0, "inside the retention window nothing is judged");
@@ -58,8 +49,7 @@ async fn the_sweeper_resends_an_uncertain_reply_once_and_fails_an_uncertain_temp
     })
     .await;
     let ws = app.workspace_with_number().await;
-    let waba = format!("9{NUMBER_A}");
-    app.store().put_template(&ws, &waba, "spring_sale", "en_US", TemplateStatus::Approved).await.unwrap();
+    app.approve_template(&ws, "spring_sale").await;
     app.customer_writes(CUSTOMER).await;
     app.env.sandbox.set_auto_statuses(&[]);
     app.env.sandbox.inject(fault(FaultEffect::Delay { millis: 1000 }, 2));

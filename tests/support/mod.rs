@@ -410,6 +410,42 @@ impl TestApp {
         )
     }
 
+    /// The template is APPROVED at Meta for `NUMBER_A`'s WhatsApp Business Account (en_US).
+    pub async fn approve_template(&self, ws: &WorkspaceId, name: &str) {
+        let waba = format!("9{NUMBER_A}");
+        self.store().put_template(ws, &waba, name, "en_US", NumberTemplateStatus::Approved).await.expect("template");
+    }
+
+    /// Meta posts a status webhook (`sent`, `delivered`, `read`, `failed` ...) for one of our
+    /// messages to `NUMBER_A`, naming our job as Meta echoes `biz_opaque_callback_data`.
+    pub async fn meta_reports(&self, status: &str, wamid: &str, recipient: &str, job: Option<&str>) {
+        self.meta_posts_status(status, wamid, recipient, job, None).await;
+    }
+
+    /// Meta reports one of our messages `failed` with this error code.
+    pub async fn meta_reports_failure(&self, code: i64, wamid: &str, recipient: &str, job: Option<&str>) {
+        self.meta_posts_status("failed", wamid, recipient, job, Some(code)).await;
+    }
+
+    async fn meta_posts_status(
+        &self,
+        status: &str,
+        wamid: &str,
+        recipient: &str,
+        job: Option<&str>,
+        code: Option<i64>,
+    ) {
+        let update = wapisnap_local::sandbox::StatusUpdate {
+            wamid: wamid.into(),
+            status: status.into(),
+            recipient_id: recipient.into(),
+            biz_opaque_callback_data: job.map(str::to_owned),
+            error_code: code,
+            ..Default::default()
+        };
+        self.env.sandbox.state.post_status(NUMBER_A, &update).await.expect("status delivered");
+    }
+
     /// Runs the sweeper once, as its rate schedule would.
     pub async fn sweep(&self) -> wapisnap::outbound::sweeper::SweepReport {
         self.env.stack.functions.sweeper.handle().await.expect("sweep runs")
@@ -436,6 +472,7 @@ use secrecy::SecretString;
 use wapisnap::clock::Clock;
 use wapisnap::domain::NumberState;
 use wapisnap::domain::SendJobId;
+use wapisnap::domain::TemplateStatus as NumberTemplateStatus;
 use wapisnap::domain::{JobState, Origin, SendJob, SendRequest};
 use wapisnap::numbers::Connection;
 use wapisnap::outbound::content::OutboundContent;
