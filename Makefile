@@ -42,7 +42,7 @@ $(VENV)/.deploy-tools: infra/requirements-deploy.txt $(STAMP)
 ## Lambda binaries for arm64, with cargo-lambda (installed into .venv on first use).
 build: $(VENV)/.deploy-tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --workspace \
-		--exclude wapisnap-local --exclude wapisnap-tests
+		--exclude wapisnap-local --exclude wapisnap-tests --exclude wapisnap-admin
 
 ## Deploy with SAM (needs the SAM CLI and AWS credentials); asks for the Meta secrets once.
 deploy: $(VENV)/.deploy-tools

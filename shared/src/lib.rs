@@ -8,12 +8,15 @@
 //! - [`telemetry`]: tracing set up in one place.
 //! - [`lambda`]: the glue between Lambda events and our code (SQS batches, HTTP responses).
 //! - [`meta`]: Meta's webhook and Graph API protocol.
+//! - [`access`]: workspaces and their API keys (issued once, stored hashed, revocable).
 
+pub mod access;
 pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod inbound;
+pub mod inbox;
 pub mod lambda;
 pub mod meta;
 pub mod numbers;

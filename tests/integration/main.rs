@@ -1,6 +1,8 @@
 //! Integration tests: the real handlers driven through the local stack (AWS emulator, local
 //! Lambda glue, Meta sandbox). One binary, so the emulator starts once for all of them.
 
+mod access;
+mod api;
 mod engine_faults;
 mod exactly_once;
 mod local_stack;

@@ -520,3 +520,23 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// The stack's workspace (the one [`Self::workspace_with_number`] uses), created if needed,
+    /// and a fresh API key for it.
+    pub async fn workspace_with_key(&self) -> (WorkspaceId, String) {
+        let ws = WorkspaceId::parse(format!("ws-{}", self.env.stack.resources.prefix)).unwrap();
+        let key = self.key_for(&ws).await;
+        (ws, key)
+    }
+
+    /// A fresh API key for `ws`, creating the workspace first when it does not exist yet.
+    pub async fn key_for(&self, ws: &WorkspaceId) -> String {
+        use secrecy::ExposeSecret;
+        let store = self.store();
+        let now = self.env.stack.clock.now();
+        store.create_workspace(ws, ws.as_str(), now).await.expect("workspace created or already there");
+        let issued = store.issue_api_key(ws, "test", now).await.expect("key issued");
+        issued.key.expose_secret().to_owned()
+    }
+}

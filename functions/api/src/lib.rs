@@ -1,50 +1,167 @@
-//! The workspace REST API under `/v1/`: numbers, contacts, conversations and the inbox
-//! composer, automations, templates and broadcasts.
+//! The workspace REST API under `/v1/`: an `axum` Router (the same one in Lambda, through
+//! `lambda_http`, and on the local stack), its OpenAPI 3.1 document generated from the
+//! handlers' own types (served at `/v1/openapi.json`, checked in at `docs/openapi.json`), one
+//! error shape, one API key per request deciding the workspace.
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
 
 use std::sync::Arc;
 
-use http::{Method, StatusCode};
+use axum::Router;
+use axum::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use wapisnap::clock::Clock;
-use wapisnap::config::{ConfigError, Env, StoreConfig};
-use wapisnap::lambda::http::{HttpError, json, respond};
+use tower::ServiceExt;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use wapisnap::aws::AwsClients;
+use wapisnap::clock::SharedClock;
+use wapisnap::config::{ConfigError, Env, MetaConfig, QueueConfig, StoreConfig, VaultConfig};
+use wapisnap::meta::graph::GraphClient;
+use wapisnap::queues::Queues;
+use wapisnap::store::Store;
+use wapisnap::vault::Vault;
+
+use crate::error::ApiError;
+use crate::state::{ApiState, Shared};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store: StoreConfig,
+    pub queues: QueueConfig,
+    pub vault: VaultConfig,
+    pub meta: MetaConfig,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self { store: StoreConfig::from_env(env)? })
+        Ok(Self {
+            store: StoreConfig::from_env(env)?,
+            queues: QueueConfig::from_env(env)?,
+            vault: VaultConfig::from_env(env)?,
+            meta: MetaConfig::from_env(env)?,
+        })
     }
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "wapisnap workspace API", version = "1", description = "Numbers, the shared inbox, and send jobs of one workspace. Every route but /v1/health takes `Authorization: Bearer <API key>`; the key decides the workspace."),
+    tags((name = "numbers"), (name = "inbox"), (name = "health"))
+)]
+struct ApiDoc;
+
+/// Every route, and the OpenAPI document describing them.
+fn parts() -> (Router<Shared>, OpenApi) {
+    use utoipa::OpenApi as _;
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::health::router())
+        .merge(routes::numbers::router())
+        .merge(routes::conversations::router())
+        .merge(routes::jobs::router())
+        .split_for_parts();
+    doc.components.get_or_insert_with(Default::default).add_security_scheme(
+        "api_key",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("wsk_…").build()),
+    );
+    (router, doc)
+}
+
+/// The API's OpenAPI document, as served and checked in.
+pub fn openapi() -> OpenApi {
+    parts().1
+}
+
+/// Resources whose issues are still open: an honest 501, never a fake success.
+const NOT_BUILT_YET: [&str; 4] = ["contacts", "templates", "automations", "broadcasts"];
+
+pub fn router(state: ApiState) -> Router {
+    let (mut router, doc) = parts();
+    let doc = Arc::new(doc);
+    for resource in NOT_BUILT_YET {
+        let not_built = move || async move {
+            ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", format!("/v1/{resource} is not built yet"))
+        };
+        router = router
+            .route(&format!("/v1/{resource}"), axum::routing::any(not_built))
+            .route(&format!("/v1/{resource}/{{*rest}}"), axum::routing::any(not_built));
+    }
+    router
+        .route("/v1/openapi.json", axum::routing::get(move || async move { axum::Json((*doc).clone()) }))
+        .fallback(|| async {
+            ApiError::not_found("no such route; the workspace API lives under /v1/ (see /v1/openapi.json)")
+        })
+        .with_state(Arc::new(state))
+}
+
+/// The API as one value: built once per cold start, handed requests by Lambda or the local stack.
 pub struct Api {
-    config: Config,
-    clock: Arc<dyn Clock>,
+    router: Router,
 }
 
 impl Api {
-    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Self {
-        Self { config, clock }
+    pub fn new(config: Config, aws: &AwsClients, graph: GraphClient, clock: SharedClock) -> Self {
+        let state = ApiState {
+            store: Store::new(aws.dynamodb.clone(), &config.store.table_name),
+            queues: Queues::new(aws.sqs.clone(), config.queues.clone()),
+            vault: Vault::new(aws.kms.clone(), &config.vault.kms_key_id),
+            graph,
+            clock,
+        };
+        Self { router: router(state) }
     }
 
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// One request, as the local stack's API Gateway hands it over.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        respond(self.route(&request))
+        let response = match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let (parts, body) = response.into_parts();
+        match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
+            Ok(bytes) => Response::from_parts(parts, Body::Binary(bytes.to_vec())),
+            Err(_) => {
+                let mut failed = Response::new(Body::Empty);
+                *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                failed
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checked-in document is the code's: regenerate with
+    /// `UPDATE_OPENAPI=1 cargo test -p wapisnap-api openapi`.
+    #[test]
+    fn the_checked_in_openapi_document_matches_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+        let generated = openapi().to_pretty_json().expect("the document serializes") + "\n";
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).expect("docs/openapi.json written");
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "docs/openapi.json differs from the code: run `UPDATE_OPENAPI=1 cargo test -p wapisnap-api openapi`"
+        );
     }
 
-    fn route(&self, request: &Request) -> Result<Response<Body>, HttpError> {
-        let path = request.uri().path().trim_end_matches('/');
-        match (request.method(), path) {
-            (&Method::GET, "/v1/health") => Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({ "status": "ok", "table": self.config.store.table_name, "now": self.clock.now() }),
-            )),
-            (_, p) if p.starts_with("/v1/") => {
-                Err(HttpError::not_implemented(format!("{} {p} is not built yet", request.method())))
-            }
-            _ => Err(HttpError::not_found(format!("no route {path}: the workspace API lives under /v1/"))),
+    #[test]
+    fn the_document_is_openapi_3_1_with_every_route() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        for path in ["/v1/health", "/v1/numbers", "/v1/numbers/{id}/register", "/v1/conversations/{id}/messages"] {
+            assert!(doc["paths"].get(path).is_some(), "{path}");
         }
     }
 }

@@ -1,8 +1,10 @@
 use std::sync::Arc;
 
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
+use wapisnap::aws::AwsClients;
 use wapisnap::clock::SystemClock;
 use wapisnap::config::Env;
+use wapisnap::meta::graph::GraphClient;
 use wapisnap::telemetry::{self, LogFormat};
 use wapisnap_api::{Api, Config};
 
@@ -10,7 +12,9 @@ use wapisnap_api::{Api, Config};
 async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
-    let api = Api::new(Config::from_env(&env)?, Arc::new(SystemClock));
-    let api = &api;
-    lambda_http::run(service_fn(move |request| async move { Ok::<_, Error>(api.handle(request).await) })).await
+    let config = Config::from_env(&env)?;
+    let graph = GraphClient::new(&config.meta);
+    let api = Api::new(config, &AwsClients::from_env().await, graph, Arc::new(SystemClock));
+    // The runtime serves any tower service: the router itself.
+    lambda_http::run(api.router()).await
 }

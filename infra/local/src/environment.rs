@@ -57,9 +57,27 @@ pub struct LocalEnvironment {
     pub sandbox: Sandbox,
     /// The emulator this environment started (none when it reuses one).
     pub moto: Option<Moto>,
+    /// The emulator's endpoint (started here or reused): `AWS_ENDPOINT_URL` for `wapisnap-admin`.
+    pub aws_endpoint: String,
+    /// The API key issued by [`Self::open_workspace`], for `make dev`'s banner, the demo and tests.
+    pub api_key: Option<secrecy::SecretString>,
 }
 
 impl LocalEnvironment {
+    /// Creates the workspace and issues its first API key with the code `wapisnap-admin
+    /// workspace create` runs; the key is also kept in [`Self::api_key`].
+    pub async fn open_workspace(
+        &mut self,
+        workspace: &wapisnap::domain::WorkspaceId,
+        name: &str,
+    ) -> Result<wapisnap::access::OpenedWorkspace, wapisnap::access::OpenWorkspaceError> {
+        use wapisnap::clock::Clock;
+        let store = wapisnap::store::Store::new(self.stack.aws.dynamodb.clone(), self.stack.resources.table_name());
+        let opened = wapisnap::access::open_workspace(&store, workspace, name, self.stack.clock.now()).await?;
+        self.api_key = Some(opened.key.key.clone());
+        Ok(opened)
+    }
+
     /// Connects a WhatsApp number to a workspace the way onboarding does (claim, sealed token,
     /// ACTIVE), so the local stack has something to receive for and send from.
     pub async fn connect_number(
@@ -102,7 +120,7 @@ impl LocalEnvironment {
             .await
             .map_err(|e| EnvironmentError::Sandbox(options.sandbox_addr, e))?;
         let mut stack_options =
-            StackOptions::new(endpoint, options.meta_graph_url.unwrap_or_else(|| sandbox.url.clone()));
+            StackOptions::new(endpoint.clone(), options.meta_graph_url.unwrap_or_else(|| sandbox.url.clone()));
         stack_options.http_addr = options.http_addr;
         stack_options.meta_app_secret = options.meta_app_secret.clone();
         stack_options.meta_verify_token = options.meta_verify_token;
@@ -112,6 +130,6 @@ impl LocalEnvironment {
         stack_options.sender_concurrency = options.sender_concurrency;
         let stack = LocalStack::start(stack_options).await?;
         sandbox.set_webhook(WebhookTarget { url: stack.webhook_url(), app_secret: options.meta_app_secret });
-        Ok(Self { stack, sandbox, moto })
+        Ok(Self { stack, sandbox, moto, aws_endpoint: endpoint, api_key: None })
     }
 }

@@ -66,6 +66,8 @@ impl LocalFunctions {
             )),
             api: Arc::new(wapisnap_api::Api::new(
                 config("ApiFunction", wapisnap_api::Config::from_env(&api_env))?,
+                aws,
+                graph.clone(),
                 clock.clone(),
             )),
             sender: Arc::new(wapisnap_sender::SenderFunction::new(sender_config, aws, graph, clock.clone())),

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use secrecy::ExposeSecret;
 use wapisnap::config::Env;
 use wapisnap::telemetry::{self, LogFormat};
 use wapisnap_local::environment::{EnvironmentOptions, LocalEnvironment};
@@ -60,10 +61,11 @@ async fn main() -> Result<(), Failure> {
 }
 
 async fn dev(options: EnvironmentOptions) -> Result<(), Failure> {
-    let environment = LocalEnvironment::start(options).await?;
+    let mut environment = LocalEnvironment::start(options).await?;
     environment.stack.start_background();
-    let stack = &environment.stack;
     let workspace = wapisnap::domain::WorkspaceId::parse(DEV_WORKSPACE)?;
+    let opened = environment.open_workspace(&workspace, "Acme (local)").await?;
+    let stack = &environment.stack;
     let number = environment.connect_number(&workspace, DEV_NUMBER, DEV_WABA, "local-dev-access-token").await?;
     let store = wapisnap::store::Store::new(stack.aws.dynamodb.clone(), stack.resources.table_name());
     store.put_template(&workspace, DEV_WABA, DEV_TEMPLATE, "en_US", wapisnap::domain::TemplateStatus::Approved).await?;
@@ -84,6 +86,13 @@ async fn dev(options: EnvironmentOptions) -> Result<(), Failure> {
         number.token.last4
     );
     println!("  approved template:          {DEV_TEMPLATE} (en_US)");
+    // Printed on purpose: a local key for a throwaway table, shown once like any issued key.
+    println!("  API key for workspace {DEV_WORKSPACE}: {}", opened.key.key.expose_secret());
+    println!(
+        "  wapisnap-admin environment: TABLE_NAME={} AWS_ENDPOINT_URL={}",
+        stack.resources.table_name(),
+        environment.aws_endpoint
+    );
     wait_for_stop_signal().await;
     println!("stopping");
     Ok(())

@@ -63,7 +63,8 @@ struct RouteCache {
     entries: Mutex<HashMap<RouteKey, (Option<WorkspaceId>, Instant)>>,
 }
 
-const KNOWN_ROUTE_TTL: Duration = Duration::from_secs(60);
+// Short: a released number must stop routing here within seconds.
+const KNOWN_ROUTE_TTL: Duration = Duration::from_secs(5);
 const UNKNOWN_ROUTE_TTL: Duration = Duration::from_secs(5);
 
 impl RouteCache {

@@ -81,6 +81,11 @@ struct ErrorFields {
     fbtrace_id: Option<String>,
 }
 
+/// A request that got no answer: refused before it left (safe to repeat) or lost after.
+fn unanswered(e: reqwest::Error) -> GraphError {
+    if e.is_connect() { GraphError::NotSent(e.to_string()) } else { GraphError::NoAnswer(e.to_string()) }
+}
+
 /// The timeout of one Graph call. Lambda must still have time to record the outcome.
 pub const GRAPH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -138,11 +143,26 @@ impl GraphClient {
         self.timeout
     }
 
+    /// The URL of a Graph API path (`{phone-number-id}/register`, `{waba-id}/subscribed_apps`).
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}/{}/{path}", self.base_url, self.version)
+    }
+
+    /// A GET of the Graph API (a number's status, a WABA's templates).
+    pub async fn get(&self, url: &str, token: &SecretString) -> Result<Value, GraphError> {
+        let response = self.http.get(url).bearer_auth(token.expose_secret()).send().await.map_err(unanswered)?;
+        Self::answer(response).await
+    }
+
     /// Any other POST to the Graph API (register, deregister, codes, subscriptions, ...).
     pub async fn post(&self, url: &str, token: &SecretString, body: &Value) -> Result<Value, GraphError> {
-        let response = self.http.post(url).bearer_auth(token.expose_secret()).json(body).send().await.map_err(|e| {
-            if e.is_connect() { GraphError::NotSent(e.to_string()) } else { GraphError::NoAnswer(e.to_string()) }
-        })?;
+        let response =
+            self.http.post(url).bearer_auth(token.expose_secret()).json(body).send().await.map_err(unanswered)?;
+        Self::answer(response).await
+    }
+
+    /// Meta's answer: its JSON on 2xx, its typed error otherwise.
+    async fn answer(response: reqwest::Response) -> Result<Value, GraphError> {
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| GraphError::NoAnswer(e.to_string()))?;
         if (200..300).contains(&status) {

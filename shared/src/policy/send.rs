@@ -91,6 +91,25 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// What the inbox composer can tell a human before anything is queued: on Instagram only
+/// free-form messages exist, and free-form needs the 24-hour window (a template does not).
+/// The rest (number state, template status) is checked again when the message is sent.
+pub fn human_may_compose(
+    channel: Channel,
+    kind: ContentKind,
+    last_inbound_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    if channel == Channel::Instagram && kind != ContentKind::FreeForm {
+        return Err(Refusal::NotOnInstagram(kind));
+    }
+    if kind == ContentKind::Template || is_window_open(last_inbound_at, now) {
+        Ok(())
+    } else {
+        Err(Refusal::WindowClosed { last_inbound_at })
+    }
+}
+
 pub fn may_send(facts: &SendFacts) -> Result<(), Refusal> {
     if facts.number_state != NumberState::Active {
         return Err(Refusal::NumberNotActive(facts.number_state));
@@ -132,6 +151,21 @@ mod tests {
             now,
             template_status: None,
         }
+    }
+
+    #[test]
+    fn the_composer_points_to_templates_outside_the_window_and_has_none_on_instagram() {
+        let now = DateTime::from_timestamp(1_795_680_000, 0).unwrap();
+        let yesterday = Some(now - Duration::hours(25));
+        assert!(matches!(
+            human_may_compose(Channel::WhatsApp, ContentKind::FreeForm, yesterday, now),
+            Err(Refusal::WindowClosed { .. })
+        ));
+        assert_eq!(human_may_compose(Channel::WhatsApp, ContentKind::Template, yesterday, now), Ok(()));
+        assert_eq!(
+            human_may_compose(Channel::Instagram, ContentKind::Template, Some(now), now),
+            Err(Refusal::NotOnInstagram(ContentKind::Template))
+        );
     }
 
     fn tagged(mut f: SendFacts, tag: &str) -> SendFacts {

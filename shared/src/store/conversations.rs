@@ -25,6 +25,10 @@ pub struct Conversation {
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub window_closes_at: DateTime<Utc>,
     pub last_message_id: String,
+    /// A human took the conversation over (FAQ: "An agent replied and the bot went silent"):
+    /// flows stop until it is turned off.
+    #[serde(default)]
+    pub human_handoff: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +85,65 @@ impl Store {
             Ok(_) => Ok(true),
             Err(e) if refused_by_condition(&e) => Ok(false),
             Err(e) => Err(StoreError::aws("UpdateItem conversation", e)),
+        }
+    }
+
+    /// A page of the workspace's conversations, most recent customer message first.
+    pub async fn conversations_page(
+        &self,
+        workspace: &WorkspaceId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Result<super::pages::Page<Conversation>, super::pages::BadCursor>, StoreError> {
+        let page = self
+            .index_page(
+                workspace,
+                keys::workspace_conversations(workspace),
+                super::pages::Order::NewestFirst,
+                limit,
+                cursor,
+            )
+            .await?;
+        Ok(match page {
+            Ok(page) => Ok(super::pages::Page {
+                items: page
+                    .items
+                    .into_iter()
+                    .map(|item| {
+                        serde_dynamo::from_item(item)
+                            .map_err(|e| StoreError::Corrupt { entity: "conversation", reason: e.to_string() })
+                    })
+                    .collect::<Result<_, _>>()?,
+                next: page.next,
+            }),
+            Err(bad) => Err(bad),
+        })
+    }
+
+    /// Turns the human takeover of a conversation on or off; `false` when there is no such
+    /// conversation in the workspace.
+    pub async fn set_handoff(
+        &self,
+        workspace: &WorkspaceId,
+        conversation_id: &str,
+        on: bool,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::conversation(workspace, conversation_id);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("SET human_handoff = :on")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":on", AttributeValue::Bool(on))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem conversation handoff", e)),
         }
     }
 

@@ -44,6 +44,11 @@ pub fn number(ws: &WorkspaceId, channel: Channel, account_id: &str) -> (String, 
     (format!("WS#{ws}#NUMBER#{}#{account_id}", channel.as_str()), "NUMBER".into())
 }
 
+/// A workspace's numbers, for listing them.
+pub fn workspace_numbers(ws: &WorkspaceId) -> String {
+    format!("WS#{ws}#NUMBERS")
+}
+
 pub fn template(ws: &WorkspaceId, waba_id: &str, name: &str, language: &str) -> (String, String) {
     (format!("WS#{ws}#TEMPLATE#{waba_id}#{name}#{language}"), "TEMPLATE".into())
 }

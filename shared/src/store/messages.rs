@@ -106,6 +106,29 @@ impl Store {
         self.get(pk, sk, "message").await
     }
 
+    /// A page of a conversation's messages, oldest first (by Meta's timestamp).
+    pub async fn conversation_messages_page(
+        &self,
+        workspace: &WorkspaceId,
+        conversation_id: &str,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Result<super::pages::Page<StoredMessage>, super::pages::BadCursor>, StoreError> {
+        let key = keys::conversation_messages(workspace, conversation_id);
+        let page = self.index_page(workspace, key, super::pages::Order::OldestFirst, limit, cursor).await?;
+        Ok(match page {
+            Ok(page) => Ok(super::pages::Page {
+                items: page
+                    .items
+                    .into_iter()
+                    .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+                    .collect::<Result<_, _>>()?,
+                next: page.next,
+            }),
+            Err(bad) => Err(bad),
+        })
+    }
+
     /// A conversation's messages, oldest first (by Meta's timestamp).
     pub async fn conversation_messages(
         &self,

@@ -15,6 +15,8 @@
 //! | template | `WS#{ws}#TEMPLATE#{waba}#{name}#{language}` | `TEMPLATE` | – | template sync | sender (APPROVED?) |
 //! | broadcast report | `WS#{ws}#BROADCAST#{broadcast}` | `REPORT` | – | sender (accepted), sweeper (silent failures, flag) | broadcasts page |
 //! | unrouted event | `UNROUTED#{sha256 of raw}` | `EVENT` | `UNROUTED#{yyyy-mm-dd}` / `{received ms}` | webhook (orphans, unknown and malformed deliveries; 30-day TTL) | operators |
+//! | workspace | `WS#{ws}#WORKSPACE` | `WORKSPACE` | – | `wapisnap-admin`, local stack (conditional put: never overwritten) | key issuing (exists?) |
+//! | API key | `APIKEY#{prefix}` | `APIKEY` | `WS#{ws}#APIKEYS` / `{created ms}#{prefix}` | `wapisnap-admin`, local stack (conditional put per prefix; revoke only under its own workspace's condition) | api (every request: consistent GetItem by prefix, SHA-256 compared in constant time), key listing |
 //!
 //! **Write rates at 1,000 messages per second** (one broadcast on one number, the design
 //! target). Per message the job item takes ~5 writes over its life (QUEUED, SENDING, ACCEPTED,
@@ -28,8 +30,9 @@
 //! (`count_broadcast_accepted`, one write per accepted send, 1,000/s on one key at full
 //! speed) — sharding it is part of the broadcasts issue.
 //!
-//! The route and unrouted items are the only ones not under a workspace: Meta names only the
-//! number, and an orphan has no workspace by definition. Neither holds workspace data. The
+//! The route, API key and unrouted items are the only ones not under a workspace: Meta names
+//! only the number, a presented key names only its prefix, and an orphan has no workspace by
+//! definition. None holds workspace data (a key item holds only its owner's id and a hash). The
 //! sweeper's index is the one cross-workspace query; it is the sweeper's by design and returns
 //! jobs whose own keys are workspace-first.
 
@@ -39,6 +42,7 @@ pub mod jobs;
 pub mod keys;
 pub mod messages;
 pub mod numbers;
+pub mod pages;
 pub mod routes;
 pub mod statuses;
 pub mod unrouted;

@@ -31,6 +31,20 @@ pub struct NumberRecord {
     /// as "never reached Meta".
     #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
     pub statuses_seen_at: Option<DateTime<Utc>>,
+    /// Wrong PINs Meta answered since the last successful register or verified code.
+    #[serde(default)]
+    pub failed_pin_attempts: u32,
+    /// Meta locked registration (133006, or as many wrong PINs as Meta allows): register is
+    /// refused here until a code is requested and verified, so nobody extends the lockout.
+    #[serde(default)]
+    pub needs_reverification: bool,
+    /// Meta's view at the last look: `CONNECTED`, `DISCONNECTED`, ...
+    #[serde(default)]
+    pub meta_status: Option<String>,
+    #[serde(default)]
+    pub quality_rating: Option<String>,
+    #[serde(default)]
+    pub verified_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,7 +58,19 @@ struct TemplateRecord {
 
 impl Store {
     pub async fn put_number(&self, number: &NumberRecord) -> Result<(), StoreError> {
-        self.put_at(keys::number(&number.workspace_id, number.channel, &number.account_id), number, "number").await
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let key = keys::number(&number.workspace_id, number.channel, &number.account_id);
+        let mut item = super::item_at(key, number, "number")?;
+        item.insert("gsi1pk".into(), AttributeValue::S(keys::workspace_numbers(&number.workspace_id)));
+        item.insert("gsi1sk".into(), AttributeValue::S(format!("{}#{}", number.channel.as_str(), number.account_id)));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem number", e))?;
+        Ok(())
     }
 
     pub async fn number(
@@ -78,6 +104,55 @@ impl Store {
             Ok(_) => Ok(()),
             Err(e) if super::refused_by_condition(&e) => Ok(()),
             Err(e) => Err(StoreError::aws("UpdateItem number statuses seen", e)),
+        }
+    }
+
+    /// A workspace's numbers and Instagram accounts (a handful: one index partition).
+    pub async fn numbers(&self, workspace: &WorkspaceId) -> Result<Vec<NumberRecord>, StoreError> {
+        let items = self.query_index(keys::workspace_numbers(workspace), "Query numbers").await?;
+        items
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| StoreError::Corrupt { entity: "number", reason: e.to_string() })
+            })
+            .collect()
+    }
+
+    /// Forgets a number: its record and its route, so the webhook stops routing it here and
+    /// another workspace may claim it. `false` when the workspace did not hold it.
+    pub async fn release_number(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
+        let (route_pk, route_sk) = keys::route(channel, account_id);
+        let (number_pk, number_sk) = keys::number(workspace, channel, account_id);
+        let delete = |pk: String, sk: String, condition: &str| {
+            Delete::builder()
+                .table_name(&self.table)
+                .key(keys::PK, AttributeValue::S(pk))
+                .key(keys::SK, AttributeValue::S(sk))
+                .condition_expression(condition)
+                .set_expression_attribute_values(
+                    condition
+                        .contains(":ws")
+                        .then(|| [(":ws".to_owned(), AttributeValue::S(workspace.to_string()))].into()),
+                )
+                .build()
+                .map(|d| TransactWriteItem::builder().delete(d).build())
+        };
+        let items =
+            [delete(route_pk, route_sk, "workspace_id = :ws"), delete(number_pk, number_sk, "attribute_exists(pk)")]
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Corrupt { entity: "number", reason: e.to_string() })?;
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
+            Err(e) => Err(StoreError::aws("TransactWriteItems release number", e)),
         }
     }
 

@@ -46,23 +46,25 @@ struct Demo<'a> {
 pub async fn run(options: EnvironmentOptions) -> Result<(), Failure> {
     let timeline = Timeline { started: Instant::now() };
     timeline.chapter("Local stack");
-    let environment = LocalEnvironment::start(options).await?;
+    let mut environment = LocalEnvironment::start(options).await?;
     environment.stack.start_background();
-    let stack = &environment.stack;
     timeline.step(format!(
         "AWS emulator ready, resources provisioned from infra/template.yaml (prefix {})",
-        stack.resources.prefix
+        environment.stack.resources.prefix
     ));
     timeline.step(format!(
         "webhook {}  ·  API {}/  ·  Meta sandbox {}",
-        stack.webhook_url(),
-        stack.api_url(),
+        environment.stack.webhook_url(),
+        environment.stack.api_url(),
         environment.sandbox.url
     ));
+    let workspace = WorkspaceId::parse("acme")?;
+    open_workspace(&timeline, &mut environment, &workspace).await?;
+    let stack = &environment.stack;
     let demo = Demo {
         timeline,
         store: Store::new(stack.aws.dynamodb.clone(), stack.resources.table_name()),
-        workspace: WorkspaceId::parse("acme")?,
+        workspace,
         environment: &environment,
         http: reqwest::Client::new(),
     };
@@ -78,6 +80,33 @@ pub async fn run(options: EnvironmentOptions) -> Result<(), Failure> {
         demo.timeline.step(format!("the emulator's log: .local/moto-{port}.log"));
     }
     demo.timeline.step("`make dev` keeps the stack running; README.md shows how to try each feature by hand");
+    Ok(())
+}
+
+/// What `wapisnap-admin workspace create acme` does: the workspace and its first API key.
+async fn open_workspace(
+    timeline: &Timeline,
+    environment: &mut LocalEnvironment,
+    workspace: &WorkspaceId,
+) -> Result<(), Failure> {
+    use secrecy::ExposeSecret;
+    timeline.chapter("An operator creates workspace acme (wapisnap-admin workspace create acme)");
+    let opened = environment.open_workspace(workspace, "Acme").await?;
+    // Printed on purpose: the demo's key, for a table that disappears with the demo.
+    timeline.step(format!("API key for workspace acme: {}", opened.key.key.expose_secret()));
+    timeline.step(format!("shown once: the table keeps only its SHA-256, listed as prefix {}", opened.key.prefix));
+    let store = Store::new(environment.stack.aws.dynamodb.clone(), environment.stack.resources.table_name());
+    let owner = store.authenticate(opened.key.key.expose_secret()).await?;
+    timeline.step(format!(
+        "the key authenticates as workspace {}",
+        owner.map_or_else(|| "(none)".into(), |ws| ws.to_string())
+    ));
+    let guessed = format!("wsk_{}_{}", opened.key.prefix, "A".repeat(43));
+    let guessed_owner = store.authenticate(&guessed).await?;
+    timeline.step(format!(
+        "the same prefix with a guessed secret → {}",
+        if guessed_owner.is_none() { "refused" } else { "ACCEPTED (a bug)" }
+    ));
     Ok(())
 }
 

@@ -62,7 +62,10 @@ async fn api(State(routes): State<Routes>, request: Request) -> Response {
 }
 
 async fn invoke(handler: &HttpHandler, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // API Gateway hands the function a fresh request: nothing of this local server's own
+    // routing (its matched path parameters) may leak into the function's router.
+    parts.extensions = Default::default();
     let Ok(bytes) = axum::body::to_bytes(body, API_GATEWAY_MAX_PAYLOAD).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large").into_response();
     };

@@ -1,0 +1,245 @@
+//! `/v1/conversations`: the shared inbox — conversations, their messages, the composer and the
+//! human-takeover switch. The rules live in `wapisnap::inbox` and `wapisnap::policy`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wapisnap::inbox::{ComposeError, Reply, reply};
+use wapisnap::outbound::accept::AcceptError;
+use wapisnap::outbound::content::OutboundContent;
+use wapisnap::policy::window::is_window_open;
+use wapisnap::store::conversations::Conversation;
+use wapisnap::store::messages::StoredMessage;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, JsonBody};
+use crate::state::Shared;
+
+pub fn router() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(messages, send)).routes(routes!(handoff))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page (1–100, default 25).
+    pub limit: Option<i32>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationView {
+    pub id: String,
+    /// `wa` or `ig`.
+    pub channel: String,
+    pub account_id: String,
+    pub contact_id: String,
+    pub last_inbound_at: DateTime<Utc>,
+    pub last_message_id: String,
+    /// Free-form messages may be sent until this time; after it, only an approved template.
+    pub window_closes_at: DateTime<Utc>,
+    pub window_open: bool,
+    /// A human took over: automations stay silent until this is turned off.
+    pub human_handoff: bool,
+}
+
+impl ConversationView {
+    fn of(c: Conversation, now: DateTime<Utc>) -> Self {
+        Self {
+            window_open: is_window_open(Some(c.last_inbound_at), now),
+            id: c.conversation_id,
+            channel: c.channel.as_str().into(),
+            account_id: c.account_id,
+            contact_id: c.contact_id,
+            last_inbound_at: c.last_inbound_at,
+            last_message_id: c.last_message_id,
+            window_closes_at: c.window_closes_at,
+            human_handoff: c.human_handoff,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationPage {
+    pub items: Vec<ConversationView>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next: Option<String>,
+}
+
+fn bad_cursor(_: wapisnap::store::pages::BadCursor) -> ApiError {
+    ApiError::field("cursor", "is not a cursor this list gave out")
+}
+
+#[utoipa::path(get, operation_id = "list_conversations", path = "/v1/conversations", tag = "inbox", security(("api_key" = [])), params(PageQuery),
+    responses((status = 200, body = ConversationPage), (status = 422, body = ErrorBody)))]
+async fn list(
+    State(state): State<Shared>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> Result<axum::Json<ConversationPage>, ApiError> {
+    let limit = page.limit.unwrap_or(25);
+    let found =
+        state.store.conversations_page(&caller.workspace, limit, page.cursor.as_deref()).await?.map_err(bad_cursor)?;
+    let now = state.clock.now();
+    Ok(axum::Json(ConversationPage {
+        items: found.items.into_iter().map(|c| ConversationView::of(c, now)).collect(),
+        next: found.next,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    pub id: String,
+    pub sent_at: DateTime<Utc>,
+    pub profile_name: Option<String>,
+    pub reply_to: Option<String>,
+    /// What the customer sent, by type (text, image, interactive reply, ...).
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
+}
+
+impl From<StoredMessage> for MessageView {
+    fn from(m: StoredMessage) -> Self {
+        Self {
+            id: m.message.message_id.to_string(),
+            sent_at: m.message.sent_at,
+            profile_name: m.message.profile_name,
+            reply_to: m.message.reply_to,
+            content: serde_json::to_value(&m.message.content).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    pub items: Vec<MessageView>,
+    pub next: Option<String>,
+}
+
+async fn existing(state: &Shared, caller: &Caller, id: &str) -> Result<Conversation, ApiError> {
+    state
+        .store
+        .conversation(&caller.workspace, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no conversation {id} in this workspace")))
+}
+
+#[utoipa::path(get, operation_id = "list_conversation_messages", path = "/v1/conversations/{id}/messages", tag = "inbox", security(("api_key" = [])),
+    params(("id" = String, Path, description = "conversation id, e.g. wa:106540352242922:16505551234"), PageQuery),
+    responses((status = 200, body = MessagePage), (status = 404, body = ErrorBody)))]
+async fn messages(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Result<axum::Json<MessagePage>, ApiError> {
+    existing(&state, &caller, &id).await?;
+    let limit = page.limit.unwrap_or(25);
+    let found = state
+        .store
+        .conversation_messages_page(&caller.workspace, &id, limit, page.cursor.as_deref())
+        .await?
+        .map_err(bad_cursor)?;
+    Ok(axum::Json(MessagePage { items: found.items.into_iter().map(MessageView::from).collect(), next: found.next }))
+}
+
+/// A human's message from the inbox.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ComposeMessage {
+    /// Who is sending (shown in the inbox; a human send takes the conversation over).
+    pub agent_id: String,
+    /// `{"type": "text", "body": ...}`, `{"type": "media", "kind": "image", "link": ...}`,
+    /// `{"type": "buttons", ...}`, `{"type": "list", ...}`, `{"type": "template", "name", "language"}`.
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Queued {
+    pub job_id: String,
+    /// Where the send job stands (QUEUED right away; see `GET /v1/jobs/{id}`).
+    pub state: String,
+    /// This message handed the conversation to the human.
+    pub human_handoff: bool,
+}
+
+fn compose_error(error: ComposeError) -> ApiError {
+    match error {
+        ComposeError::NoConversation(_) => ApiError::not_found(error.to_string()),
+        ComposeError::Refused(_) => ApiError::unprocessable("not_sendable", error.to_string()),
+        ComposeError::BadIdempotencyKey(_) => ApiError::bad_request(error.to_string()),
+        ComposeError::Accept(AcceptError::Conflict(_)) => {
+            ApiError::conflict("this Idempotency-Key was used for another message; use a new key for a new message")
+        }
+        ComposeError::Accept(AcceptError::Store(e)) | ComposeError::Store(e) => e.into(),
+        ComposeError::Accept(AcceptError::Queue(_)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the message is stored and will be sent; the queue answered late",
+        ),
+        ComposeError::Corrupt(_) => ApiError::internal("the conversation's record is unreadable"),
+    }
+}
+
+#[utoipa::path(post, operation_id = "send_from_inbox", path = "/v1/conversations/{id}/messages", tag = "inbox", request_body = ComposeMessage, security(("api_key" = [])),
+    params(("id" = String, Path, description = "conversation id"),
+        ("Idempotency-Key" = String, Header, description = "the same key sends once; the same key with another body is 409")),
+    responses((status = 202, body = Queued), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, description = "outside the 24-hour window (use a template), or a template on Instagram", body = ErrorBody)))]
+async fn send(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ComposeMessage>,
+) -> Result<(StatusCode, axum::Json<Queued>), ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request("send an Idempotency-Key header: a retried POST with the same key sends once")
+        })?
+        .to_owned();
+    let content: OutboundContent =
+        serde_json::from_value(body.content).map_err(|e| ApiError::field("content", e.to_string()))?;
+    if body.agent_id.trim().is_empty() {
+        return Err(ApiError::field("agent_id", "must not be empty"));
+    }
+    let message = Reply { agent_id: body.agent_id, content, idempotency_key: key };
+    let queued = reply(&state.store, &state.queues, &caller.workspace, &id, message, state.clock.now())
+        .await
+        .map_err(compose_error)?;
+    let job_state =
+        serde_json::to_value(queued.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Queued { job_id: queued.job_id.to_string(), state: job_state, human_handoff: queued.handoff }),
+    ))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct Handoff {
+    /// `true`: a human has the conversation and automations stay silent.
+    pub human_handoff: bool,
+}
+
+#[utoipa::path(put, operation_id = "set_handoff", path = "/v1/conversations/{id}/handoff", tag = "inbox", request_body = Handoff, security(("api_key" = [])),
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = Handoff), (status = 404, body = ErrorBody)))]
+async fn handoff(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Handoff>,
+) -> Result<axum::Json<Handoff>, ApiError> {
+    if state.store.set_handoff(&caller.workspace, &id, body.human_handoff).await? {
+        Ok(axum::Json(body))
+    } else {
+        Err(ApiError::not_found(format!("no conversation {id} in this workspace")))
+    }
+}

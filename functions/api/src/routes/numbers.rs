@@ -1,0 +1,276 @@
+//! `/v1/numbers`: onboarding a WhatsApp number, its registration with Meta (PIN rules), and
+//! releasing it. The logic is `wapisnap::numbers`; this maps it to HTTP.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wapisnap::domain::{Channel, PhoneNumberId, WabaId};
+use wapisnap::numbers::onboarding::{OnboardError, Onboarding};
+use wapisnap::numbers::registration::{CodeMethod, RECOVER_AFTER_DEREGISTER, Registrar, RegistrationError, SixDigits};
+use wapisnap::store::numbers::NumberRecord;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, JsonBody};
+use crate::state::Shared;
+
+pub fn router() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(onboard, list))
+        .routes(routes!(show, release))
+        .routes(routes!(register))
+        .routes(routes!(deregister))
+        .routes(routes!(request_code))
+        .routes(routes!(verify_code))
+}
+
+/// A number as the workspace sees it. The access token is shown by its last 4 characters only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumberView {
+    pub phone_number_id: String,
+    pub channel: String,
+    pub waba_id: Option<String>,
+    pub display_phone_number: Option<String>,
+    pub verified_name: Option<String>,
+    /// ACTIVE, DRAFT, ERROR or DISCONNECTED.
+    pub state: String,
+    pub state_reason: Option<String>,
+    /// Meta's own status of the number (CONNECTED, DISCONNECTED, ...).
+    pub meta_status: Option<String>,
+    pub quality_rating: Option<String>,
+    /// Register is refused until a code is requested and verified (Meta's PIN lock).
+    pub needs_reverification: bool,
+    pub token_last4: String,
+}
+
+impl From<&NumberRecord> for NumberView {
+    fn from(n: &NumberRecord) -> Self {
+        Self {
+            phone_number_id: n.account_id.clone(),
+            channel: n.channel.as_str().into(),
+            waba_id: n.waba_id.clone(),
+            display_phone_number: n.display_phone_number.clone(),
+            verified_name: n.verified_name.clone(),
+            state: serde_json::to_value(n.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            state_reason: n.state_reason.clone(),
+            meta_status: n.meta_status.clone(),
+            quality_rating: n.quality_rating.clone(),
+            needs_reverification: n.needs_reverification,
+            token_last4: n.token.last4.clone(),
+        }
+    }
+}
+
+/// Onboarding with an access token (pasted by an operator, or from Embedded Signup).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OnboardNumber {
+    pub phone_number_id: String,
+    pub waba_id: String,
+    /// Stored only sealed; never returned.
+    pub access_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumberList {
+    pub items: Vec<NumberView>,
+}
+
+fn onboard_error(error: OnboardError) -> ApiError {
+    match error {
+        OnboardError::OwnedElsewhere(_) => ApiError::conflict(error.to_string()),
+        OnboardError::MetaRefused(_) => ApiError::unprocessable("meta_refused", error.to_string()),
+        OnboardError::MetaUnreachable(_) => ApiError::bad_gateway(error.to_string()),
+        OnboardError::Connect(_) => ApiError::internal("the number could not be connected; nothing was changed"),
+    }
+}
+
+fn registration_error(error: RegistrationError) -> ApiError {
+    match error {
+        RegistrationError::NoSuchNumber(_) => ApiError::not_found(error.to_string()),
+        RegistrationError::ReverificationNeeded => ApiError::conflict(error.to_string()),
+        RegistrationError::WrongPin { .. } => ApiError::unprocessable("wrong_pin", error.to_string()),
+        RegistrationError::NotConfirmed { .. } => ApiError::field("confirm", error.to_string()),
+        RegistrationError::MetaRefused(_) => ApiError::unprocessable("meta_refused", error.to_string()),
+        RegistrationError::MetaUnreachable(_) => ApiError::bad_gateway(error.to_string()),
+        RegistrationError::Vault(_) => {
+            ApiError::internal("the number's access token cannot be opened; onboard it again")
+        }
+        RegistrationError::Store(e) => e.into(),
+    }
+}
+
+#[utoipa::path(post, operation_id = "onboard_number", path = "/v1/numbers", tag = "numbers", request_body = OnboardNumber, security(("api_key" = [])),
+    responses((status = 201, body = NumberView), (status = 409, description = "another workspace holds the number", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn onboard(
+    State(state): State<Shared>,
+    caller: Caller,
+    JsonBody(body): JsonBody<OnboardNumber>,
+) -> Result<(StatusCode, axum::Json<NumberView>), ApiError> {
+    let mut problems = Vec::new();
+    let number = PhoneNumberId::parse(body.phone_number_id.as_str())
+        .map_err(|e| {
+            problems.push(crate::error::FieldProblem { field: "phone_number_id".into(), problem: e.reason.into() })
+        })
+        .ok();
+    let waba = WabaId::parse(body.waba_id.as_str())
+        .map_err(|e| problems.push(crate::error::FieldProblem { field: "waba_id".into(), problem: e.reason.into() }))
+        .ok();
+    if body.access_token.trim().is_empty() {
+        problems.push(crate::error::FieldProblem { field: "access_token".into(), problem: "must not be empty".into() });
+    }
+    let (Some(number), Some(waba), true) = (number, waba, problems.is_empty()) else {
+        return Err(ApiError::invalid(problems));
+    };
+    let token = SecretString::from(body.access_token);
+    let onboarding = Onboarding { store: &state.store, vault: &state.vault, graph: &state.graph };
+    let record = onboarding
+        .with_token(&caller.workspace, &number, &waba, &token, state.clock.now())
+        .await
+        .map_err(onboard_error)?;
+    Ok((StatusCode::CREATED, axum::Json(NumberView::from(&record))))
+}
+
+#[utoipa::path(get, operation_id = "list_numbers", path = "/v1/numbers", tag = "numbers", security(("api_key" = [])), responses((status = 200, body = NumberList)))]
+async fn list(State(state): State<Shared>, caller: Caller) -> Result<axum::Json<NumberList>, ApiError> {
+    let numbers = state.store.numbers(&caller.workspace).await?;
+    Ok(axum::Json(NumberList { items: numbers.iter().map(NumberView::from).collect() }))
+}
+
+async fn find(state: &Shared, caller: &Caller, id: &str) -> Result<NumberRecord, ApiError> {
+    state
+        .store
+        .number(&caller.workspace, Channel::WhatsApp, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no number {id} in this workspace")))
+}
+
+#[utoipa::path(get, operation_id = "show_number", path = "/v1/numbers/{id}", tag = "numbers", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Meta's phone number id")),
+    responses((status = 200, body = NumberView), (status = 404, body = ErrorBody)))]
+async fn show(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<NumberView>, ApiError> {
+    Ok(axum::Json(NumberView::from(&find(&state, &caller, &id).await?)))
+}
+
+/// Releases the number from this workspace (it is not deregistered at Meta): the webhook stops
+/// routing it here, and another workspace may onboard it.
+#[utoipa::path(delete, operation_id = "release_number", path = "/v1/numbers/{id}", tag = "numbers", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Meta's phone number id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn release(State(state): State<Shared>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.store.release_number(&caller.workspace, Channel::WhatsApp, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no number {id} in this workspace")))
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterNumber {
+    /// The number's two-step verification PIN: exactly 6 digits. Never stored.
+    pub pin: String,
+}
+
+#[utoipa::path(post, operation_id = "register_number", path = "/v1/numbers/{id}/register", tag = "numbers", request_body = RegisterNumber, security(("api_key" = [])),
+    params(("id" = String, Path, description = "Meta's phone number id")),
+    responses((status = 200, body = NumberView), (status = 409, description = "Meta's PIN lock: verify a code first", body = ErrorBody),
+        (status = 422, description = "not 6 digits, or a wrong PIN (with the attempts left)", body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn register(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RegisterNumber>,
+) -> Result<axum::Json<NumberView>, ApiError> {
+    let pin = SixDigits::parse(&body.pin).map_err(|problem| ApiError::field("pin", problem))?;
+    let registrar = Registrar { store: &state.store, vault: &state.vault, graph: &state.graph };
+    let number =
+        registrar.register(&caller.workspace, &id, &pin, state.clock.now()).await.map_err(registration_error)?;
+    Ok(axum::Json(NumberView::from(&number)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeregisterNumber {
+    /// The number itself (its display number or phone number id): deregistering is destructive.
+    pub confirm: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deregistered {
+    pub number: NumberView,
+    /// How to bring the number back, should this have been a mistake.
+    pub recover: String,
+}
+
+#[utoipa::path(post, operation_id = "deregister_number", path = "/v1/numbers/{id}/deregister", tag = "numbers", request_body = DeregisterNumber, security(("api_key" = [])),
+    params(("id" = String, Path, description = "Meta's phone number id")),
+    responses((status = 200, body = Deregistered), (status = 422, description = "no or wrong confirmation", body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn deregister(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<DeregisterNumber>,
+) -> Result<axum::Json<Deregistered>, ApiError> {
+    let registrar = Registrar { store: &state.store, vault: &state.vault, graph: &state.graph };
+    let confirm = body.confirm.unwrap_or_default();
+    let number =
+        registrar.deregister(&caller.workspace, &id, &confirm, state.clock.now()).await.map_err(registration_error)?;
+    Ok(axum::Json(Deregistered { number: NumberView::from(&number), recover: RECOVER_AFTER_DEREGISTER.into() }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RequestCode {
+    /// `sms` or `voice`.
+    #[schema(value_type = String)]
+    pub method: CodeMethod,
+    /// The code message's language (default `en_US`).
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    pub ok: bool,
+}
+
+#[utoipa::path(post, operation_id = "request_verification_code", path = "/v1/numbers/{id}/request_code", tag = "numbers", request_body = RequestCode, security(("api_key" = [])),
+    params(("id" = String, Path, description = "Meta's phone number id")),
+    responses((status = 200, body = Done), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn request_code(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RequestCode>,
+) -> Result<axum::Json<Done>, ApiError> {
+    let registrar = Registrar { store: &state.store, vault: &state.vault, graph: &state.graph };
+    let language = body.language.unwrap_or_else(|| "en_US".into());
+    registrar.request_code(&caller.workspace, &id, body.method, &language).await.map_err(registration_error)?;
+    Ok(axum::Json(Done { ok: true }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerifyCode {
+    /// The 6-digit code Meta sent by SMS or voice.
+    pub code: String,
+}
+
+#[utoipa::path(post, operation_id = "verify_code", path = "/v1/numbers/{id}/verify_code", tag = "numbers", request_body = VerifyCode, security(("api_key" = [])),
+    params(("id" = String, Path, description = "Meta's phone number id")),
+    responses((status = 200, body = NumberView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn verify_code(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<VerifyCode>,
+) -> Result<axum::Json<NumberView>, ApiError> {
+    let code = SixDigits::parse(&body.code).map_err(|problem| ApiError::field("code", problem))?;
+    let registrar = Registrar { store: &state.store, vault: &state.vault, graph: &state.graph };
+    let number =
+        registrar.verify_code(&caller.workspace, &id, &code, state.clock.now()).await.map_err(registration_error)?;
+    Ok(axum::Json(NumberView::from(&number)))
+}

@@ -1,0 +1,19 @@
+//! What the API's handlers share, built once per cold start.
+
+use std::sync::Arc;
+
+use wapisnap::clock::SharedClock;
+use wapisnap::meta::graph::GraphClient;
+use wapisnap::queues::Queues;
+use wapisnap::store::Store;
+use wapisnap::vault::Vault;
+
+pub struct ApiState {
+    pub store: Store,
+    pub queues: Queues,
+    pub vault: Vault,
+    pub graph: GraphClient,
+    pub clock: SharedClock,
+}
+
+pub type Shared = Arc<ApiState>;

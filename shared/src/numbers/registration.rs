@@ -1,0 +1,237 @@
+//! Registering a number with Meta, and the FAQ's rules around it.
+//!
+//! - Register needs the number's 6-digit two-step verification PIN. WapiSnap never stores it:
+//!   it goes to Meta in the request and nowhere else (not the log, not the table).
+//! - After three wrong PINs Meta locks register until the phone is verified again by SMS or
+//!   voice code, and every further attempt extends the lockout (FAQ: "I tried a few PINs and now
+//!   Meta says 'phone number re-verification needed'"). So register is never retried
+//!   automatically; each wrong PIN's answer says how many attempts are left; and once Meta's
+//!   lock is reached (or Meta says 133006) register is refused here, without calling Meta,
+//!   until a code is requested and verified.
+//! - Deregister fully removes the number from the Cloud API and re-adding does not undo it
+//!   (FAQ: "What actually happens when I click Deregister"): it needs the number itself as
+//!   explicit confirmation, and its answer says how to recover.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::domain::{Channel, NumberState, WorkspaceId};
+use crate::meta::errors::{PIN_MISMATCH, REVERIFICATION_NEEDED};
+use crate::meta::graph::{GraphClient, GraphError, MetaError};
+use crate::store::numbers::NumberRecord;
+use crate::store::{Store, StoreError};
+use crate::vault::{Vault, VaultError};
+
+/// Wrong PINs Meta accepts before it locks register.
+pub const PIN_ATTEMPTS_BEFORE_LOCK: u32 = 3;
+
+/// How to get out of Meta's PIN lock (the FAQ's recovery steps).
+pub const REVERIFY_STEPS: &str = "turn off two-step verification for the number in WhatsApp Manager, \
+request a code (SMS or voice) for the number, verify the code, then register with a new 6-digit PIN";
+
+/// What to do after a deregistration, should it have been a mistake.
+pub const RECOVER_AFTER_DEREGISTER: &str = "the number is removed from the WhatsApp Cloud API; re-adding it does \
+not undo this. To use it again: turn off two-step verification in WhatsApp Manager, request a code (SMS or \
+voice), verify it, then register with a new 6-digit PIN";
+
+/// Exactly six digits: a two-step verification PIN or a verification code. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SixDigits(String);
+
+impl SixDigits {
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        if value.len() == 6 && value.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err("must be exactly 6 digits")
+        }
+    }
+
+    fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SixDigits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SixDigits(******)")
+    }
+}
+
+/// How Meta delivers the verification code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeMethod {
+    Sms,
+    Voice,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("no number {0} in this workspace")]
+    NoSuchNumber(String),
+    #[error(
+        "Meta locked registration for this number after wrong PINs; register is refused until the number is verified again: {REVERIFY_STEPS}"
+    )]
+    ReverificationNeeded,
+    #[error(
+        "Meta says the PIN is wrong; {attempts_left} attempt(s) left before Meta locks registration (nothing is retried automatically)"
+    )]
+    WrongPin { attempts_left: u32 },
+    #[error(
+        "deregistering removes the number from the Cloud API; confirm by sending the number itself ({expected}) as `confirm`"
+    )]
+    NotConfirmed { expected: String },
+    #[error("Meta refused: {} (code {})", .0.message, .0.code)]
+    MetaRefused(MetaError),
+    #[error("Meta did not answer ({0}); nothing is retried automatically: check the number before trying again")]
+    MetaUnreachable(String),
+    #[error("the number's access token cannot be used: {0}")]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Register, deregister and codes for one workspace's numbers.
+pub struct Registrar<'a> {
+    pub store: &'a Store,
+    pub vault: &'a Vault,
+    pub graph: &'a GraphClient,
+}
+
+impl Registrar<'_> {
+    async fn number(&self, workspace: &WorkspaceId, account_id: &str) -> Result<NumberRecord, RegistrationError> {
+        self.store
+            .number(workspace, Channel::WhatsApp, account_id)
+            .await?
+            .ok_or_else(|| RegistrationError::NoSuchNumber(account_id.to_owned()))
+    }
+
+    async fn call(
+        &self,
+        number: &NumberRecord,
+        edge: &str,
+        body: serde_json::Value,
+    ) -> Result<Result<serde_json::Value, MetaError>, RegistrationError> {
+        let token = self.vault.open(number.workspace_id.as_str(), &number.account_id, &number.token).await?;
+        let url = self.graph.endpoint(&format!("{}/{edge}", number.account_id));
+        match self.graph.post(&url, &token, &body).await {
+            Ok(answer) => Ok(Ok(answer)),
+            Err(GraphError::Meta(refusal)) => Ok(Err(refusal)),
+            Err(other) => Err(RegistrationError::MetaUnreachable(other.to_string())),
+        }
+    }
+
+    pub async fn register(
+        &self,
+        workspace: &WorkspaceId,
+        account_id: &str,
+        pin: &SixDigits,
+        now: DateTime<Utc>,
+    ) -> Result<NumberRecord, RegistrationError> {
+        let mut number = self.number(workspace, account_id).await?;
+        if number.needs_reverification {
+            return Err(RegistrationError::ReverificationNeeded);
+        }
+        let answer =
+            self.call(&number, "register", json!({ "messaging_product": "whatsapp", "pin": pin.reveal() })).await?;
+        number.updated_at = now;
+        let outcome = match answer {
+            Ok(_) => {
+                number.failed_pin_attempts = 0;
+                number.state = NumberState::Active;
+                number.state_reason = None;
+                Ok(())
+            }
+            Err(refusal) if refusal.code == PIN_MISMATCH => {
+                number.failed_pin_attempts += 1;
+                let attempts_left = PIN_ATTEMPTS_BEFORE_LOCK.saturating_sub(number.failed_pin_attempts);
+                number.needs_reverification = attempts_left == 0;
+                Err(RegistrationError::WrongPin { attempts_left })
+            }
+            Err(refusal) if refusal.code == REVERIFICATION_NEEDED => {
+                number.needs_reverification = true;
+                Err(RegistrationError::ReverificationNeeded)
+            }
+            Err(refusal) => Err(RegistrationError::MetaRefused(refusal)),
+        };
+        self.store.put_number(&number).await?;
+        outcome.map(|()| number)
+    }
+
+    pub async fn deregister(
+        &self,
+        workspace: &WorkspaceId,
+        account_id: &str,
+        confirm: &str,
+        now: DateTime<Utc>,
+    ) -> Result<NumberRecord, RegistrationError> {
+        let mut number = self.number(workspace, account_id).await?;
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        let confirmed = confirm == number.account_id
+            || number.display_phone_number.as_deref().is_some_and(|n| !n.is_empty() && digits(n) == digits(confirm));
+        if !confirmed {
+            let expected = number.display_phone_number.clone().unwrap_or_else(|| number.account_id.clone());
+            return Err(RegistrationError::NotConfirmed { expected });
+        }
+        self.call(&number, "deregister", json!({})).await?.map_err(RegistrationError::MetaRefused)?;
+        number.state = NumberState::Disconnected;
+        number.state_reason = Some(format!("deregistered: {RECOVER_AFTER_DEREGISTER}"));
+        number.updated_at = now;
+        self.store.put_number(&number).await?;
+        Ok(number)
+    }
+
+    pub async fn request_code(
+        &self,
+        workspace: &WorkspaceId,
+        account_id: &str,
+        method: CodeMethod,
+        language: &str,
+    ) -> Result<(), RegistrationError> {
+        let number = self.number(workspace, account_id).await?;
+        let method = match method {
+            CodeMethod::Sms => "SMS",
+            CodeMethod::Voice => "VOICE",
+        };
+        self.call(&number, "request_code", json!({ "code_method": method, "language": language }))
+            .await?
+            .map_err(RegistrationError::MetaRefused)?;
+        Ok(())
+    }
+
+    /// A verified code ends Meta's PIN lock: register may be tried again.
+    pub async fn verify_code(
+        &self,
+        workspace: &WorkspaceId,
+        account_id: &str,
+        code: &SixDigits,
+        now: DateTime<Utc>,
+    ) -> Result<NumberRecord, RegistrationError> {
+        let mut number = self.number(workspace, account_id).await?;
+        self.call(&number, "verify_code", json!({ "code": code.reveal() }))
+            .await?
+            .map_err(RegistrationError::MetaRefused)?;
+        number.needs_reverification = false;
+        number.failed_pin_attempts = 0;
+        number.updated_at = now;
+        self.store.put_number(&number).await?;
+        Ok(number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_is_exactly_six_digits_and_never_printed() {
+        assert!(SixDigits::parse("123456").is_ok());
+        for wrong in ["12345", "1234567", "12345a", " 123456", ""] {
+            assert!(SixDigits::parse(wrong).is_err(), "{wrong:?}");
+        }
+        assert!(!format!("{:?}", SixDigits::parse("123456").unwrap()).contains("123456"));
+    }
+}

@@ -1,0 +1,291 @@
+//! The workspace API on the local stack: the same router Lambda serves, reached over HTTP with
+//! a workspace's API key, against the Meta sandbox. Each story is what a business (or its web
+//! app) does, and what it must never be able to do.
+
+use chrono::Duration;
+use serde_json::{Value, json};
+use wapisnap_tests::{NUMBER_A, NUMBER_B, TOKEN, TestApp};
+
+const CUSTOMER: &str = "16505551234";
+
+/// A client of the API holding one workspace's key.
+struct Client<'a> {
+    app: &'a TestApp,
+    key: String,
+}
+
+impl Client<'_> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request =
+            self.app.http.request(method, format!("{}{path}", self.app.env.stack.http_url)).bearer_auth(&self.key);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None, &[]).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body), &[]).await
+    }
+
+    async fn onboard(&self, number: &str) -> (u16, Value) {
+        self.post(
+            "/v1/numbers",
+            json!({ "phone_number_id": number, "waba_id": format!("9{number}"), "access_token": TOKEN }),
+        )
+        .await
+    }
+}
+
+async fn client(app: &TestApp) -> Client<'_> {
+    let (_, key) = app.workspace_with_key().await;
+    Client { app, key }
+}
+
+async fn other_workspace(app: &TestApp) -> Client<'_> {
+    let ws = wapisnap::domain::WorkspaceId::parse(format!("other-{}", app.env.stack.resources.prefix)).unwrap();
+    Client { app, key: app.key_for(&ws).await }
+}
+
+#[tokio::test]
+async fn health_answers_without_a_key_and_without_configuration() {
+    let app = TestApp::spawn_idle().await;
+    let response = app.http.get(format!("{}/v1/health", app.env.stack.http_url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains(&app.env.stack.resources.prefix), "no table or queue names: {body}");
+}
+
+#[tokio::test]
+async fn every_route_wants_a_valid_key_and_answers_in_one_error_shape() {
+    let app = TestApp::spawn_idle().await;
+    let url = format!("{}/v1/numbers", app.env.stack.http_url);
+    let missing = app.http.get(&url).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    for bad in ["Bearer ", "Basic abc", "Bearer wsk_nope", "Bearer wsk_abcdefgh_wrongsecret"] {
+        let answer = app.http.get(&url).header("authorization", bad).send().await.unwrap();
+        assert_eq!(answer.status(), 401, "{bad}");
+    }
+    let api = client(&app).await;
+    let (status, _) = api.get("/v1/numbers").await;
+    assert_eq!(status, 200);
+    let prefix = api.key.split('_').nth(1).unwrap().to_owned();
+    let (ws, _) = app.workspace_with_key().await;
+    assert!(app.store().revoke_api_key(&ws, &prefix, chrono::Utc::now()).await.unwrap());
+    assert_eq!(api.get("/v1/numbers").await.0, 401, "a revoked key fails at once");
+    let (status, body) = client(&app).await.get("/v1/nothing-here").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn a_number_onboarded_with_a_token_shows_only_its_last_4_and_belongs_to_one_workspace() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    let (status, number) = api.onboard(NUMBER_A).await;
+    assert_eq!(status, 201, "{number}");
+    assert_eq!(number["token_last4"], "tXYZ");
+    assert!(!number.to_string().contains(TOKEN), "the token is never returned");
+    let (_, listed) = api.get("/v1/numbers").await;
+    assert_eq!(listed["items"][0]["phone_number_id"], NUMBER_A);
+
+    let rival = other_workspace(&app).await;
+    let (status, refused) = rival.onboard(NUMBER_A).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("conflict")));
+    let (status, body) = rival.get(&format!("/v1/numbers/{NUMBER_A}")).await;
+    assert_eq!(status, 404, "the other workspace's number is not found: {body}");
+    assert_eq!(api.get(&format!("/v1/numbers/{NUMBER_A}")).await.0, 200, "the holder is unaffected");
+
+    let (status, _) = api.call(reqwest::Method::DELETE, &format!("/v1/numbers/{NUMBER_A}"), None, &[]).await;
+    assert_eq!(status, 204);
+    assert_eq!(rival.onboard(NUMBER_A).await.0, 201, "a released number may be onboarded elsewhere");
+}
+
+#[tokio::test]
+async fn two_workspaces_onboarding_one_number_at_once_end_with_one_owner() {
+    let app = TestApp::spawn_idle().await;
+    let (one, two) = (client(&app).await, other_workspace(&app).await);
+    let (a, b) = tokio::join!(one.onboard(NUMBER_B), two.onboard(NUMBER_B));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409]);
+}
+
+#[tokio::test]
+async fn register_takes_exactly_six_digits_counts_wrong_pins_and_stops_before_metas_lock() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    let path = format!("/v1/numbers/{NUMBER_A}/register");
+    let register = |pin: &str| api.post(&path, json!({ "pin": pin }));
+    let (status, body) = register("12345").await;
+    assert_eq!((status, body["error"]["fields"][0]["field"].as_str()), (422, Some("pin")));
+    assert_eq!(register("123456").await.0, 200, "the first register sets the PIN");
+
+    let (status, body) = register("000000").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("wrong_pin")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("2 attempt(s) left"), "{body}");
+    register("000001").await;
+    let (_, last) = register("000002").await;
+    assert!(last["error"]["message"].as_str().unwrap().contains("0 attempt(s) left"), "{last}");
+    let calls = app.env.sandbox.requests_to("/register").len();
+    let (status, locked) = register("123456").await;
+    assert_eq!(status, 409, "{locked}");
+    assert!(locked["error"]["message"].as_str().unwrap().contains("request a code"));
+    assert_eq!(
+        app.env.sandbox.requests_to("/register").len(),
+        calls,
+        "Meta is not called: the lockout is not extended"
+    );
+    let (_, number) = api.get(&format!("/v1/numbers/{NUMBER_A}")).await;
+    assert_eq!(number["needs_reverification"], true);
+
+    assert_eq!(api.post(&format!("/v1/numbers/{NUMBER_A}/request_code"), json!({ "method": "sms" })).await.0, 200);
+    let code = app.env.sandbox.number(NUMBER_A).pending_code.expect("Meta sent a code");
+    assert_eq!(api.post(&format!("/v1/numbers/{NUMBER_A}/verify_code"), json!({ "code": code })).await.0, 200);
+    let (status, number) = register("123456").await;
+    assert_eq!((status, number["state"].as_str()), (200, Some("ACTIVE")));
+}
+
+#[tokio::test]
+async fn deregister_needs_the_number_as_confirmation_and_says_how_to_recover() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    let path = format!("/v1/numbers/{NUMBER_A}/deregister");
+    let (status, refused) = api.post(&path, json!({})).await;
+    assert_eq!((status, refused["error"]["fields"][0]["field"].as_str()), (422, Some("confirm")));
+    assert_eq!(api.post(&path, json!({ "confirm": "999" })).await.0, 422);
+    assert!(app.env.sandbox.requests_to("/deregister").is_empty(), "nothing reached Meta");
+    let (status, done) = api.post(&path, json!({ "confirm": NUMBER_A })).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["number"]["state"], "DISCONNECTED");
+    assert!(done["recover"].as_str().unwrap().contains("request a code"));
+}
+
+#[tokio::test]
+async fn an_agent_replies_from_the_inbox_once_per_idempotency_key_and_takes_the_conversation_over() {
+    let app = TestApp::spawn().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    app.customer_writes(CUSTOMER).await;
+    let (_, conversations) = api.get("/v1/conversations").await;
+    let conversation = conversations["items"][0]["id"].as_str().expect("the customer's conversation").to_owned();
+    assert_eq!(conversations["items"][0]["window_open"], true);
+    let (_, messages) = api.get(&format!("/v1/conversations/{conversation}/messages")).await;
+    assert_eq!(messages["items"].as_array().unwrap().len(), 1);
+
+    let path = format!("/v1/conversations/{conversation}/messages");
+    let reply = json!({ "agent_id": "dana", "content": { "type": "text", "body": "Ships tomorrow." } });
+    let key = [("idempotency-key", "reply-1")];
+    let (status, queued) = api.call(reqwest::Method::POST, &path, Some(reply.clone()), &key).await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(queued["human_handoff"], true, "a human text takes the conversation over");
+    let (status, again) = api.call(reqwest::Method::POST, &path, Some(reply), &key).await;
+    assert_eq!((status, &again["job_id"]), (202, &queued["job_id"]), "a retried POST is the same job");
+    let other = json!({ "agent_id": "dana", "content": { "type": "text", "body": "Something else" } });
+    assert_eq!(api.call(reqwest::Method::POST, &path, Some(other), &key).await.0, 409);
+
+    let job = queued["job_id"].as_str().unwrap();
+    wapisnap_tests::eventually("the reply to be delivered", std::time::Duration::from_secs(20), || async {
+        let (_, view) = api.get(&format!("/v1/jobs/{job}")).await;
+        (view["state"] == "DELIVERED").then_some(())
+    })
+    .await;
+    assert_eq!(app.sends_received(), 1, "Meta received it once");
+    let (_, listed) = api.get("/v1/conversations").await;
+    assert_eq!(listed["items"][0]["human_handoff"], true);
+    let handoff = format!("/v1/conversations/{conversation}/handoff");
+    let (status, off) = api.call(reqwest::Method::PUT, &handoff, Some(json!({ "human_handoff": false })), &[]).await;
+    assert_eq!((status, &off["human_handoff"]), (200, &json!(false)));
+}
+
+#[tokio::test]
+async fn the_composer_points_to_templates_outside_the_window_and_a_template_leaves_the_bot_on() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    app.customer_writes(CUSTOMER).await;
+    let conversation = format!("wa:{NUMBER_A}:{CUSTOMER}");
+    let path = format!("/v1/conversations/{conversation}/messages");
+    app.advance(Duration::hours(25)).await;
+    let late = json!({ "agent_id": "dana", "content": { "type": "text", "body": "Still there?" } });
+    let (status, refused) = api.call(reqwest::Method::POST, &path, Some(late), &[("idempotency-key", "late-1")]).await;
+    assert_eq!(status, 422);
+    assert!(refused["error"]["message"].as_str().unwrap().contains("template"), "{refused}");
+    let template =
+        json!({ "agent_id": "dana", "content": { "type": "template", "name": "spring_sale", "language": "en_US" } });
+    let (status, queued) =
+        api.call(reqwest::Method::POST, &path, Some(template), &[("idempotency-key", "tpl-1")]).await;
+    assert_eq!((status, &queued["human_handoff"]), (202, &json!(false)), "{queued}");
+    let bad = json!({ "agent_id": "dana", "content": { "type": "carrier-pigeon" } });
+    let (status, invalid) = api.call(reqwest::Method::POST, &path, Some(bad), &[("idempotency-key", "bad-1")]).await;
+    assert_eq!((status, invalid["error"]["fields"][0]["field"].as_str()), (422, Some("content")));
+    let missing_key = json!({ "agent_id": "dana", "content": { "type": "text", "body": "hi" } });
+    assert_eq!(api.post(&path, missing_key).await.0, 400, "no Idempotency-Key");
+}
+
+#[tokio::test]
+async fn another_workspaces_ids_and_cursors_reach_nothing() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    app.customer_writes(CUSTOMER).await;
+    app.customer_writes("16505550002").await;
+    let (_, page) = api.get("/v1/conversations?limit=1").await;
+    let cursor = page["next"].as_str().expect("a second page").to_owned();
+    let conversation = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/conversations/{conversation}/messages");
+    let (_, queued) = api
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "agent_id": "a", "content": { "type": "text", "body": "hi" } })),
+            &[("idempotency-key", "k1")],
+        )
+        .await;
+    let job = queued["job_id"].as_str().unwrap().to_owned();
+
+    let rival = other_workspace(&app).await;
+    for path in [
+        format!("/v1/numbers/{NUMBER_A}"),
+        format!("/v1/conversations/{conversation}/messages"),
+        format!("/v1/jobs/{job}"),
+    ] {
+        let (status, body) = rival.get(&path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.to_string().contains(CUSTOMER), "no error reveals the other workspace's data");
+    }
+    let handoff = format!("/v1/conversations/{conversation}/handoff");
+    assert_eq!(rival.call(reqwest::Method::PUT, &handoff, Some(json!({ "human_handoff": true })), &[]).await.0, 404);
+    let (status, _) = rival.get(&format!("/v1/conversations?cursor={cursor}")).await;
+    assert_eq!(status, 422, "a cursor from another workspace is refused");
+    let (_, theirs) = rival.get("/v1/conversations").await;
+    assert_eq!(theirs["items"], json!([]));
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served() {
+    let app = TestApp::spawn_idle().await;
+    let response = app.http.get(format!("{}/v1/openapi.json", app.env.stack.http_url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+}
