@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo dev test lint bench build deploy clean
+.PHONY: setup demo dev test fuzz-engine lint bench build deploy clean
 
 # Project-local Python tools (AWS emulator, cfn-lint), reinstalled when the pins change.
 $(STAMP): infra/requirements.txt
@@ -25,6 +25,10 @@ dev: setup
 ## Every test, unit and integration; the integration tests start their own emulator.
 test: setup
 	cargo test --workspace
+
+## The send engine's property test with many random stories (`make test` plays 8).
+fuzz-engine: setup
+	INTERLEAVING_CASES=$${INTERLEAVING_CASES:-200} cargo test -p wapisnap-tests --test integration interleavings
 
 lint: setup
 	cargo fmt --all --check

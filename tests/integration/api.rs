@@ -289,3 +289,110 @@ async fn the_openapi_document_is_served() {
     let doc: Value = response.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
 }
+
+#[tokio::test]
+async fn a_contact_is_one_contact_however_its_number_is_written_and_keeps_its_tags() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    let (status, created) =
+        api.post("/v1/contacts", json!({ "phone": "+1 650-555-1234", "name": "Kerry", "tags": ["VIP"] })).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["id"], CUSTOMER);
+    let (status, merged) = api.post("/v1/contacts", json!({ "phone": "16505551234", "tags": ["dnd"] })).await;
+    assert_eq!(status, 200, "the same contact, merged: {merged}");
+    assert_eq!(merged["tags"], json!(["dnd", "vip"]), "existing tags kept");
+    assert_eq!(merged["name"], "Kerry");
+    let (status, invalid) = api.post("/v1/contacts", json!({ "phone": "call me", "tags": ["ok", "not ok!"] })).await;
+    assert_eq!(status, 422);
+    let fields: Vec<&str> =
+        invalid["error"]["fields"].as_array().unwrap().iter().filter_map(|f| f["field"].as_str()).collect();
+    assert_eq!(fields, ["phone", "tags[1]"]);
+
+    let path = format!("/v1/contacts/wa/{CUSTOMER}");
+    let (_, untagged) = api.call(reqwest::Method::DELETE, &format!("{path}/tags/dnd"), None, &[]).await;
+    assert_eq!(untagged["tags"], json!(["vip"]));
+    let (_, tagged) = api.call(reqwest::Method::PUT, &format!("{path}/tags/do-not-send"), None, &[]).await;
+    assert_eq!(tagged["tags"], json!(["do-not-send", "vip"]));
+    let (status, renamed) = api.call(reqwest::Method::PATCH, &path, Some(json!({ "name": "Kerry F." })), &[]).await;
+    assert_eq!((status, &renamed["name"]), (200, &json!("Kerry F.")));
+    let (_, listed) = api.get("/v1/contacts").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    let rival = other_workspace(&app).await;
+    assert_eq!(rival.get(&path).await.0, 404, "another workspace's contact is not found");
+    assert_eq!(rival.call(reqwest::Method::DELETE, &path, None, &[]).await.0, 404);
+    assert_eq!(api.call(reqwest::Method::DELETE, &path, None, &[]).await.0, 204);
+    assert_eq!(api.get(&path).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_csv_import_reports_every_row_merges_duplicates_and_keeps_tags() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.post("/v1/contacts", json!({ "phone": "16505551234", "tags": ["dnd"] })).await;
+    let csv = "phone,name,tags\n+1 650 555 1234,Kerry,vip\n16505550001,Ann,\nnot a number,Bob,\n+16505550001,Ann B,newsletter;vip\n";
+    let response = app
+        .http
+        .post(format!("{}/v1/contacts/import", app.env.stack.http_url))
+        .bearer_auth(&api.key)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(
+        (report["created"].as_u64(), report["updated"].as_u64(), report["skipped"].as_u64()),
+        (Some(1), Some(2), Some(1)),
+        "{report}"
+    );
+    assert_eq!(report["rows"][2]["row"], 4);
+    assert!(report["rows"][2]["reason"].as_str().unwrap().contains("phone"));
+    let (_, kerry) = api.get("/v1/contacts/wa/16505551234").await;
+    assert_eq!(kerry["tags"], json!(["dnd", "vip"]), "dnd kept through the import");
+    let (_, ann) = api.get("/v1/contacts/wa/16505550001").await;
+    assert_eq!((ann["name"].as_str(), &ann["tags"]), (Some("Ann B"), &json!(["newsletter", "vip"])));
+    let bad = app
+        .http
+        .post(format!("{}/v1/contacts/import", app.env.stack.http_url))
+        .bearer_auth(&api.key)
+        .body("name\nx\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+}
+
+#[tokio::test]
+async fn templates_sync_from_meta_and_say_whether_they_can_be_sent() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    let waba = format!("9{NUMBER_A}");
+    let create = json!({ "name": "order_update", "language": "en_US", "category": "UTILITY", "components": [] });
+    let created = app
+        .http
+        .post(format!("{}/v23.0/{waba}/message_templates", app.env.sandbox.url))
+        .bearer_auth(TOKEN)
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let (status, synced) = api.post("/v1/templates/sync", json!({})).await;
+    assert_eq!((status, synced["templates"].as_u64()), (200, Some(1)), "{synced}");
+    let ws = app.workspace_with_key().await.0;
+    app.store().put_template(&ws, &waba, "old_promo", "en_US", wapisnap::domain::TemplateStatus::Paused).await.unwrap();
+    let (_, listed) = api.get("/v1/templates").await;
+    let items = listed["items"].as_array().unwrap();
+    let order = items.iter().find(|t| t["name"] == "order_update").unwrap();
+    assert_eq!((order["status"].as_str(), &order["sendable"]), (Some("APPROVED"), &json!(true)));
+    let paused = items.iter().find(|t| t["name"] == "old_promo").unwrap();
+    assert_eq!(paused["sendable"], false);
+    assert!(paused["why_not"].as_str().unwrap().contains("paused"));
+    let rival = other_workspace(&app).await;
+    let (_, theirs) = rival.get("/v1/templates").await;
+    assert_eq!(theirs["items"], json!([]));
+    assert_eq!(rival.post("/v1/templates/sync", json!({})).await.0, 422, "no number, no WABA");
+}

@@ -5,6 +5,7 @@ mod access;
 mod api;
 mod engine_faults;
 mod exactly_once;
+mod interleavings;
 mod local_stack;
 mod sandbox;
 mod send_policy;

@@ -44,6 +44,16 @@ pub fn number(ws: &WorkspaceId, channel: Channel, account_id: &str) -> (String, 
     (format!("WS#{ws}#NUMBER#{}#{account_id}", channel.as_str()), "NUMBER".into())
 }
 
+/// A workspace's templates, for listing them.
+pub fn workspace_templates(ws: &WorkspaceId) -> String {
+    format!("WS#{ws}#TEMPLATES")
+}
+
+/// A workspace's contacts, for listing them.
+pub fn workspace_contacts(ws: &WorkspaceId) -> String {
+    format!("WS#{ws}#CONTACTS")
+}
+
 /// A workspace's numbers, for listing them.
 pub fn workspace_numbers(ws: &WorkspaceId) -> String {
     format!("WS#{ws}#NUMBERS")

@@ -7,16 +7,22 @@
 //! |---|---|---|---|---|---|
 //! | number/account route | `ROUTE#{wa\|ig}#{account}` | `ROUTE` | – | api (onboarding, conditional: one workspace per number) | webhook (which workspace a delivery is for) |
 //! | inbound message | `WS#{ws}#MSG#{message id}` | `MSG` | `WS#{ws}#CONV#{conversation}` / `{sent_at ms}#{message id}` | webhook (conditional put: exactly once) | inbox (conversation history) |
-//! | contact | `WS#{ws}#CONTACT#{wa\|ig}#{contact}` | `CONTACT` | – | webhook, api | api, policies |
-//! | conversation | `WS#{ws}#CONV#{conversation}` | `CONV` | `WS#{ws}#CONVS` / `{last_inbound_at ms}` | webhook (monotonic last inbound) | inbox list, send policy (24-hour window) |
+//! | contact | `WS#{ws}#CONTACT#{wa\|ig}#{contact}` | `CONTACT` | `WS#{ws}#CONTACTS` / `{wa\|ig}#{contact}` | webhook, api (create/merge, tags, CSV import), Smart Retry (`do-not-send`) | api (list, show), policies (tags) |
+//! | conversation | `WS#{ws}#CONV#{conversation}` | `CONV` | `WS#{ws}#CONVS` / `{last_inbound_at ms}` | webhook (monotonic last inbound), api (`human_handoff`) | inbox list (newest first), send policy (24-hour window) |
 //! | outbound message status | `WS#{ws}#OUT#{wamid}` | `STATUS` | `WS#{ws}#JOB#{job id}` / `STATUS` | webhook (monotonic status) | sender (reconcile by job id), sweeper, inbox |
 //! | send job | `WS#{ws}#JOB#{job id}` | `JOB` | `SWEEP#{state}#{shard 00..15}` / `{when to look ms}` (sparse: only QUEUED, SENDING, ACCEPTED, UNCERTAIN, FAILED_ATTEMPT, RETRY_SCHEDULED) | producers (`outbound::accept`: QUEUED, with the request hash), sender (conditional claim and outcome), retry, webhook (reconcile, reported failure), sweeper | sender, retry, sweeper |
-//! | number | `WS#{ws}#NUMBER#{wa\|ig}#{account}` | `NUMBER` | – | onboarding (`numbers::connect`), retry (ERROR on 190), webhook (`statuses_seen_at`, at most once a minute per container) | sender (state, sealed token, WABA) |
-//! | template | `WS#{ws}#TEMPLATE#{waba}#{name}#{language}` | `TEMPLATE` | – | template sync | sender (APPROVED?) |
+//! | number | `WS#{ws}#NUMBER#{wa\|ig}#{account}` | `NUMBER` | `WS#{ws}#NUMBERS` / `{wa\|ig}#{account}` | onboarding (`numbers::connect`, `numbers::onboarding`), registration (PIN attempts, re-verification), retry (ERROR on 190), webhook (`statuses_seen_at`, at most once a minute per container) | sender (state, sealed token, WABA) |
+//! | template | `WS#{ws}#TEMPLATE#{waba}#{name}#{language}` | `TEMPLATE` | `WS#{ws}#TEMPLATES` / `{name}#{language}#{waba}` | template sync (`templates::sync`) | sender (APPROVED?), api (list) |
 //! | broadcast report | `WS#{ws}#BROADCAST#{broadcast}` | `REPORT` | – | sender (accepted), sweeper (silent failures, flag) | broadcasts page |
 //! | unrouted event | `UNROUTED#{sha256 of raw}` | `EVENT` | `UNROUTED#{yyyy-mm-dd}` / `{received ms}` | webhook (orphans, unknown and malformed deliveries; 30-day TTL) | operators |
 //! | workspace | `WS#{ws}#WORKSPACE` | `WORKSPACE` | – | `wapisnap-admin`, local stack (conditional put: never overwritten) | key issuing (exists?) |
 //! | API key | `APIKEY#{prefix}` | `APIKEY` | `WS#{ws}#APIKEYS` / `{created ms}#{prefix}` | `wapisnap-admin`, local stack (conditional put per prefix; revoke only under its own workspace's condition) | api (every request: consistent GetItem by prefix, SHA-256 compared in constant time), key listing |
+//!
+//! Not yet sharded, and hot for one very busy workspace (a write per inbound message on one
+//! index key): the conversations list (`WS#{ws}#CONVS`, moved by every newer inbound message)
+//! and the contacts list (the webhook refreshes the contact, and the index projects it). Both
+//! are per workspace, not per system; sharding them (and reading the shards merged) is future
+//! work recorded in the stop note.
 //!
 //! **Write rates at 1,000 messages per second** (one broadcast on one number, the design
 //! target). Per message the job item takes ~5 writes over its life (QUEUED, SENDING, ACCEPTED,
@@ -37,6 +43,7 @@
 //! jobs whose own keys are workspace-first.
 
 pub mod broadcasts;
+pub mod contacts;
 pub mod conversations;
 pub mod jobs;
 pub mod keys;
@@ -100,17 +107,22 @@ impl Store {
         Self { client, table: table.into() }
     }
 
-    /// Writes (or overwrites) an entity under its key.
-    pub(crate) async fn put_at<T: serde::Serialize>(
+    /// Writes (or overwrites) an entity under its key, listed in `gsi1` under `(gsi1pk, gsi1sk)`.
+    pub(crate) async fn put_listed<T: serde::Serialize>(
         &self,
         key: (String, String),
         entity: &T,
         name: &'static str,
+        (gsi1pk, gsi1sk): (String, String),
     ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut item = item_at(key, entity, name)?;
+        item.insert("gsi1pk".into(), AttributeValue::S(gsi1pk));
+        item.insert("gsi1sk".into(), AttributeValue::S(gsi1sk));
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item_at(key, entity, name)?))
+            .set_item(Some(item))
             .send()
             .await
             .map_err(|e| StoreError::aws("PutItem", e))?;

@@ -47,30 +47,29 @@ pub struct NumberRecord {
     pub verified_name: Option<String>,
 }
 
+/// A message template of one of the workspace's WABAs, as Meta last described it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct TemplateRecord {
-    workspace_id: WorkspaceId,
-    waba_id: String,
-    name: String,
-    language: String,
-    status: TemplateStatus,
+pub struct TemplateRecord {
+    pub workspace_id: WorkspaceId,
+    pub waba_id: String,
+    pub name: String,
+    pub language: String,
+    pub status: TemplateStatus,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub quality_score: Option<String>,
+    #[serde(default)]
+    pub components: Option<serde_json::Value>,
+    #[serde(default)]
+    pub meta_id: Option<String>,
 }
 
 impl Store {
     pub async fn put_number(&self, number: &NumberRecord) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        let key = keys::number(&number.workspace_id, number.channel, &number.account_id);
-        let mut item = super::item_at(key, number, "number")?;
-        item.insert("gsi1pk".into(), AttributeValue::S(keys::workspace_numbers(&number.workspace_id)));
-        item.insert("gsi1sk".into(), AttributeValue::S(format!("{}#{}", number.channel.as_str(), number.account_id)));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("PutItem number", e))?;
-        Ok(())
+        let ws = &number.workspace_id;
+        let listed = (keys::workspace_numbers(ws), format!("{}#{}", number.channel.as_str(), number.account_id));
+        self.put_listed(keys::number(ws, number.channel, &number.account_id), number, "number", listed).await
     }
 
     pub async fn number(
@@ -195,8 +194,32 @@ impl Store {
             name: name.into(),
             language: language.into(),
             status,
+            category: None,
+            quality_score: None,
+            components: None,
+            meta_id: None,
         };
-        self.put_at(keys::template(workspace, waba_id, name, language), &record, "template").await
+        self.put_template_record(&record).await
+    }
+
+    /// Stores a template, listed under the workspace (`WS#{ws}#TEMPLATES`).
+    pub async fn put_template_record(&self, record: &TemplateRecord) -> Result<(), StoreError> {
+        let ws = &record.workspace_id;
+        let key = keys::template(ws, &record.waba_id, &record.name, &record.language);
+        let listed = (keys::workspace_templates(ws), format!("{}#{}#{}", record.name, record.language, record.waba_id));
+        self.put_listed(key, record, "template", listed).await
+    }
+
+    /// The workspace's templates, by name.
+    pub async fn templates(&self, workspace: &WorkspaceId) -> Result<Vec<TemplateRecord>, StoreError> {
+        self.query_index(keys::workspace_templates(workspace), "Query templates")
+            .await?
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| StoreError::Corrupt { entity: "template", reason: e.to_string() })
+            })
+            .collect()
     }
 
     /// The template's status, `None` when it does not exist for that WABA and language.

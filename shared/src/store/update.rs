@@ -12,6 +12,7 @@ pub struct Update {
     set: Vec<String>,
     remove: Vec<String>,
     add: Vec<String>,
+    delete: Vec<String>,
     condition: Option<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
@@ -63,6 +64,13 @@ impl Update {
         self
     }
 
+    /// Removes elements from a set attribute.
+    pub fn delete(mut self, attribute: &str, value: AttributeValue) -> Self {
+        let (n, v) = (self.name(attribute), self.value(value));
+        self.delete.push(format!("{n} {v}"));
+        self
+    }
+
     pub fn remove(mut self, attribute: &str) -> Self {
         let n = self.name(attribute);
         self.remove.push(n);
@@ -94,6 +102,9 @@ impl Update {
         }
         if !self.add.is_empty() {
             expression.push(format!("ADD {}", self.add.join(", ")));
+        }
+        if !self.delete.is_empty() {
+            expression.push(format!("DELETE {}", self.delete.join(", ")));
         }
         let mut request = request
             .update_expression(expression.join(" "))

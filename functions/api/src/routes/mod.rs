@@ -1,6 +1,8 @@
 //! One module per resource.
 
+pub mod contacts;
 pub mod conversations;
 pub mod health;
 pub mod jobs;
 pub mod numbers;
+pub mod templates;

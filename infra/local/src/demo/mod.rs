@@ -1,6 +1,7 @@
 //! `make demo`: the local stack end to end, as a timeline a person can read. Each feature
 //! adds its chapter.
 
+mod inbox;
 mod receiving;
 mod sending;
 
@@ -69,8 +70,9 @@ pub async fn run(options: EnvironmentOptions) -> Result<(), Failure> {
         http: reqwest::Client::new(),
     };
     demo.handshake().await?;
-    demo.connect_number().await?;
+    demo.onboard_through_the_api().await?;
     demo.receiving().await?;
+    demo.inbox().await?;
     demo.sending().await?;
     demo.api().await?;
 
@@ -121,16 +123,6 @@ impl Demo<'_> {
         let wrong = [("hub.mode", "subscribe"), ("hub.verify_token", "guess"), ("hub.challenge", "1")];
         let answer = self.http.get(&url).query(&wrong).send().await?;
         self.timeline.step(format!("wrong verify token → {}", answer.status()));
-        Ok(())
-    }
-
-    async fn connect_number(&self) -> Result<(), Failure> {
-        self.timeline.chapter("Workspace acme connects its WhatsApp number");
-        let number = self.environment.connect_number(&self.workspace, DEMO_NUMBER, DEMO_WABA, DEMO_TOKEN).await?;
-        self.timeline.step(format!(
-            "number {DEMO_NUMBER} claimed for acme; its access token sealed with KMS + AES-256-GCM (shown as …{})",
-            number.token.last4
-        ));
         Ok(())
     }
 

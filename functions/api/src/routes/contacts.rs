@@ -1,0 +1,253 @@
+//! `/v1/contacts`: contacts and tags (`dnd` and `do-not-send` are reserved system tags, see
+//! `wapisnap::contacts`), and the CSV import. A contact is addressed by channel and id
+//! (`/v1/contacts/wa/16505551234`); a WhatsApp number may be written any way people write it.
+
+use std::collections::BTreeSet;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wapisnap::contacts::{ImportError, Tag, import_csv};
+use wapisnap::domain::{Channel, ContactId};
+use wapisnap::store::contacts::ContactRecord;
+
+use crate::error::{ApiError, ErrorBody, FieldProblem};
+use crate::extract::{Caller, JsonBody};
+use crate::routes::conversations::PageQuery;
+use crate::state::Shared;
+
+pub fn router() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(add_tag, remove_tag))
+        .routes(routes!(import))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactView {
+    /// `wa` or `ig`.
+    pub channel: String,
+    /// The WhatsApp id (digits of the number in international format) or Instagram-scoped id.
+    pub id: String,
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+}
+
+impl From<ContactRecord> for ContactView {
+    fn from(c: ContactRecord) -> Self {
+        Self {
+            channel: c.channel.as_str().into(),
+            id: c.contact_id,
+            name: c.profile_name,
+            tags: c.tags.into_iter().collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactPage {
+    pub items: Vec<ContactView>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewContact {
+    /// A WhatsApp number in international format, written any way (`+1 650-555-1234`).
+    pub phone: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContactChange {
+    pub name: String,
+}
+
+fn channel(raw: &str) -> Result<Channel, ApiError> {
+    match raw {
+        "wa" => Ok(Channel::WhatsApp),
+        "ig" => Ok(Channel::Instagram),
+        _ => Err(ApiError::not_found(format!("no channel {raw:?}: use wa or ig"))),
+    }
+}
+
+fn contact_id(channel: Channel, raw: &str) -> Result<ContactId, ApiError> {
+    ContactId::for_channel(channel, raw).map_err(|e| ApiError::not_found(format!("no contact {raw:?} ({})", e.reason)))
+}
+
+fn tag(raw: &str) -> Result<Tag, ApiError> {
+    Tag::parse(raw).map_err(|problem| ApiError::field("tag", problem))
+}
+
+async fn found(state: &Shared, caller: &Caller, channel: Channel, id: &ContactId) -> Result<ContactRecord, ApiError> {
+    state
+        .store
+        .contact_record(&caller.workspace, channel, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no contact {id} in this workspace")))
+}
+
+#[utoipa::path(get, operation_id = "list_contacts", path = "/v1/contacts", tag = "contacts", security(("api_key" = [])), params(PageQuery),
+    responses((status = 200, body = ContactPage), (status = 422, body = ErrorBody)))]
+async fn list(
+    State(state): State<Shared>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> Result<axum::Json<ContactPage>, ApiError> {
+    let found = state
+        .store
+        .contacts_page(&caller.workspace, page.limit.unwrap_or(25), page.cursor.as_deref())
+        .await?
+        .map_err(|_| ApiError::field("cursor", "is not a cursor this list gave out"))?;
+    Ok(axum::Json(ContactPage { items: found.items.into_iter().map(ContactView::from).collect(), next: found.next }))
+}
+
+#[utoipa::path(post, operation_id = "create_contact", path = "/v1/contacts", tag = "contacts", request_body = NewContact, security(("api_key" = [])),
+    responses((status = 201, body = ContactView), (status = 200, description = "merged into the existing contact", body = ContactView),
+        (status = 422, body = ErrorBody)))]
+async fn create(
+    State(state): State<Shared>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewContact>,
+) -> Result<(StatusCode, axum::Json<ContactView>), ApiError> {
+    let mut problems = Vec::new();
+    let id = ContactId::for_channel(Channel::WhatsApp, &body.phone)
+        .map_err(|e| problems.push(FieldProblem { field: "phone".into(), problem: e.reason.into() }))
+        .ok();
+    let mut tags = BTreeSet::new();
+    for (i, raw) in body.tags.iter().enumerate() {
+        match Tag::parse(raw) {
+            Ok(tag) => {
+                tags.insert(tag);
+            }
+            Err(problem) => problems.push(FieldProblem { field: format!("tags[{i}]"), problem: problem.into() }),
+        }
+    }
+    let Some(id) = id.filter(|_| problems.is_empty()) else { return Err(ApiError::invalid(problems)) };
+    let name = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let created =
+        state.store.save_contact(&caller.workspace, Channel::WhatsApp, &id, name, &tags, state.clock.now()).await?;
+    let view = ContactView::from(found(&state, &caller, Channel::WhatsApp, &id).await?);
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(view)))
+}
+
+#[utoipa::path(get, operation_id = "show_contact", path = "/v1/contacts/{channel}/{id}", tag = "contacts", security(("api_key" = [])),
+    params(("channel" = String, Path, description = "wa or ig"), ("id" = String, Path, description = "the contact's number or id")),
+    responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
+async fn show(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path((ch, id)): Path<(String, String)>,
+) -> Result<axum::Json<ContactView>, ApiError> {
+    let channel = channel(&ch)?;
+    let id = contact_id(channel, &id)?;
+    Ok(axum::Json(ContactView::from(found(&state, &caller, channel, &id).await?)))
+}
+
+#[utoipa::path(patch, operation_id = "update_contact", path = "/v1/contacts/{channel}/{id}", tag = "contacts", request_body = ContactChange,
+    security(("api_key" = [])), params(("channel" = String, Path, description = "wa or ig"), ("id" = String, Path, description = "the contact's number or id")),
+    responses((status = 200, body = ContactView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path((ch, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<ContactChange>,
+) -> Result<axum::Json<ContactView>, ApiError> {
+    let channel = channel(&ch)?;
+    let id = contact_id(channel, &id)?;
+    found(&state, &caller, channel, &id).await?;
+    let name = body.name.trim();
+    if name.is_empty() {
+        return Err(ApiError::field("name", "must not be empty"));
+    }
+    state.store.save_contact(&caller.workspace, channel, &id, Some(name), &BTreeSet::new(), state.clock.now()).await?;
+    Ok(axum::Json(ContactView::from(found(&state, &caller, channel, &id).await?)))
+}
+
+#[utoipa::path(delete, operation_id = "delete_contact", path = "/v1/contacts/{channel}/{id}", tag = "contacts", security(("api_key" = [])),
+    params(("channel" = String, Path, description = "wa or ig"), ("id" = String, Path, description = "the contact's number or id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn remove(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path((ch, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let channel = channel(&ch)?;
+    let id = contact_id(channel, &id)?;
+    if state.store.delete_contact(&caller.workspace, channel, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no contact {id} in this workspace")))
+    }
+}
+
+#[utoipa::path(put, operation_id = "tag_contact", path = "/v1/contacts/{channel}/{id}/tags/{tag}", tag = "contacts", security(("api_key" = [])),
+    params(("channel" = String, Path, description = "wa or ig"), ("id" = String, Path, description = "the contact's number or id"),
+        ("tag" = String, Path, description = "`dnd` blocks automation (not human replies); `do-not-send` keeps the contact out of broadcasts")),
+    responses((status = 200, body = ContactView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_tag(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path((ch, id, raw)): Path<(String, String, String)>,
+) -> Result<axum::Json<ContactView>, ApiError> {
+    let channel = channel(&ch)?;
+    let id = contact_id(channel, &id)?;
+    let tag = tag(&raw)?;
+    found(&state, &caller, channel, &id).await?;
+    state.store.save_contact(&caller.workspace, channel, &id, None, &BTreeSet::from([tag]), state.clock.now()).await?;
+    Ok(axum::Json(ContactView::from(found(&state, &caller, channel, &id).await?)))
+}
+
+#[utoipa::path(delete, operation_id = "untag_contact", path = "/v1/contacts/{channel}/{id}/tags/{tag}", tag = "contacts", security(("api_key" = [])),
+    params(("channel" = String, Path, description = "wa or ig"), ("id" = String, Path, description = "the contact's number or id"), ("tag" = String, Path)),
+    responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
+async fn remove_tag(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path((ch, id, raw)): Path<(String, String, String)>,
+) -> Result<axum::Json<ContactView>, ApiError> {
+    let channel = channel(&ch)?;
+    let id = contact_id(channel, &id)?;
+    let tag = tag(&raw)?;
+    if !state.store.remove_contact_tag(&caller.workspace, channel, &id, &tag).await? {
+        return Err(ApiError::not_found(format!("no contact {id} in this workspace")));
+    }
+    Ok(axum::Json(ContactView::from(found(&state, &caller, channel, &id).await?)))
+}
+
+/// The import's outcome, row by row.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportReportView {
+    pub created: usize,
+    pub updated: usize,
+    pub skipped: usize,
+    /// `{row, outcome: created|updated|skipped, contact_id | reason}` per data row.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: serde_json::Value,
+}
+
+#[utoipa::path(post, operation_id = "import_contacts", path = "/v1/contacts/import", tag = "contacts", security(("api_key" = [])),
+    request_body(content = String, content_type = "text/csv", description = "header `phone,name,tags`; tags separated by `;`"),
+    responses((status = 200, body = ImportReportView), (status = 422, body = ErrorBody)))]
+async fn import(
+    State(state): State<Shared>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<axum::Json<ImportReportView>, ApiError> {
+    let report = import_csv(&state.store, &caller.workspace, &body, state.clock.now()).await.map_err(|e| match e {
+        ImportError::Store(e) => e.into(),
+        other => ApiError::unprocessable("invalid_csv", other.to_string()),
+    })?;
+    Ok(axum::Json(ImportReportView {
+        created: report.created,
+        updated: report.updated,
+        skipped: report.skipped,
+        rows: serde_json::to_value(&report.rows).unwrap_or_default(),
+    }))
+}

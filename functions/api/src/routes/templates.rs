@@ -1,0 +1,85 @@
+//! `/v1/templates`: the workspace's message templates as Meta last described them, each with
+//! whether it can be sent and, if not, why; and a sync from Meta.
+
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wapisnap::store::numbers::TemplateRecord;
+use wapisnap::templates::{SyncError, sync};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Caller;
+use crate::state::Shared;
+
+pub fn router() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(synchronise))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateView {
+    pub name: String,
+    pub language: String,
+    pub waba_id: String,
+    /// APPROVED, PENDING, REJECTED, PAUSED, DISABLED (or OTHER).
+    pub status: String,
+    pub category: Option<String>,
+    pub quality_score: Option<String>,
+    /// Only an APPROVED template can be sent.
+    pub sendable: bool,
+    /// Why a send of it would be refused.
+    pub why_not: Option<String>,
+    #[schema(value_type = Object)]
+    pub components: Option<serde_json::Value>,
+}
+
+impl From<TemplateRecord> for TemplateView {
+    fn from(t: TemplateRecord) -> Self {
+        let why_not = t.status.why_not_sendable().map(str::to_owned);
+        Self {
+            status: serde_json::to_value(t.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            sendable: why_not.is_none(),
+            why_not,
+            name: t.name,
+            language: t.language,
+            waba_id: t.waba_id,
+            category: t.category,
+            quality_score: t.quality_score,
+            components: t.components,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateList {
+    pub items: Vec<TemplateView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Synced {
+    pub wabas: usize,
+    pub templates: usize,
+}
+
+#[utoipa::path(get, operation_id = "list_templates", path = "/v1/templates", tag = "templates", security(("api_key" = [])),
+    responses((status = 200, body = TemplateList)))]
+async fn list(State(state): State<Shared>, caller: Caller) -> Result<axum::Json<TemplateList>, ApiError> {
+    let templates = state.store.templates(&caller.workspace).await?;
+    Ok(axum::Json(TemplateList { items: templates.into_iter().map(TemplateView::from).collect() }))
+}
+
+#[utoipa::path(post, operation_id = "sync_templates", path = "/v1/templates/sync", tag = "templates", security(("api_key" = [])),
+    responses((status = 200, body = Synced), (status = 422, description = "no number with a WABA", body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+async fn synchronise(State(state): State<Shared>, caller: Caller) -> Result<axum::Json<Synced>, ApiError> {
+    let report = sync(&state.store, &state.vault, &state.graph, &caller.workspace, state.clock.now()).await.map_err(
+        |e| match e {
+            SyncError::NoWaba => ApiError::unprocessable("no_waba", e.to_string()),
+            SyncError::Meta { .. } => ApiError::bad_gateway(e.to_string()),
+            SyncError::Vault(_) => ApiError::internal("a number's access token cannot be opened; onboard it again"),
+            SyncError::Store(e) => e.into(),
+        },
+    )?;
+    Ok(axum::Json(Synced { wabas: report.wabas, templates: report.templates }))
+}

@@ -1,0 +1,149 @@
+//! Contacts as the API manages them (the webhook's own upsert is in `conversations`): created
+//! or merged, renamed, deleted, tagged, listed. Listed through `gsi1` under
+//! `WS#{ws}#CONTACTS` / `{channel}#{contact}`.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::pages::{BadCursor, Order, Page};
+use super::update::{Update, s};
+use super::{Store, StoreError, keys, refused_by_condition};
+use crate::contacts::Tag;
+use crate::domain::{Channel, ContactId, WorkspaceId};
+
+/// A contact with its tags, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContactRecord {
+    pub channel: Channel,
+    pub contact_id: String,
+    #[serde(default)]
+    pub profile_name: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    #[serde(default)]
+    pub first_seen_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+fn corrupt(e: serde_dynamo::Error) -> StoreError {
+    StoreError::Corrupt { entity: "contact", reason: e.to_string() }
+}
+
+impl Store {
+    /// Creates the contact or merges into it: a name replaces the old one, tags are only added.
+    /// `true` when it did not exist before.
+    pub async fn save_contact(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact: &ContactId,
+        name: Option<&str>,
+        tags: &BTreeSet<Tag>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::contact(workspace, channel, contact);
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let mut update = Update::new()
+            .set("workspace_id", s(workspace.as_str()))
+            .set("channel", s(channel.as_str()))
+            .set("contact_id", s(contact.as_str()))
+            .set("updated_at", s(now.to_rfc3339()))
+            .set_if_absent("first_seen_at", s(now.to_rfc3339()))
+            .set("gsi1pk", s(keys::workspace_contacts(workspace)))
+            .set("gsi1sk", s(format!("{}#{contact}", channel.as_str())));
+        if let Some(name) = name {
+            update = update.set("profile_name", s(name));
+        }
+        if !tags.is_empty() {
+            update = update.add("tags", AttributeValue::Ss(tags.iter().map(|t| t.as_str().to_owned()).collect()));
+        }
+        let output = update
+            .apply(request)
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem contact", e))?;
+        Ok(output.attributes.is_none_or(|old| !old.contains_key("contact_id")))
+    }
+
+    pub async fn contact_record(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact: &str,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        let (pk, sk) = keys::contact(workspace, channel, contact);
+        self.get(pk, sk, "contact").await
+    }
+
+    /// `false` when there was no such contact.
+    pub async fn delete_contact(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact: &str,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::contact(workspace, channel, contact);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("DeleteItem contact", e)),
+        }
+    }
+
+    /// `false` when there is no such contact.
+    pub async fn remove_contact_tag(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact: &str,
+        tag: &Tag,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::contact(workspace, channel, contact);
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let result = Update::new()
+            .delete("tags", AttributeValue::Ss(vec![tag.as_str().to_owned()]))
+            .condition("attribute_exists({pk})", &["pk"], vec![])
+            .apply(request)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem contact untag", e)),
+        }
+    }
+
+    pub async fn contacts_page(
+        &self,
+        workspace: &WorkspaceId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Result<Page<ContactRecord>, BadCursor>, StoreError> {
+        let key = keys::workspace_contacts(workspace);
+        Ok(match self.index_page(workspace, key, Order::OldestFirst, limit, cursor).await? {
+            Ok(page) => Ok(Page {
+                items: page
+                    .items
+                    .into_iter()
+                    .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+                    .collect::<Result<_, _>>()?,
+                next: page.next,
+            }),
+            Err(bad) => Err(bad),
+        })
+    }
+}

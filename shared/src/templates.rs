@@ -1,0 +1,110 @@
+//! Message templates: synced from Meta for every WABA the workspace's numbers belong to (name,
+//! language, category, status, quality, components). The send policy refuses a template that
+//! is not APPROVED, and the list says why in the user's terms
+//! ([`TemplateStatus::why_not_sendable`]).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::domain::{TemplateStatus, WorkspaceId};
+use crate::meta::graph::{GraphClient, GraphError};
+use crate::store::numbers::TemplateRecord;
+use crate::store::{Store, StoreError};
+use crate::vault::{Vault, VaultError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the workspace has no WhatsApp number with a WhatsApp Business Account to sync from")]
+    NoWaba,
+    #[error("Meta answered the template list of WABA {waba} with: {error}")]
+    Meta { waba: String, error: GraphError },
+    #[error("a number's access token cannot be used: {0}")]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub wabas: usize,
+    pub templates: usize,
+}
+
+/// Pages Meta follows for one WABA's templates, at most (a WABA holds at most a few hundred).
+const MAX_PAGES: usize = 20;
+
+pub async fn sync(
+    store: &Store,
+    vault: &Vault,
+    graph: &GraphClient,
+    workspace: &WorkspaceId,
+    _now: DateTime<Utc>,
+) -> Result<SyncReport, SyncError> {
+    let numbers = store.numbers(workspace).await?;
+    let mut seen = BTreeSet::new();
+    let mut report = SyncReport { wabas: 0, templates: 0 };
+    for number in numbers.iter().filter(|n| n.waba_id.is_some()) {
+        let waba = number.waba_id.clone().unwrap_or_default();
+        if !seen.insert(waba.clone()) {
+            continue;
+        }
+        let token = vault.open(workspace.as_str(), &number.account_id, &number.token).await?;
+        let mut url = Some(graph.endpoint(&format!("{waba}/message_templates?limit=100")));
+        for _ in 0..MAX_PAGES {
+            let Some(page_url) = url.take() else { break };
+            let page =
+                graph.get(&page_url, &token).await.map_err(|error| SyncError::Meta { waba: waba.clone(), error })?;
+            for template in page["data"].as_array().into_iter().flatten() {
+                if let Some(record) = record(workspace, &waba, template) {
+                    store.put_template_record(&record).await?;
+                    report.templates += 1;
+                }
+            }
+            url = page["paging"]["next"].as_str().map(str::to_owned);
+        }
+        report.wabas += 1;
+    }
+    if report.wabas == 0 {
+        return Err(SyncError::NoWaba);
+    }
+    Ok(report)
+}
+
+/// One template of Meta's list; one without a name or language is not a template we can send.
+fn record(workspace: &WorkspaceId, waba: &str, template: &Value) -> Option<TemplateRecord> {
+    let text = |field: &str| template[field].as_str().map(str::to_owned);
+    let status = serde_json::from_value(template["status"].clone()).unwrap_or(TemplateStatus::Other);
+    Some(TemplateRecord {
+        workspace_id: workspace.clone(),
+        waba_id: waba.to_owned(),
+        name: text("name")?,
+        language: text("language")?,
+        status,
+        category: text("category"),
+        quality_score: template["quality_score"]["score"].as_str().map(str::to_owned),
+        components: template.get("components").cloned(),
+        meta_id: text("id"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metas_template_list_entries_become_records_and_unknown_statuses_are_not_sendable() {
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let approved = serde_json::json!({ "name": "spring_sale", "language": "en_US", "status": "APPROVED", "category": "MARKETING" });
+        let record = record(&ws, "9", &approved).unwrap();
+        assert_eq!(record.status, TemplateStatus::Approved);
+        assert_eq!(record.status.why_not_sendable(), None);
+        let appeal = serde_json::json!({ "name": "x", "language": "en", "status": "IN_APPEAL" });
+        let record = super::record(&ws, "9", &appeal).unwrap();
+        assert_eq!(record.status, TemplateStatus::Other);
+        assert!(record.status.why_not_sendable().is_some());
+        assert!(TemplateStatus::Paused.why_not_sendable().unwrap().contains("132015"));
+        assert!(super::record(&ws, "9", &serde_json::json!({ "status": "APPROVED" })).is_none());
+    }
+}
