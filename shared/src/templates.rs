@@ -86,6 +86,7 @@ fn record(workspace: &WorkspaceId, waba: &str, template: &Value) -> Option<Templ
         quality_score: template["quality_score"]["score"].as_str().map(str::to_owned),
         components: template.get("components").cloned(),
         meta_id: text("id"),
+        status_reason: text("rejected_reason").filter(|r| r != "NONE"),
     })
 }
 

@@ -210,7 +210,7 @@ async fn an_unknown_field_or_object_is_kept_and_acknowledged() {
     assert_eq!(app.deliver(br#"{"object":"page","entry":[{"id":"42","time":1}]}"#).await.0, 200);
     let reasons: Vec<String> = app.store().unrouted_on(today()).await.unwrap().into_iter().map(|(r, _)| r).collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("message_template_status_update")));
+    assert!(reasons.iter().any(|r| r.contains("account_review_update")));
     assert!(reasons.iter().any(|r| r.contains("unknown object \"page\"")));
 }
 

@@ -46,9 +46,18 @@ impl FromRequestParts<Shared> for Caller {
             .map(str::trim)
             .filter(|key| !key.is_empty())
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <key>`"))?;
-        match state.store.authenticate(presented).await? {
-            Some(workspace) => Ok(Self { workspace }),
-            None => Err(ApiError::unauthorized("the API key is unknown or revoked")),
+        let Some(workspace) = state.store.authenticate(presented).await? else {
+            return Err(ApiError::unauthorized("the API key is unknown or revoked"));
+        };
+        if let Err(wait) = state.limiter.admit(&workspace, std::time::Instant::now()) {
+            let mut limited = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this workspace is over its request rate; retry after the time in Retry-After",
+            );
+            limited.retry_after = Some(u32::try_from(wait.as_secs()).unwrap_or(1).max(1));
+            return Err(limited);
         }
+        Ok(Self { workspace })
     }
 }

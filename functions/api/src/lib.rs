@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod routes;
 pub mod state;
 
@@ -34,6 +35,8 @@ pub struct Config {
     pub queues: QueueConfig,
     pub vault: VaultConfig,
     pub meta: MetaConfig,
+    /// Requests per second one workspace may make (per container), `API_WORKSPACE_RATE`.
+    pub workspace_rate: u32,
 }
 
 impl Config {
@@ -43,6 +46,7 @@ impl Config {
             queues: QueueConfig::from_env(env)?,
             vault: VaultConfig::from_env(env)?,
             meta: MetaConfig::from_env(env)?,
+            workspace_rate: env.parsed_or("API_WORKSPACE_RATE", 50)?,
         })
     }
 }
@@ -112,6 +116,7 @@ impl Api {
             vault: Vault::new(aws.kms.clone(), &config.vault.kms_key_id),
             graph,
             clock,
+            limiter: limits::WorkspaceLimiter::new(config.workspace_rate),
         };
         Self { router: router(state) }
     }

@@ -14,6 +14,7 @@ pub struct ApiState {
     pub vault: Vault,
     pub graph: GraphClient,
     pub clock: SharedClock,
+    pub limiter: crate::limits::WorkspaceLimiter,
 }
 
 pub type Shared = Arc<ApiState>;

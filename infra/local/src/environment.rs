@@ -22,6 +22,7 @@ pub struct EnvironmentOptions {
     /// Function timeouts other than the template's, by logical id.
     pub function_timeouts: std::collections::HashMap<String, std::time::Duration>,
     pub sender_concurrency: Option<usize>,
+    pub api_workspace_rate: Option<u32>,
 }
 
 impl Default for EnvironmentOptions {
@@ -38,6 +39,7 @@ impl Default for EnvironmentOptions {
             graph_timeout: wapisnap::meta::graph::GRAPH_TIMEOUT,
             function_timeouts: Default::default(),
             sender_concurrency: None,
+            api_workspace_rate: None,
         }
     }
 }
@@ -128,6 +130,7 @@ impl LocalEnvironment {
         stack_options.graph_timeout = options.graph_timeout;
         stack_options.function_timeouts = options.function_timeouts.clone();
         stack_options.sender_concurrency = options.sender_concurrency;
+        stack_options.api_workspace_rate = options.api_workspace_rate;
         let stack = LocalStack::start(stack_options).await?;
         sandbox.set_webhook(WebhookTarget { url: stack.webhook_url(), app_secret: options.meta_app_secret });
         Ok(Self { stack, sandbox, moto, aws_endpoint: endpoint, api_key: None })

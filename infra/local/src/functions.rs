@@ -36,6 +36,7 @@ impl LocalFunctions {
         aws: &AwsClients,
         graph_timeout: std::time::Duration,
         sender_concurrency: Option<usize>,
+        api_workspace_rate: Option<u32>,
         clock: SharedClock,
     ) -> Result<Self, BuildError> {
         fn env(
@@ -65,7 +66,11 @@ impl LocalFunctions {
                 clock.clone(),
             )),
             api: Arc::new(wapisnap_api::Api::new(
-                config("ApiFunction", wapisnap_api::Config::from_env(&api_env))?,
+                {
+                    let mut api = config("ApiFunction", wapisnap_api::Config::from_env(&api_env))?;
+                    api.workspace_rate = api_workspace_rate.unwrap_or(api.workspace_rate);
+                    api
+                },
                 aws,
                 graph.clone(),
                 clock.clone(),

@@ -43,6 +43,8 @@ pub struct StackOptions {
     pub function_timeouts: HashMap<String, Duration>,
     /// The sender's records in flight per batch, instead of the template's `SEND_CONCURRENCY`.
     pub sender_concurrency: Option<usize>,
+    /// A workspace's API requests per second, instead of the template's `API_WORKSPACE_RATE`.
+    pub api_workspace_rate: Option<u32>,
 }
 
 impl StackOptions {
@@ -60,6 +62,7 @@ impl StackOptions {
             graph_timeout: wapisnap::meta::graph::GRAPH_TIMEOUT,
             function_timeouts: HashMap::new(),
             sender_concurrency: None,
+            api_workspace_rate: None,
         }
     }
 }
@@ -117,6 +120,7 @@ impl LocalStack {
             &aws,
             options.graph_timeout,
             options.sender_concurrency,
+            options.api_workspace_rate,
             shared_clock.clone(),
         )?);
 

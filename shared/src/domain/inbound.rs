@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AccountId, Channel, ContactId, DeliveryState, MessageId, SendJobId};
+use super::{AccountId, Channel, ContactId, DeliveryState, MessageId, SendJobId, TemplateStatus};
 use crate::meta::webhook::{instagram, whatsapp};
 
 /// What a customer sent, in a shape that no longer depends on the channel's payload format.
@@ -160,10 +160,28 @@ pub struct UnknownEvent {
     pub raw: Value,
 }
 
+/// Meta's news about the business side of one WhatsApp Business Account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountEvent {
+    pub waba_id: String,
+    pub update: AccountUpdate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AccountUpdate {
+    /// `message_template_status_update`: Meta reviewed, paused or disabled a template.
+    TemplateStatus { name: String, language: String, status: TemplateStatus, reason: Option<String> },
+    /// `phone_number_quality_update`: a number's quality event and the messaging limit that
+    /// follows (250, 2K, 10K, 100K unique customers in 24 h, or unlimited).
+    NumberQuality { display_phone_number: String, event: String, messaging_limit: Option<String> },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum WebhookEvent {
     Message(InboundMessage),
     Status(StatusEvent),
+    Account(AccountEvent),
     Unknown(UnknownEvent),
 }

@@ -16,5 +16,7 @@ pub use delivery::DeliveryState;
 pub use ids::{
     AccountId, ContactId, InvalidId, MessageId, PhoneNumberId, SendJobId, WaId, WabaId, WorkspaceId, conversation_id,
 };
-pub use inbound::{InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent};
+pub use inbound::{
+    AccountEvent, AccountUpdate, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent,
+};
 pub use send::{JobState, Origin, SendJob, SendRequest};

@@ -8,8 +8,8 @@ use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 use crate::domain::{
-    AccountId, Channel, ContactId, DeliveryState, InboundMessage, MessageContent, MessageId, SendJobId, StatusEvent,
-    UnknownEvent, WebhookEvent,
+    AccountEvent, AccountId, AccountUpdate, Channel, ContactId, DeliveryState, InboundMessage, MessageContent,
+    MessageId, SendJobId, StatusEvent, TemplateStatus, UnknownEvent, WebhookEvent,
 };
 use crate::meta::webhook::{Envelope, TimeUnit, instagram, resolve_time, whatsapp};
 
@@ -65,6 +65,36 @@ fn to_value(raw: &RawValue) -> Value {
     serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
 
+/// A change about the WABA itself (a template's review, a number's quality); anything else is
+/// kept whole with its field name.
+fn account_event(waba_id: &str, field: &str, raw: &RawValue) -> WebhookEvent {
+    let value = to_value(raw);
+    let text = |key: &str| value[key].as_str().filter(|v| !v.is_empty()).map(str::to_owned);
+    let update = match field {
+        "message_template_status_update" => match (text("message_template_name"), text("message_template_language")) {
+            (Some(name), Some(language)) => Some(AccountUpdate::TemplateStatus {
+                name,
+                language,
+                status: serde_json::from_value(value["event"].clone()).unwrap_or(TemplateStatus::Other),
+                reason: text("reason").filter(|r| r != "NONE"),
+            }),
+            _ => None,
+        },
+        "phone_number_quality_update" => {
+            text("display_phone_number").map(|display_phone_number| AccountUpdate::NumberQuality {
+                display_phone_number,
+                event: text("event").unwrap_or_default(),
+                messaging_limit: text("current_limit").or_else(|| text("messaging_limit_tier")),
+            })
+        }
+        _ => None,
+    };
+    match update {
+        Some(update) => WebhookEvent::Account(AccountEvent { waba_id: waba_id.to_owned(), update }),
+        None => unknown(format!("unhandled WhatsApp field {field:?}"), Some(waba_id.to_owned()), value),
+    }
+}
+
 fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<WebhookEvent>) {
     let entry: whatsapp::Entry = match typed(raw) {
         Ok(e) => e,
@@ -72,8 +102,7 @@ fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<W
     };
     for change in entry.changes {
         if change.field != "messages" {
-            let reason = format!("unhandled WhatsApp field {:?}", change.field);
-            events.push(unknown(reason, Some(entry.id.to_string()), to_value(&change.value)));
+            events.push(account_event(&entry.id, &change.field, &change.value));
             continue;
         }
         let value: whatsapp::MessagesValue = match typed(&change.value) {
@@ -462,8 +491,8 @@ mod tests {
     fn an_unhandled_field_is_kept_as_an_unknown_event() {
         let all = events(sample!("whatsapp-unknown-field.json"));
         let [WebhookEvent::Unknown(u)] = all.as_slice() else { panic!("{all:?}") };
-        assert!(u.reason.contains("message_template_status_update"));
-        assert_eq!(u.raw["message_template_name"], "order_update");
+        assert!(u.reason.contains("account_review_update"));
+        assert_eq!(u.raw["decision"], "APPROVED");
     }
 
     #[test]
@@ -479,10 +508,34 @@ mod tests {
             .map(|e| match e {
                 WebhookEvent::Message(m) => m.account_id.clone(),
                 WebhookEvent::Status(s) => s.account_id.clone(),
-                WebhookEvent::Unknown(_) => panic!("unknown"),
+                WebhookEvent::Account(_) | WebhookEvent::Unknown(_) => panic!("not a message or status"),
             })
             .collect();
         assert_eq!(accounts, ["106540352242922", "106540352242923", "106540352242923"]);
+    }
+
+    #[test]
+    fn metas_template_reviews_and_quality_news_are_account_updates() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[
+            {"field":"message_template_status_update","value":{"event":"PAUSED","message_template_id":1,
+              "message_template_name":"spring_sale","message_template_language":"en_US","reason":"NONE"}},
+            {"field":"phone_number_quality_update","value":{"display_phone_number":"15550002922","event":"DOWNGRADE","current_limit":"TIER_1K"}},
+            {"field":"account_review_update","value":{"decision":"APPROVED"}}]}]}"#;
+        let all = events(body);
+        assert!(matches!(
+            &all[0],
+            WebhookEvent::Account(AccountEvent {
+                update: AccountUpdate::TemplateStatus { status: TemplateStatus::Paused, reason: None, .. },
+                ..
+            })
+        ));
+        assert!(
+            matches!(&all[1], WebhookEvent::Account(AccountEvent { update: AccountUpdate::NumberQuality { messaging_limit: Some(l), .. }, .. }) if l == "TIER_1K")
+        );
+        assert!(
+            matches!(&all[2], WebhookEvent::Unknown(u) if u.reason.contains("account_review_update")),
+            "anything else is kept whole"
+        );
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub fn in_storage_order(events: Vec<WebhookEvent>) -> Vec<Vec<WebhookEvent>> {
         let key = match &event {
             WebhookEvent::Message(m) => format!("conversation {}", m.conversation_id()),
             WebhookEvent::Status(s) => format!("message {}", s.message_id),
-            WebhookEvent::Unknown(_) => format!("unknown {index}"),
+            WebhookEvent::Account(_) | WebhookEvent::Unknown(_) => format!("unknown {index}"),
         };
         groups.entry(key).or_default().push(event);
     }
@@ -98,7 +98,7 @@ pub fn in_storage_order(events: Vec<WebhookEvent>) -> Vec<Vec<WebhookEvent>> {
         group.sort_by_key(|event| match event {
             WebhookEvent::Message(m) => (m.sent_at, 0),
             WebhookEvent::Status(s) => (s.at, s.state.rank()),
-            WebhookEvent::Unknown(_) => (chrono::DateTime::<chrono::Utc>::MIN_UTC, 0),
+            WebhookEvent::Account(_) | WebhookEvent::Unknown(_) => (chrono::DateTime::<chrono::Utc>::MIN_UTC, 0),
         });
     }
     groups
@@ -150,6 +150,7 @@ impl Receiver {
             receipt = receipt.add(match event {
                 WebhookEvent::Message(message) => self.receive_message(message).await?,
                 WebhookEvent::Status(status) => self.receive_status(status).await?,
+                WebhookEvent::Account(update) => self.receive_account_update(update).await?,
                 WebhookEvent::Unknown(unknown) => self.keep_unknown(unknown).await?,
             });
         }
@@ -164,6 +165,32 @@ impl Receiver {
         let workspace = self.store.route(channel, account_id).await?;
         self.routes.put(key, workspace.clone());
         Ok(workspace)
+    }
+
+    /// A template's review or a number's quality, for the workspace that onboarded the WABA.
+    async fn receive_account_update(&self, event: crate::domain::AccountEvent) -> Result<Receipt, ReceiveError> {
+        let Some(workspace) = self.store.waba_owner(&event.waba_id).await? else {
+            let raw = serde_json::to_vec(&event).expect("events serialize");
+            let reason = format!("no workspace onboarded WhatsApp Business Account {}", event.waba_id);
+            self.store.keep_unrouted(&reason, Some(&event.waba_id), &raw, self.clock.now()).await?;
+            return Ok(Receipt { unrouted: 1, ..Receipt::default() });
+        };
+        let now = self.clock.now();
+        match event.update {
+            crate::domain::AccountUpdate::TemplateStatus { name, language, status, reason } => {
+                tracing::info!(workspace = %workspace, template = %name, ?status, "template status from Meta");
+                self.store
+                    .set_template_status(&workspace, &event.waba_id, &name, &language, status, reason.as_deref())
+                    .await?;
+            }
+            crate::domain::AccountUpdate::NumberQuality { display_phone_number, event: quality, messaging_limit } => {
+                tracing::info!(workspace = %workspace, %quality, ?messaging_limit, "number quality from Meta");
+                self.store
+                    .record_number_quality(&workspace, &display_phone_number, &quality, messaging_limit.as_deref(), now)
+                    .await?;
+            }
+        }
+        Ok(Receipt::default())
     }
 
     async fn keep_orphan(

@@ -7,6 +7,7 @@
 //! - [`registration`]: register with a PIN, deregister, request and verify a code — with the
 //!   FAQ's rules around Meta's PIN lock.
 
+pub mod diagnostics;
 pub mod onboarding;
 pub mod registration;
 
@@ -75,6 +76,8 @@ pub async fn connect(
             meta_status: None,
             quality_rating: None,
             verified_name: None,
+            quality_event: None,
+            messaging_limit: None,
         },
     };
     store.put_number(&record).await?;

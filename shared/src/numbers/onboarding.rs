@@ -77,6 +77,9 @@ impl Onboarding<'_> {
             state: if connected { NumberState::Active } else { NumberState::Draft },
         };
         let mut record = connect(self.store, self.vault, connection, now).await?;
+        if !self.store.claim_waba(workspace, waba, now).await.map_err(|e| OnboardError::Connect(e.into()))? {
+            tracing::warn!(%waba, "another workspace onboarded this WABA first: its template and quality news go there");
+        }
         let text = |field: &str| meta[field].as_str().map(str::to_owned);
         record.display_phone_number = text("display_phone_number").or(record.display_phone_number);
         record.verified_name = text("verified_name").or(record.verified_name);

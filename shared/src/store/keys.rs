@@ -10,6 +10,11 @@ pub fn route(channel: Channel, account_id: &str) -> (String, String) {
     (format!("ROUTE#{}#{account_id}", channel.as_str()), "ROUTE".into())
 }
 
+/// Which workspace hears Meta's news about a WhatsApp Business Account.
+pub fn waba_route(waba_id: &str) -> (String, String) {
+    (format!("ROUTE#waba#{waba_id}"), "ROUTE".into())
+}
+
 pub fn message(ws: &WorkspaceId, message_id: &str) -> (String, String) {
     (format!("WS#{ws}#MSG#{message_id}"), "MSG".into())
 }

@@ -45,6 +45,13 @@ pub struct NumberRecord {
     pub quality_rating: Option<String>,
     #[serde(default)]
     pub verified_name: Option<String>,
+    /// Meta's last quality event for the number (`FLAGGED`, `UNFLAGGED`, `UPGRADE`, ...).
+    #[serde(default)]
+    pub quality_event: Option<String>,
+    /// The messaging limit Meta last reported (`TIER_250` … `TIER_UNLIMITED`). Meta sets it per
+    /// business portfolio, so every number of the portfolio reports the same one.
+    #[serde(default)]
+    pub messaging_limit: Option<String>,
 }
 
 /// A message template of one of the workspace's WABAs, as Meta last described it.
@@ -63,6 +70,9 @@ pub struct TemplateRecord {
     pub components: Option<serde_json::Value>,
     #[serde(default)]
     pub meta_id: Option<String>,
+    /// Why Meta rejected, paused or disabled it, when it said.
+    #[serde(default)]
+    pub status_reason: Option<String>,
 }
 
 impl Store {
@@ -198,6 +208,7 @@ impl Store {
             quality_score: None,
             components: None,
             meta_id: None,
+            status_reason: None,
         };
         self.put_template_record(&record).await
     }
@@ -208,6 +219,62 @@ impl Store {
         let key = keys::template(ws, &record.waba_id, &record.name, &record.language);
         let listed = (keys::workspace_templates(ws), format!("{}#{}#{}", record.name, record.language, record.waba_id));
         self.put_listed(key, record, "template", listed).await
+    }
+
+    /// Meta reviewed, paused or disabled a template (`message_template_status_update`); a
+    /// template not synced yet is recorded with what the webhook says.
+    pub async fn set_template_status(
+        &self,
+        workspace: &WorkspaceId,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+        status: TemplateStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::template(workspace, waba_id, name, language);
+        let status = serde_json::to_value(status).expect("statuses serialize").as_str().unwrap_or_default().to_owned();
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let mut update = Update::new()
+            .set("status", s(status))
+            .set("workspace_id", s(workspace.as_str()))
+            .set("waba_id", s(waba_id))
+            .set("name", s(name))
+            .set("language", s(language))
+            .set("gsi1pk", s(keys::workspace_templates(workspace)))
+            .set("gsi1sk", s(format!("{name}#{language}#{waba_id}")));
+        update = match reason {
+            Some(reason) => update.set("status_reason", s(reason)),
+            None => update.remove("status_reason"),
+        };
+        update.apply(request).send().await.map_err(|e| StoreError::aws("UpdateItem template status", e))?;
+        Ok(())
+    }
+
+    /// Meta's quality news for the number showing `display_phone_number`.
+    pub async fn record_number_quality(
+        &self,
+        workspace: &WorkspaceId,
+        display_phone_number: &str,
+        event: &str,
+        messaging_limit: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        let wanted = digits(display_phone_number);
+        let numbers = self.numbers(workspace).await?;
+        let Some(mut number) =
+            numbers.into_iter().find(|n| n.display_phone_number.as_deref().map(digits) == Some(wanted.clone()))
+        else {
+            return Ok(false);
+        };
+        number.quality_event = Some(event.to_owned());
+        if let Some(limit) = messaging_limit {
+            number.messaging_limit = Some(limit.to_owned());
+        }
+        number.updated_at = now;
+        self.put_number(&number).await?;
+        Ok(true)
     }
 
     /// The workspace's templates, by name.

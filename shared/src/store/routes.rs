@@ -71,4 +71,44 @@ impl Store {
         let route: Option<RouteItem> = self.get(pk, sk, "route").await?;
         Ok(route.map(|r| r.workspace_id))
     }
+
+    /// Records that `workspace` onboarded a number of `waba`, so that Meta's news about the
+    /// WABA (template reviews, quality) reaches it. The first workspace keeps it: `false` when
+    /// another one holds it already.
+    pub async fn claim_waba(
+        &self,
+        workspace: &WorkspaceId,
+        waba_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::waba_route(waba_id);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(keys::PK, AttributeValue::S(pk))
+            .item(keys::SK, AttributeValue::S(sk))
+            .item("workspace_id", AttributeValue::S(workspace.to_string()))
+            .item("claimed_at", AttributeValue::S(now.to_rfc3339()))
+            .condition_expression("attribute_not_exists(pk) OR workspace_id = :ws")
+            .expression_attribute_values(":ws", AttributeValue::S(workspace.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("PutItem WABA route", e)),
+        }
+    }
+
+    /// The workspace that onboarded a number of this WABA, if any.
+    pub async fn waba_owner(&self, waba_id: &str) -> Result<Option<WorkspaceId>, StoreError> {
+        #[derive(Deserialize)]
+        struct Owner {
+            workspace_id: WorkspaceId,
+        }
+        let (pk, sk) = keys::waba_route(waba_id);
+        let owner: Option<Owner> = self.get(pk, sk, "WABA route").await?;
+        Ok(owner.map(|o| o.workspace_id))
+    }
 }

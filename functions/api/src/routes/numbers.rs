@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<Shared> {
         .routes(routes!(deregister))
         .routes(routes!(request_code))
         .routes(routes!(verify_code))
+        .routes(routes!(diagnostics))
 }
 
 /// A number as the workspace sees it. The access token is shown by its last 4 characters only.
@@ -41,6 +42,10 @@ pub struct NumberView {
     /// Meta's own status of the number (CONNECTED, DISCONNECTED, ...).
     pub meta_status: Option<String>,
     pub quality_rating: Option<String>,
+    /// Meta's last quality event (FLAGGED, UNFLAGGED, UPGRADE, DOWNGRADE).
+    pub quality_event: Option<String>,
+    /// The messaging limit Meta last reported, shared by the business portfolio's numbers.
+    pub messaging_limit: Option<String>,
     /// Register is refused until a code is requested and verified (Meta's PIN lock).
     pub needs_reverification: bool,
     pub token_last4: String,
@@ -58,6 +63,8 @@ impl From<&NumberRecord> for NumberView {
             state_reason: n.state_reason.clone(),
             meta_status: n.meta_status.clone(),
             quality_rating: n.quality_rating.clone(),
+            quality_event: n.quality_event.clone(),
+            messaging_limit: n.messaging_limit.clone(),
             needs_reverification: n.needs_reverification,
             token_last4: n.token.last4.clone(),
         }
@@ -273,4 +280,58 @@ async fn verify_code(
     let number =
         registrar.verify_code(&caller.workspace, &id, &code, state.clock.now()).await.map_err(registration_error)?;
     Ok(axum::Json(NumberView::from(&number)))
+}
+
+/// One of the FAQ's checks for "inbound messages stopped arriving".
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckView {
+    pub name: String,
+    /// `pass`, `fail`, or `unknown` (not checkable from here; `fix` says where to look).
+    pub verdict: String,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Diagnosis {
+    /// Every check passed (unknown ones aside).
+    pub healthy: bool,
+    pub checks: Vec<CheckView>,
+}
+
+#[utoipa::path(get, operation_id = "diagnose_number", path = "/v1/numbers/{id}/diagnostics", tag = "numbers", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Meta's phone number id")),
+    responses((status = 200, body = Diagnosis), (status = 404, body = ErrorBody)))]
+async fn diagnostics(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::Json<Diagnosis>, ApiError> {
+    let number = find(&state, &caller, &id).await?;
+    // Our webhook lives beside the API, behind the same host.
+    let callback = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|host| format!("https://{host}/webhook"));
+    let checks = wapisnap::numbers::diagnostics::diagnose(
+        &state.vault,
+        &state.graph,
+        &caller.workspace,
+        &number,
+        callback.as_deref(),
+        state.clock.now(),
+    )
+    .await;
+    let verdict = |v: wapisnap::numbers::diagnostics::Verdict| {
+        serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    };
+    let healthy = checks.iter().all(|c| c.verdict != wapisnap::numbers::diagnostics::Verdict::Fail);
+    Ok(axum::Json(Diagnosis {
+        healthy,
+        checks: checks
+            .into_iter()
+            .map(|c| CheckView { name: c.name.into(), verdict: verdict(c.verdict), detail: c.detail, fix: c.fix })
+            .collect(),
+    }))
 }

@@ -30,6 +30,8 @@ pub struct TemplateView {
     pub sendable: bool,
     /// Why a send of it would be refused.
     pub why_not: Option<String>,
+    /// Meta's reason for a rejection, pause or disabling, when it gave one.
+    pub status_reason: Option<String>,
     #[schema(value_type = Object)]
     pub components: Option<serde_json::Value>,
 }
@@ -46,6 +48,7 @@ impl From<TemplateRecord> for TemplateView {
             waba_id: t.waba_id,
             category: t.category,
             quality_score: t.quality_score,
+            status_reason: t.status_reason,
             components: t.components,
         }
     }
