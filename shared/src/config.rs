@@ -92,6 +92,9 @@ pub struct MetaConfig {
     /// The current app secret first; during a rotation the previous one too (either verifies).
     pub app_secrets: Vec<SecretString>,
     pub verify_token: SecretString,
+    /// The Meta app's id, for exchanging an Embedded Signup code (`META_APP_ID`; absent: the
+    /// API onboards with pasted tokens only).
+    pub app_id: Option<String>,
 }
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com";
@@ -123,6 +126,7 @@ impl MetaConfig {
             verify_token: SecretString::from(
                 env.required("META_VERIFY_TOKEN", "the token Meta echoes in the webhook verification handshake")?,
             ),
+            app_id: env.optional("META_APP_ID").filter(|id| !id.is_empty()),
         })
     }
 }

@@ -210,6 +210,15 @@ async fn an_agent_replies_from_the_inbox_once_per_idempotency_key_and_takes_the_
     })
     .await;
     assert_eq!(app.sends_received(), 1, "Meta received it once");
+    let (_, history) = api.get(&format!("/v1/conversations/{conversation}/messages")).await;
+    let history = history["items"].as_array().unwrap().clone();
+    assert_eq!(history.len(), 2, "the customer's message and our reply, once: {history:?}");
+    assert_eq!((history[0]["direction"].as_str(), history[1]["direction"].as_str()), (Some("in"), Some("out")));
+    assert_eq!(
+        (history[1]["state"].as_str(), &history[1]["content"]["body"]),
+        (Some("DELIVERED"), &json!("Ships tomorrow."))
+    );
+    assert!(history[1]["wamid"].as_str().is_some());
     let (_, listed) = api.get("/v1/conversations").await;
     assert_eq!(listed["items"][0]["human_handoff"], true);
     let handoff = format!("/v1/conversations/{conversation}/handoff");
@@ -470,4 +479,27 @@ async fn a_workspace_over_its_request_rate_gets_429_with_retry_after_and_others_
     assert!(!limited.is_empty(), "a burst over the rate is refused");
     assert!(limited[0].headers().get("retry-after").is_some());
     assert_eq!(rival.get("/v1/numbers").await.0, 200, "another workspace keeps its own budget");
+}
+
+#[tokio::test]
+async fn embedded_signup_exchanges_the_code_and_onboards_the_wabas_numbers() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    let waba = format!("9{NUMBER_B}");
+    let (status, refused) = api.post("/v1/numbers/embedded-signup", json!({ "code": "forged", "waba_id": waba })).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("meta_refused")), "{refused}");
+    let (status, onboarded) =
+        api.post("/v1/numbers/embedded-signup", json!({ "code": "sandbox-code-42", "waba_id": waba })).await;
+    assert_eq!(status, 201, "{onboarded}");
+    assert_eq!(onboarded["items"][0]["phone_number_id"], NUMBER_B);
+    assert!(!onboarded.to_string().contains("EAAGsignup42TOKEN"), "the business token is never returned");
+    let exchange = app.env.sandbox.requests_to("/oauth/access_token");
+    assert_eq!(exchange.len(), 2);
+    assert!(exchange[1].query.contains("client_id=local-app"));
+    let sent_with = app.env.sandbox.requests_to("/phone_numbers");
+    assert_eq!(
+        sent_with[0].authorization.as_deref(),
+        Some("Bearer EAAGsignup42TOKEN"),
+        "the exchanged token is the one used"
+    );
 }

@@ -117,6 +117,8 @@ impl Api {
             graph,
             clock,
             limiter: limits::WorkspaceLimiter::new(config.workspace_rate),
+            app_id: config.meta.app_id.clone(),
+            app_secret: config.meta.app_secrets.first().cloned().unwrap_or_else(|| secrecy::SecretString::from("")),
         };
         Self { router: router(state) }
     }

@@ -15,6 +15,9 @@ pub struct ApiState {
     pub graph: GraphClient,
     pub clock: SharedClock,
     pub limiter: crate::limits::WorkspaceLimiter,
+    /// Embedded Signup's code exchange.
+    pub app_id: Option<String>,
+    pub app_secret: secrecy::SecretString,
 }
 
 pub type Shared = Arc<ApiState>;

@@ -107,6 +107,7 @@ impl LocalStack {
             ("MetaAppSecret".to_owned(), options.meta_app_secret.clone()),
             ("MetaVerifyToken".to_owned(), options.meta_verify_token.clone()),
             ("MetaGraphUrl".to_owned(), options.meta_graph_url.clone()),
+            ("MetaAppId".to_owned(), "local-app".to_owned()),
         ]);
         if let Some(previous) = &options.meta_app_secret_previous {
             parameters.insert("MetaAppSecretPrevious".to_owned(), previous.clone());

@@ -154,6 +154,24 @@ impl GraphClient {
         Self::answer(response).await
     }
 
+    /// Embedded Signup: exchanges the code the business's browser got from Meta for a business
+    /// integration token (`GET /oauth/access_token`, authenticated by the app id and secret).
+    pub async fn exchange_code(
+        &self,
+        app_id: &str,
+        app_secret: &SecretString,
+        code: &str,
+    ) -> Result<SecretString, GraphError> {
+        let url = self.endpoint("oauth/access_token");
+        let query = [("client_id", app_id), ("client_secret", app_secret.expose_secret()), ("code", code)];
+        let response = self.http.get(&url).query(&query).send().await.map_err(unanswered)?;
+        let answer = Self::answer(response).await?;
+        answer["access_token"]
+            .as_str()
+            .map(SecretString::from)
+            .ok_or_else(|| GraphError::UnreadableAnswer { status: 200, reason: "no access_token".into() })
+    }
+
     /// Any other POST to the Graph API (register, deregister, codes, subscriptions, ...).
     pub async fn post(&self, url: &str, token: &SecretString, body: &Value) -> Result<Value, GraphError> {
         let response =

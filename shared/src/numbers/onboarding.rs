@@ -1,5 +1,6 @@
-//! Onboarding a WhatsApp number with an access token (pasted by an operator; Embedded Signup
-//! hands over the same kind of token). The token is checked against Meta before anything is
+//! Onboarding WhatsApp numbers: with an access token an operator pastes, or by Embedded Signup
+//! (the business's browser gets a code from Meta; we exchange it for a business token, then
+//! onboard every number of the WABA with it). The token is checked against Meta before anything is
 //! stored — a number we cannot read with it is refused — then the app is subscribed to the
 //! WABA (without it, no webhook arrives: the FAQ's "Inbound messages stopped arriving", step 3),
 //! and the number is connected: claimed for this workspace (409 when another one holds it),
@@ -25,6 +26,10 @@ pub enum OnboardError {
     MetaUnreachable(String),
     #[error("WhatsApp number {0} already belongs to another workspace")]
     OwnedElsewhere(String),
+    #[error("Embedded Signup is not configured: set META_APP_ID (and META_APP_SECRET) for the API")]
+    SignupNotConfigured,
+    #[error("the WhatsApp Business Account has no phone number to onboard")]
+    NoNumbers,
     #[error(transparent)]
     Connect(ConnectError),
 }
@@ -53,7 +58,43 @@ pub struct Onboarding<'a> {
     pub graph: &'a GraphClient,
 }
 
+/// The app credentials Embedded Signup's code exchange needs.
+pub struct AppCredentials<'a> {
+    pub app_id: Option<&'a str>,
+    pub app_secret: &'a SecretString,
+}
+
 impl Onboarding<'_> {
+    /// Embedded Signup: the code becomes a business token, the app is subscribed to the WABA,
+    /// and each of the WABA's numbers is onboarded with the token.
+    pub async fn with_signup_code(
+        &self,
+        workspace: &WorkspaceId,
+        app: AppCredentials<'_>,
+        code: &str,
+        waba: &WabaId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NumberRecord>, OnboardError> {
+        let app_id = app.app_id.ok_or(OnboardError::SignupNotConfigured)?;
+        let token = self.graph.exchange_code(app_id, app.app_secret, code).await.map_err(from_graph)?;
+        let listed =
+            self.graph.get(&self.graph.endpoint(&format!("{waba}/phone_numbers")), &token).await.map_err(from_graph)?;
+        let numbers: Vec<PhoneNumberId> = listed["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["id"].as_str().and_then(|id| PhoneNumberId::parse(id).ok()))
+            .collect();
+        if numbers.is_empty() {
+            return Err(OnboardError::NoNumbers);
+        }
+        let mut onboarded = Vec::with_capacity(numbers.len());
+        for number in &numbers {
+            onboarded.push(self.with_token(workspace, number, waba, &token, now).await?);
+        }
+        Ok(onboarded)
+    }
+
     pub async fn with_token(
         &self,
         workspace: &WorkspaceId,

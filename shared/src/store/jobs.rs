@@ -295,7 +295,10 @@ impl Store {
             .send()
             .await;
         match put {
-            Ok(_) => return Ok(Accepted::New),
+            Ok(_) => {
+                self.record_outbound(job, now).await?;
+                return Ok(Accepted::New);
+            }
             Err(e) if refused_by_condition(&e) => {}
             Err(e) => return Err(StoreError::aws("PutItem job", e)),
         }
@@ -304,6 +307,8 @@ impl Store {
         };
         // Jobs stored before hashes existed have none: same id, so the same request.
         if existing.request_hash.as_deref().is_none_or(|stored| stored == hash) {
+            // A repeat of an acceptance that may have stopped before listing the job.
+            self.record_outbound(job, now).await?;
             return Ok(Accepted::Again(existing.state));
         }
         let update = Update::new()

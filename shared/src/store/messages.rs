@@ -1,4 +1,6 @@
-//! Inbound messages, stored exactly once per workspace by Meta's message id.
+//! A conversation's messages: inbound ones, stored exactly once per workspace by Meta's message
+//! id, and an entry for each send job accepted into the conversation (its state lives on the
+//! job), so the inbox shows both sides in order.
 //!
 //! The message item doubles as the ledger of its side effects: it is written first
 //! (conditionally), then the contact, conversation and flow event follow, then `processed` is
@@ -11,8 +13,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, keys, refused_by_condition};
-use crate::domain::InboundMessage;
-use crate::domain::WorkspaceId;
+use crate::domain::{InboundMessage, Origin, SendJob, SendJobId, WorkspaceId};
+use crate::outbound::content::OutboundContent;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredMessage {
@@ -38,6 +40,26 @@ pub enum Insert {
         processed: bool,
     },
 }
+
+/// One of our sends, as its conversation lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboundEntry {
+    pub workspace_id: WorkspaceId,
+    pub conversation_id: String,
+    pub job_id: SendJobId,
+    pub origin: Origin,
+    pub content: OutboundContent,
+    pub queued_at: DateTime<Utc>,
+}
+
+/// A conversation's message, either way.
+#[derive(Debug, Clone)]
+pub enum ConversationEntry {
+    Inbound(Box<StoredMessage>),
+    Outbound(Box<OutboundEntry>),
+}
+
+const OUTBOUND_SK: &str = "OUTMSG";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { entity: "message", reason: e.to_string() }
@@ -106,30 +128,68 @@ impl Store {
         self.get(pk, sk, "message").await
     }
 
-    /// A page of a conversation's messages, oldest first (by Meta's timestamp).
+    /// Lists an accepted send job in its conversation (once, however often it is accepted).
+    pub async fn record_outbound(&self, job: &SendJob, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let ws = &job.workspace_id;
+        let conversation_id = job.conversation_id();
+        let entry = OutboundEntry {
+            workspace_id: ws.clone(),
+            conversation_id: conversation_id.clone(),
+            job_id: job.job_id.clone(),
+            origin: job.origin.clone(),
+            content: job.content.clone(),
+            queued_at: now,
+        };
+        let key = (format!("WS#{ws}#OUTMSG#{}", job.job_id), OUTBOUND_SK.to_owned());
+        let mut item = super::item_at(key, &entry, "outbound message")?;
+        item.insert("gsi1pk".into(), AttributeValue::S(keys::conversation_messages(ws, &conversation_id)));
+        item.insert(
+            "gsi1sk".into(),
+            AttributeValue::S(format!("{}#{}", keys::sortable_millis(now.timestamp_millis()), job.job_id)),
+        );
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) if refused_by_condition(&e) => Ok(()),
+            Err(e) => Err(StoreError::aws("PutItem outbound message", e)),
+        }
+    }
+
+    /// A page of a conversation's messages, both ways, oldest first.
     pub async fn conversation_messages_page(
         &self,
         workspace: &WorkspaceId,
         conversation_id: &str,
         limit: i32,
         cursor: Option<&str>,
-    ) -> Result<Result<super::pages::Page<StoredMessage>, super::pages::BadCursor>, StoreError> {
+    ) -> Result<Result<super::pages::Page<ConversationEntry>, super::pages::BadCursor>, StoreError> {
         let key = keys::conversation_messages(workspace, conversation_id);
         let page = self.index_page(workspace, key, super::pages::Order::OldestFirst, limit, cursor).await?;
+        let entry = |item: super::Item| -> Result<ConversationEntry, StoreError> {
+            let outbound = item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == OUTBOUND_SK);
+            Ok(if outbound {
+                ConversationEntry::Outbound(Box::new(serde_dynamo::from_item(item).map_err(corrupt)?))
+            } else {
+                ConversationEntry::Inbound(Box::new(serde_dynamo::from_item(item).map_err(corrupt)?))
+            })
+        };
         Ok(match page {
             Ok(page) => Ok(super::pages::Page {
-                items: page
-                    .items
-                    .into_iter()
-                    .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
-                    .collect::<Result<_, _>>()?,
+                items: page.items.into_iter().map(entry).collect::<Result<_, _>>()?,
                 next: page.next,
             }),
             Err(bad) => Err(bad),
         })
     }
 
-    /// A conversation's messages, oldest first (by Meta's timestamp).
+    /// A conversation's inbound messages, oldest first (by Meta's timestamp).
     pub async fn conversation_messages(
         &self,
         workspace: &WorkspaceId,
@@ -138,6 +198,7 @@ impl Store {
         self.query_index(keys::conversation_messages(workspace, conversation_id), "Query conversation messages")
             .await?
             .into_iter()
+            .filter(|item| item.get("sk").and_then(|v| v.as_s().ok()).is_none_or(|sk| sk != OUTBOUND_SK))
             .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
             .collect()
     }

@@ -13,7 +13,8 @@ use wapisnap::outbound::accept::AcceptError;
 use wapisnap::outbound::content::OutboundContent;
 use wapisnap::policy::window::is_window_open;
 use wapisnap::store::conversations::Conversation;
-use wapisnap::store::messages::StoredMessage;
+use wapisnap::store::jobs::JobRecord;
+use wapisnap::store::messages::{ConversationEntry, OutboundEntry, StoredMessage};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody};
@@ -92,25 +93,63 @@ async fn list(
     }))
 }
 
+/// One message of a conversation, from the customer (`in`) or from us (`out`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
+    /// Meta's id for an inbound message; our send job id for an outbound one.
     pub id: String,
-    pub sent_at: DateTime<Utc>,
+    /// `in` (the customer) or `out` (an agent, a flow, a broadcast).
+    pub direction: String,
+    pub at: DateTime<Utc>,
     pub profile_name: Option<String>,
     pub reply_to: Option<String>,
-    /// What the customer sent, by type (text, image, interactive reply, ...).
+    /// What was sent, by type (text, image, interactive reply, template, ...).
     #[schema(value_type = Object)]
     pub content: serde_json::Value,
+    /// For `out`: who sent it (`{"type": "human", "agent_id"}`, a flow, a broadcast).
+    #[schema(value_type = Object)]
+    pub origin: Option<serde_json::Value>,
+    /// For `out`: where the send stands (QUEUED … DELIVERED, FAILED, REFUSED).
+    pub state: Option<String>,
+    /// For `out`: Meta's id, once accepted.
+    pub wamid: Option<String>,
+    pub error_code: Option<i64>,
+    /// For `out`: why it failed or was refused (FAILED without one: Meta never reported it).
+    pub error: Option<String>,
 }
 
-impl From<StoredMessage> for MessageView {
-    fn from(m: StoredMessage) -> Self {
+impl MessageView {
+    fn inbound(m: StoredMessage) -> Self {
         Self {
             id: m.message.message_id.to_string(),
-            sent_at: m.message.sent_at,
+            direction: "in".into(),
+            at: m.message.sent_at,
             profile_name: m.message.profile_name,
             reply_to: m.message.reply_to,
             content: serde_json::to_value(&m.message.content).unwrap_or_default(),
+            origin: None,
+            state: None,
+            wamid: None,
+            error_code: None,
+            error: None,
+        }
+    }
+
+    fn outbound(entry: OutboundEntry, job: Option<JobRecord>) -> Self {
+        let state =
+            job.as_ref().and_then(|j| serde_json::to_value(j.state).ok()).and_then(|v| v.as_str().map(str::to_owned));
+        Self {
+            id: entry.job_id.to_string(),
+            direction: "out".into(),
+            at: entry.queued_at,
+            profile_name: None,
+            reply_to: None,
+            content: serde_json::to_value(&entry.content).unwrap_or_default(),
+            origin: serde_json::to_value(&entry.origin).ok(),
+            state,
+            wamid: job.as_ref().and_then(|j| j.wamid.as_ref().map(ToString::to_string)),
+            error_code: job.as_ref().and_then(|j| j.error_code),
+            error: job.and_then(|j| j.reason),
         }
     }
 }
@@ -145,7 +184,17 @@ async fn messages(
         .conversation_messages_page(&caller.workspace, &id, limit, page.cursor.as_deref())
         .await?
         .map_err(bad_cursor)?;
-    Ok(axum::Json(MessagePage { items: found.items.into_iter().map(MessageView::from).collect(), next: found.next }))
+    let mut items = Vec::with_capacity(found.items.len());
+    for entry in found.items {
+        items.push(match entry {
+            ConversationEntry::Inbound(message) => MessageView::inbound(*message),
+            ConversationEntry::Outbound(sent) => {
+                let job = state.store.job(&caller.workspace, &sent.job_id).await?;
+                MessageView::outbound(*sent, job)
+            }
+        });
+    }
+    Ok(axum::Json(MessagePage { items, next: found.next }))
 }
 
 /// A human's message from the inbox.

@@ -20,6 +20,7 @@ use crate::state::Shared;
 pub fn router() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .routes(routes!(onboard, list))
+        .routes(routes!(embedded_signup))
         .routes(routes!(show, release))
         .routes(routes!(register))
         .routes(routes!(deregister))
@@ -90,6 +91,10 @@ fn onboard_error(error: OnboardError) -> ApiError {
         OnboardError::OwnedElsewhere(_) => ApiError::conflict(error.to_string()),
         OnboardError::MetaRefused(_) => ApiError::unprocessable("meta_refused", error.to_string()),
         OnboardError::MetaUnreachable(_) => ApiError::bad_gateway(error.to_string()),
+        OnboardError::SignupNotConfigured => {
+            ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_configured", error.to_string())
+        }
+        OnboardError::NoNumbers => ApiError::unprocessable("no_numbers", error.to_string()),
         OnboardError::Connect(_) => ApiError::internal("the number could not be connected; nothing was changed"),
     }
 }
@@ -334,4 +339,38 @@ async fn diagnostics(
             .map(|c| CheckView { name: c.name.into(), verdict: verdict(c.verdict), detail: c.detail, fix: c.fix })
             .collect(),
     }))
+}
+
+/// What the business's browser got from Meta's Embedded Signup.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignupCode {
+    /// The code from `FB.login` (valid for a few minutes, usable once).
+    pub code: String,
+    /// The WhatsApp Business Account the business chose or created.
+    pub waba_id: String,
+}
+
+#[utoipa::path(post, operation_id = "onboard_by_embedded_signup", path = "/v1/numbers/embedded-signup", tag = "numbers",
+    request_body = SignupCode, security(("api_key" = [])),
+    responses((status = 201, body = NumberList), (status = 409, body = ErrorBody), (status = 422, description = "Meta refused the code", body = ErrorBody),
+        (status = 501, description = "META_APP_ID is not set", body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn embedded_signup(
+    State(state): State<Shared>,
+    caller: Caller,
+    JsonBody(body): JsonBody<SignupCode>,
+) -> Result<(StatusCode, axum::Json<NumberList>), ApiError> {
+    let waba = WabaId::parse(body.waba_id.as_str()).map_err(|e| ApiError::field("waba_id", e.reason))?;
+    if body.code.trim().is_empty() {
+        return Err(ApiError::field("code", "must not be empty"));
+    }
+    let app = wapisnap::numbers::onboarding::AppCredentials {
+        app_id: state.app_id.as_deref(),
+        app_secret: &state.app_secret,
+    };
+    let onboarding = Onboarding { store: &state.store, vault: &state.vault, graph: &state.graph };
+    let numbers = onboarding
+        .with_signup_code(&caller.workspace, app, body.code.trim(), &waba, state.clock.now())
+        .await
+        .map_err(onboard_error)?;
+    Ok((StatusCode::CREATED, axum::Json(NumberList { items: numbers.iter().map(NumberView::from).collect() })))
 }

@@ -74,7 +74,13 @@ async fn handle(
     let path = uri.path().to_owned();
 
     let fault = state.take_fault(&path, &body);
-    let (status, answer, after) = match (&fault, answer_precheck(state, version, authorization.as_deref())) {
+    // The code exchange is authenticated by the app's id and secret in the query, not a token.
+    let precheck = if (id, edge) == ("oauth", "access_token") {
+        Some(exchange_code(state, uri.query().unwrap_or_default()))
+    } else {
+        answer_precheck(state, version, authorization.as_deref())
+    };
+    let (status, answer, after) = match (&fault, precheck) {
         (_, Some(refusal)) => (refusal.0, refusal.1, None),
         (Some(FaultEffect::MetaError { code, subcode, http_status, message }), None) => {
             let (s, v) = meta_error(state, *code, *subcode, *http_status, message.as_deref());
@@ -123,6 +129,20 @@ async fn handle(
             (status, axum::Json(errors::error_body(131000, None, None, None, state.next()))).into_response()
         }
         _ => (status, axum::Json(answer)).into_response(),
+    }
+}
+
+/// Embedded Signup's code exchange: a code the sandbox "issued" (`sandbox-code-…`) becomes a
+/// business token; anything else is refused the way Meta refuses it.
+fn exchange_code(state: &SandboxState, query: &str) -> Answer {
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let secret_ok = state.app_secret().is_none_or(|secret| params.get("client_secret") == Some(&secret));
+    match params.get("code").and_then(|c| c.strip_prefix("sandbox-code-")) {
+        Some(rest) if secret_ok && params.contains_key("client_id") => {
+            (StatusCode::OK, json!({ "access_token": format!("EAAGsignup{rest}TOKEN"), "token_type": "bearer" }))
+        }
+        _ => meta_error(state, 100, Some(36007), None, Some("Invalid verification code format.")),
     }
 }
 
@@ -216,6 +236,19 @@ fn route(
             });
             state.templates.lock().expect("templates").entry(id.to_owned()).or_default().push(template.clone());
             ok(json!({ "id": template["id"], "status": "APPROVED", "category": body["category"] }))
+        }
+        // A sandbox WABA `9{number}` holds that one number.
+        ("GET", "phone_numbers") => {
+            let data: Vec<Value> = id
+                .strip_prefix('9')
+                .map(|number| state.number(number))
+                .map(|n| {
+                    json!({ "id": n.id, "display_phone_number": n.display_phone_number, "verified_name": n.verified_name,
+                            "quality_rating": n.quality_rating, "code_verification_status": n.code_verification_status })
+                })
+                .into_iter()
+                .collect();
+            ok(json!({ "data": data }))
         }
         ("POST", "subscribed_apps") => {
             state.subscribed_wabas.lock().expect("subscriptions").push(id.to_owned());

@@ -151,6 +151,11 @@ impl SandboxState {
         self.numbers.lock().expect("numbers").entry(id.to_owned()).or_insert_with(|| SandboxNumber::new(id)).clone()
     }
 
+    /// The app secret the sandbox shares with the stack (it signs webhooks with it).
+    fn app_secret(&self) -> Option<String> {
+        self.webhook.lock().expect("webhook").as_ref().map(|target| target.app_secret.clone())
+    }
+
     fn update_number(&self, id: &str, change: impl FnOnce(&mut SandboxNumber)) -> SandboxNumber {
         let mut numbers = self.numbers.lock().expect("numbers");
         let number = numbers.entry(id.to_owned()).or_insert_with(|| SandboxNumber::new(id));
