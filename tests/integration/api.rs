@@ -435,6 +435,15 @@ async fn metas_template_reviews_and_quality_news_reach_the_workspace_that_onboar
         (number["quality_event"].as_str(), number["messaging_limit"].as_str()),
         (Some("DOWNGRADE"), Some("TIER_1K"))
     );
+
+    let banned = json!({ "object": "whatsapp_business_account", "entry": [{ "id": waba, "changes": [
+        { "field": "account_update", "value": { "phone_number": display, "event": "DISABLED_UPDATE",
+          "ban_info": { "waba_ban_state": ["DISABLE"], "waba_ban_date": "2026-11-28" } } }
+    ] }] });
+    assert_eq!(app.deliver(banned.to_string().as_bytes()).await.0, 200);
+    let (_, number) = api.get(&format!("/v1/numbers/{NUMBER_A}")).await;
+    assert_eq!(number["state"], "ERROR", "{number}");
+    assert!(number["state_reason"].as_str().unwrap().contains("DISABLED_UPDATE"));
 }
 
 #[tokio::test]

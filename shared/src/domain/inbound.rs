@@ -172,6 +172,9 @@ pub struct AccountEvent {
 pub enum AccountUpdate {
     /// `message_template_status_update`: Meta reviewed, paused or disabled a template.
     TemplateStatus { name: String, language: String, status: TemplateStatus, reason: Option<String> },
+    /// `account_update`: Meta's decision about the account or one of its numbers (a ban, a
+    /// violation, a restriction, a deletion); `phone_number` names the number when it is one.
+    AccountStatus { phone_number: Option<String>, event: String, detail: Option<String> },
     /// `phone_number_quality_update`: a number's quality event and the messaging limit that
     /// follows (250, 2K, 10K, 100K unique customers in 24 h, or unlimited).
     NumberQuality { display_phone_number: String, event: String, messaging_limit: Option<String> },

@@ -80,6 +80,13 @@ fn account_event(waba_id: &str, field: &str, raw: &RawValue) -> WebhookEvent {
             }),
             _ => None,
         },
+        "account_update" => text("event").map(|event| AccountUpdate::AccountStatus {
+            phone_number: text("phone_number"),
+            event,
+            detail: ["ban_info", "violation_info", "restriction_info"]
+                .iter()
+                .find_map(|key| value.get(*key).filter(|v| !v.is_null()).map(ToString::to_string)),
+        }),
         "phone_number_quality_update" => {
             text("display_phone_number").map(|display_phone_number| AccountUpdate::NumberQuality {
                 display_phone_number,

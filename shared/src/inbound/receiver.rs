@@ -183,6 +183,12 @@ impl Receiver {
                     .set_template_status(&workspace, &event.waba_id, &name, &language, status, reason.as_deref())
                     .await?;
             }
+            crate::domain::AccountUpdate::AccountStatus { phone_number, event: decision, detail } => {
+                tracing::warn!(workspace = %workspace, %decision, "account decision from Meta");
+                if let Some(number) = phone_number {
+                    self.store.record_account_decision(&workspace, &number, &decision, detail.as_deref(), now).await?;
+                }
+            }
             crate::domain::AccountUpdate::NumberQuality { display_phone_number, event: quality, messaging_limit } => {
                 tracing::info!(workspace = %workspace, %quality, ?messaging_limit, "number quality from Meta");
                 self.store

@@ -251,7 +251,20 @@ impl Store {
         Ok(())
     }
 
-    /// Meta's quality news for the number showing `display_phone_number`.
+    /// The number showing `display_phone_number` (digits compared), if the workspace has it.
+    async fn number_showing(
+        &self,
+        workspace: &WorkspaceId,
+        display_phone_number: &str,
+    ) -> Result<Option<NumberRecord>, StoreError> {
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        let wanted = digits(display_phone_number);
+        let numbers = self.numbers(workspace).await?;
+        Ok(numbers.into_iter().find(|n| n.display_phone_number.as_deref().map(digits).as_deref() == Some(&wanted)))
+    }
+
+    /// Meta's quality news for a number: its quality event, and the messaging limit, which Meta
+    /// sets for the whole business portfolio — so every number of the same WABA takes it.
     pub async fn record_number_quality(
         &self,
         workspace: &WorkspaceId,
@@ -260,18 +273,41 @@ impl Store {
         messaging_limit: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-        let wanted = digits(display_phone_number);
-        let numbers = self.numbers(workspace).await?;
-        let Some(mut number) =
-            numbers.into_iter().find(|n| n.display_phone_number.as_deref().map(digits) == Some(wanted.clone()))
-        else {
-            return Ok(false);
-        };
+        let Some(mut number) = self.number_showing(workspace, display_phone_number).await? else { return Ok(false) };
         number.quality_event = Some(event.to_owned());
+        number.updated_at = now;
         if let Some(limit) = messaging_limit {
+            for mut sibling in self.numbers(workspace).await? {
+                if sibling.waba_id == number.waba_id && sibling.account_id != number.account_id {
+                    sibling.messaging_limit = Some(limit.to_owned());
+                    self.put_number(&sibling).await?;
+                }
+            }
             number.messaging_limit = Some(limit.to_owned());
         }
+        self.put_number(&number).await?;
+        Ok(true)
+    }
+
+    /// Meta's decision about a number (`account_update`): a ban, a deletion or a removal of our
+    /// access takes it out of service (ERROR with Meta's event as the reason); anything else
+    /// is recorded as the reason and leaves the state as it is.
+    pub async fn record_account_decision(
+        &self,
+        workspace: &WorkspaceId,
+        display_phone_number: &str,
+        event: &str,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let Some(mut number) = self.number_showing(workspace, display_phone_number).await? else { return Ok(false) };
+        if matches!(event, "DISABLED_UPDATE" | "ACCOUNT_DELETED" | "PARTNER_REMOVED" | "ACCOUNT_OFFBOARDED") {
+            number.state = NumberState::Error;
+        }
+        number.state_reason = Some(match detail {
+            Some(detail) => format!("Meta: {event} {detail}"),
+            None => format!("Meta: {event}"),
+        });
         number.updated_at = now;
         self.put_number(&number).await?;
         Ok(true)
