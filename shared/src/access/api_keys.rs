@@ -103,18 +103,8 @@ impl Store {
             let item = serde_dynamo::to_item(item)
                 .map_err(|e| StoreError::Corrupt { entity: "api key", reason: e.to_string() })?;
             // Never overwrite: a colliding prefix would otherwise hand another key's lookup to this one.
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(IssuedKey { key: new.key, prefix: new.prefix }),
-                Err(e) if refused_by_condition(&e) => continue,
-                Err(e) => return Err(StoreError::aws("PutItem api key", e).into()),
+            if self.put_new(item, "PutItem api key").await? {
+                return Ok(IssuedKey { key: new.key, prefix: new.prefix });
             }
         }
         Err(IssueKeyError::PrefixesExhausted(PREFIX_TRIES))

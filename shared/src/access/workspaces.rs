@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::WorkspaceId;
-use crate::store::{Store, StoreError, item_at, refused_by_condition};
+use crate::store::{Store, StoreError, item_at};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workspace {
@@ -33,19 +33,11 @@ impl Store {
     ) -> Result<WorkspaceCreation, StoreError> {
         let workspace = Workspace { id: id.clone(), name: name.to_owned(), created_at: now };
         let item = item_at(key(id), &workspace, "workspace")?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(WorkspaceCreation::Created(workspace)),
-            Err(e) if refused_by_condition(&e) => Ok(WorkspaceCreation::AlreadyExists),
-            Err(e) => Err(StoreError::aws("PutItem workspace", e)),
-        }
+        Ok(if self.put_new(item, "PutItem workspace").await? {
+            WorkspaceCreation::Created(workspace)
+        } else {
+            WorkspaceCreation::AlreadyExists
+        })
     }
 
     pub async fn workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {

@@ -286,21 +286,9 @@ impl Store {
         let shard = sweep_shard(&job.workspace_id, &job.job_id);
         item.insert("gsi1pk".into(), s(sweep_key(JobState::Queued, shard)));
         item.insert("gsi1sk".into(), s(keys::sortable_millis(now.timestamp_millis())));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => {
-                self.record_outbound(job, now).await?;
-                return Ok(Accepted::New);
-            }
-            Err(e) if refused_by_condition(&e) => {}
-            Err(e) => return Err(StoreError::aws("PutItem job", e)),
+        if self.put_new(item, "PutItem job").await? {
+            self.record_outbound(job, now).await?;
+            return Ok(Accepted::New);
         }
         let Some(existing) = self.job(&job.workspace_id, &job.job_id).await? else {
             return Err(StoreError::Corrupt { entity: "job", reason: "refused as existing, then not found".into() });

@@ -147,19 +147,9 @@ impl Store {
             "gsi1sk".into(),
             AttributeValue::S(format!("{}#{}", keys::sortable_millis(now.timestamp_millis()), job.job_id)),
         );
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) if refused_by_condition(&e) => Ok(()),
-            Err(e) => Err(StoreError::aws("PutItem outbound message", e)),
-        }
+        // Already listed by an earlier acceptance of the same job: nothing to do.
+        self.put_new(item, "PutItem outbound message").await?;
+        Ok(())
     }
 
     /// A page of a conversation's messages, both ways, oldest first.

@@ -129,6 +129,24 @@ impl Store {
         Ok(())
     }
 
+    /// Writes an item that must not exist yet: `false` (nothing written) when it does — the
+    /// expected answer to a duplicate, not an error.
+    pub(crate) async fn put_new(&self, item: Item, operation: &'static str) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws(operation, e)),
+        }
+    }
+
     /// Every item under one `gsi1pk`, in `gsi1sk` order, across result pages.
     pub(crate) async fn query_index(&self, gsi1pk: String, operation: &'static str) -> Result<Vec<Item>, StoreError> {
         self.query_index_below(gsi1pk, None, operation).await
