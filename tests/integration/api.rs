@@ -512,3 +512,44 @@ async fn embedded_signup_exchanges_the_code_and_onboards_the_wabas_numbers() {
         "the exchanged token is the one used"
     );
 }
+
+#[tokio::test]
+async fn re_onboarding_stores_the_fresh_token_and_leaves_registration_alone() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    api.post(&format!("/v1/numbers/{NUMBER_A}/deregister"), json!({ "confirm": NUMBER_A })).await;
+    let fresh =
+        json!({ "phone_number_id": NUMBER_A, "waba_id": format!("9{NUMBER_A}"), "access_token": "EAAGfreshTOKEN9876" });
+    let (status, again) = api.post("/v1/numbers", fresh).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["token_last4"], "9876", "the fresh token is stored");
+    assert_eq!(again["state"], "DISCONNECTED", "re-adding does not undo a deregistration (FAQ)");
+}
+
+#[tokio::test]
+async fn a_released_number_stops_routing_to_the_workspace_within_seconds() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    app.customer_writes(CUSTOMER).await;
+    assert_eq!(api.call(reqwest::Method::DELETE, &format!("/v1/numbers/{NUMBER_A}"), None, &[]).await.0, 204);
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await; // the webhook's route cache
+    app.customer_writes("16505550009").await;
+    let (_, page) = api.get("/v1/conversations").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "the message after the release is not this workspace's");
+}
+
+#[tokio::test]
+async fn number_and_template_lists_page_with_cursors() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    api.onboard(NUMBER_B).await;
+    let (_, first) = api.get("/v1/numbers?limit=1").await;
+    let cursor = first["next"].as_str().expect("a second page").to_owned();
+    let (_, second) = api.get(&format!("/v1/numbers?limit=1&cursor={cursor}")).await;
+    assert_ne!(first["items"][0]["phone_number_id"], second["items"][0]["phone_number_id"]);
+    let (status, _) = api.get("/v1/templates?cursor=00").await;
+    assert_eq!(status, 422, "a cursor this list never gave out");
+}

@@ -79,6 +79,36 @@ pub enum MessageContent {
     },
 }
 
+impl MessageContent {
+    /// A short line for the inbox's conversation list: the text (cut at 120 characters) or
+    /// what kind of message it was.
+    pub fn preview(&self) -> String {
+        let text: Option<&str> = match self {
+            Self::Text { body } => Some(body),
+            Self::ButtonReply { title, .. } | Self::ListReply { title, .. } => Some(title),
+            Self::TemplateButton { text, .. } => Some(text),
+            Self::InstagramMessage { text: Some(text), .. } => Some(text),
+            Self::Postback { title: Some(title), .. } => Some(title),
+            _ => None,
+        };
+        match text {
+            Some(text) => text.chars().take(120).collect(),
+            None => match self {
+                Self::Media { kind, .. } => format!("[{kind}]"),
+                Self::Location { .. } => "[location]".into(),
+                Self::Contacts { .. } => "[contacts]".into(),
+                Self::FlowReply { .. } => "[flow reply]".into(),
+                Self::Reaction { emoji, .. } => format!("[reaction {}]", emoji.as_deref().unwrap_or("removed")),
+                Self::Order { .. } => "[order]".into(),
+                Self::System { .. } => "[system]".into(),
+                Self::InstagramMessage { .. } => "[attachment]".into(),
+                Self::Unknown { kind, .. } => format!("[{kind}]"),
+                _ => "[message]".into(),
+            },
+        }
+    }
+}
+
 /// A customer's message to a business account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboundMessage {

@@ -29,10 +29,6 @@ pub struct ContactRecord {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-fn corrupt(e: serde_dynamo::Error) -> StoreError {
-    StoreError::Corrupt { entity: "contact", reason: e.to_string() }
-}
-
 impl Store {
     /// Creates the contact or merges into it: a name replaces the old one, tags are only added.
     /// `true` when it did not exist before.
@@ -133,17 +129,7 @@ impl Store {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Result<Page<ContactRecord>, BadCursor>, StoreError> {
-        let key = keys::workspace_contacts(workspace);
-        Ok(match self.index_page(workspace, key, Order::OldestFirst, limit, cursor).await? {
-            Ok(page) => Ok(Page {
-                items: page
-                    .items
-                    .into_iter()
-                    .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
-                    .collect::<Result<_, _>>()?,
-                next: page.next,
-            }),
-            Err(bad) => Err(bad),
-        })
+        self.listed_page(workspace, keys::workspace_contacts(workspace), Order::OldestFirst, limit, cursor, "contact")
+            .await
     }
 }

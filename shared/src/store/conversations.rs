@@ -25,6 +25,9 @@ pub struct Conversation {
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub window_closes_at: DateTime<Utc>,
     pub last_message_id: String,
+    /// The newest customer message in one line (its text, or what kind it was).
+    #[serde(default)]
+    pub last_message_preview: Option<String>,
     /// A human took the conversation over (FAQ: "An agent replied and the bot went silent"):
     /// flows stop until it is turned off.
     #[serde(default)]
@@ -65,7 +68,7 @@ impl Store {
             .update_expression(
                 "SET conversation_id = :conv, workspace_id = :ws, #channel = :ch, account_id = :acc, \
                  contact_id = :contact, last_inbound_at = :at, window_closes_at = :closes, \
-                 last_message_id = :mid, gsi1pk = :list, gsi1sk = :sort",
+                 last_message_id = :mid, last_message_preview = :preview, gsi1pk = :list, gsi1sk = :sort",
             )
             .condition_expression("attribute_not_exists(last_inbound_at) OR last_inbound_at < :at")
             .expression_attribute_names("#channel", "channel")
@@ -77,6 +80,7 @@ impl Store {
             .expression_attribute_values(":at", n(at))
             .expression_attribute_values(":closes", n(window_closes_at(message.sent_at).timestamp_millis()))
             .expression_attribute_values(":mid", s(&message.message_id))
+            .expression_attribute_values(":preview", s(message.content.preview()))
             .expression_attribute_values(":list", s(keys::workspace_conversations(workspace)))
             .expression_attribute_values(":sort", s(keys::sortable_millis(at)))
             .send()
@@ -95,29 +99,8 @@ impl Store {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Result<super::pages::Page<Conversation>, super::pages::BadCursor>, StoreError> {
-        let page = self
-            .index_page(
-                workspace,
-                keys::workspace_conversations(workspace),
-                super::pages::Order::NewestFirst,
-                limit,
-                cursor,
-            )
-            .await?;
-        Ok(match page {
-            Ok(page) => Ok(super::pages::Page {
-                items: page
-                    .items
-                    .into_iter()
-                    .map(|item| {
-                        serde_dynamo::from_item(item)
-                            .map_err(|e| StoreError::Corrupt { entity: "conversation", reason: e.to_string() })
-                    })
-                    .collect::<Result<_, _>>()?,
-                next: page.next,
-            }),
-            Err(bad) => Err(bad),
-        })
+        let list = keys::workspace_conversations(workspace);
+        self.listed_page(workspace, list, super::pages::Order::NewestFirst, limit, cursor, "conversation").await
     }
 
     /// Turns the human takeover of a conversation on or off; `false` when there is no such

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::pages::{BadCursor, Order, Page};
 use super::update::{Update, s};
 use super::{Store, StoreError, keys};
 use crate::domain::Channel;
@@ -126,6 +127,28 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt { entity: "number", reason: e.to_string() })
             })
             .collect()
+    }
+
+    /// A page of the workspace's numbers.
+    pub async fn numbers_page(
+        &self,
+        workspace: &WorkspaceId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Result<Page<NumberRecord>, BadCursor>, StoreError> {
+        self.listed_page(workspace, keys::workspace_numbers(workspace), Order::OldestFirst, limit, cursor, "number")
+            .await
+    }
+
+    /// A page of the workspace's templates, by name.
+    pub async fn templates_page(
+        &self,
+        workspace: &WorkspaceId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Result<Page<TemplateRecord>, BadCursor>, StoreError> {
+        self.listed_page(workspace, keys::workspace_templates(workspace), Order::OldestFirst, limit, cursor, "template")
+            .await
     }
 
     /// Forgets a number: its record and its route, so the webhook stops routing it here and
@@ -311,18 +334,6 @@ impl Store {
         number.updated_at = now;
         self.put_number(&number).await?;
         Ok(true)
-    }
-
-    /// The workspace's templates, by name.
-    pub async fn templates(&self, workspace: &WorkspaceId) -> Result<Vec<TemplateRecord>, StoreError> {
-        self.query_index(keys::workspace_templates(workspace), "Query templates")
-            .await?
-            .into_iter()
-            .map(|item| {
-                serde_dynamo::from_item(item)
-                    .map_err(|e| StoreError::Corrupt { entity: "template", reason: e.to_string() })
-            })
-            .collect()
     }
 
     /// The template's status, `None` when it does not exist for that WABA and language.

@@ -86,6 +86,33 @@ impl Store {
     }
 }
 
+impl Store {
+    /// One page of a workspace's entities of one kind, listed under `gsi1pk`.
+    pub(crate) async fn listed_page<T: serde::de::DeserializeOwned>(
+        &self,
+        workspace: &WorkspaceId,
+        gsi1pk: String,
+        order: Order,
+        limit: i32,
+        cursor: Option<&str>,
+        entity: &'static str,
+    ) -> Result<Result<Page<T>, BadCursor>, StoreError> {
+        Ok(match self.index_page(workspace, gsi1pk, order, limit, cursor).await? {
+            Ok(page) => Ok(Page {
+                items: page
+                    .items
+                    .into_iter()
+                    .map(|item| {
+                        serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt { entity, reason: e.to_string() })
+                    })
+                    .collect::<Result<_, _>>()?,
+                next: page.next,
+            }),
+            Err(bad) => Err(bad),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

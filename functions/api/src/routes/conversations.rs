@@ -42,6 +42,8 @@ pub struct ConversationView {
     pub contact_id: String,
     pub last_inbound_at: DateTime<Utc>,
     pub last_message_id: String,
+    /// The customer's newest message in one line.
+    pub last_message: Option<String>,
     /// Free-form messages may be sent until this time; after it, only an approved template.
     pub window_closes_at: DateTime<Utc>,
     pub window_open: bool,
@@ -59,6 +61,7 @@ impl ConversationView {
             contact_id: c.contact_id,
             last_inbound_at: c.last_inbound_at,
             last_message_id: c.last_message_id,
+            last_message: c.last_message_preview,
             window_closes_at: c.window_closes_at,
             human_handoff: c.human_handoff,
         }

@@ -15,6 +15,7 @@ use wapisnap::store::numbers::NumberRecord;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody};
+use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
 pub fn router() -> OpenApiRouter<Shared> {
@@ -84,6 +85,8 @@ pub struct OnboardNumber {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NumberList {
     pub items: Vec<NumberView>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next: Option<String>,
 }
 
 fn onboard_error(error: OnboardError) -> ApiError {
@@ -146,10 +149,19 @@ async fn onboard(
     Ok((StatusCode::CREATED, axum::Json(NumberView::from(&record))))
 }
 
-#[utoipa::path(get, operation_id = "list_numbers", path = "/v1/numbers", tag = "numbers", security(("api_key" = [])), responses((status = 200, body = NumberList)))]
-async fn list(State(state): State<Shared>, caller: Caller) -> Result<axum::Json<NumberList>, ApiError> {
-    let numbers = state.store.numbers(&caller.workspace).await?;
-    Ok(axum::Json(NumberList { items: numbers.iter().map(NumberView::from).collect() }))
+#[utoipa::path(get, operation_id = "list_numbers", path = "/v1/numbers", tag = "numbers", security(("api_key" = [])),
+    params(PageQuery), responses((status = 200, body = NumberList), (status = 422, body = ErrorBody)))]
+async fn list(
+    State(state): State<Shared>,
+    caller: Caller,
+    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+) -> Result<axum::Json<NumberList>, ApiError> {
+    let found = state
+        .store
+        .numbers_page(&caller.workspace, page.limit.unwrap_or(25), page.cursor.as_deref())
+        .await?
+        .map_err(|_| ApiError::field("cursor", "is not a cursor this list gave out"))?;
+    Ok(axum::Json(NumberList { items: found.items.iter().map(NumberView::from).collect(), next: found.next }))
 }
 
 async fn find(state: &Shared, caller: &Caller, id: &str) -> Result<NumberRecord, ApiError> {
@@ -372,5 +384,8 @@ async fn embedded_signup(
         .with_signup_code(&caller.workspace, app, body.code.trim(), &waba, state.clock.now())
         .await
         .map_err(onboard_error)?;
-    Ok((StatusCode::CREATED, axum::Json(NumberList { items: numbers.iter().map(NumberView::from).collect() })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(NumberList { items: numbers.iter().map(NumberView::from).collect(), next: None }),
+    ))
 }

@@ -11,6 +11,7 @@ use wapisnap::templates::{SyncError, sync};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
+use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
 pub fn router() -> OpenApiRouter<Shared> {
@@ -57,6 +58,8 @@ impl From<TemplateRecord> for TemplateView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateList {
     pub items: Vec<TemplateView>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,10 +69,18 @@ pub struct Synced {
 }
 
 #[utoipa::path(get, operation_id = "list_templates", path = "/v1/templates", tag = "templates", security(("api_key" = [])),
-    responses((status = 200, body = TemplateList)))]
-async fn list(State(state): State<Shared>, caller: Caller) -> Result<axum::Json<TemplateList>, ApiError> {
-    let templates = state.store.templates(&caller.workspace).await?;
-    Ok(axum::Json(TemplateList { items: templates.into_iter().map(TemplateView::from).collect() }))
+    params(PageQuery), responses((status = 200, body = TemplateList), (status = 422, body = ErrorBody)))]
+async fn list(
+    State(state): State<Shared>,
+    caller: Caller,
+    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+) -> Result<axum::Json<TemplateList>, ApiError> {
+    let found = state
+        .store
+        .templates_page(&caller.workspace, page.limit.unwrap_or(25), page.cursor.as_deref())
+        .await?
+        .map_err(|_| ApiError::field("cursor", "is not a cursor this list gave out"))?;
+    Ok(axum::Json(TemplateList { items: found.items.into_iter().map(TemplateView::from).collect(), next: found.next }))
 }
 
 #[utoipa::path(post, operation_id = "sync_templates", path = "/v1/templates/sync", tag = "templates", security(("api_key" = [])),
