@@ -414,6 +414,7 @@ async fn metas_template_reviews_and_quality_news_reach_the_workspace_that_onboar
     let app = TestApp::spawn_idle().await;
     let api = client(&app).await;
     let (_, number) = api.onboard(NUMBER_A).await;
+    api.onboard(NUMBER_B).await; // another WABA of the same business portfolio
     let waba = format!("9{NUMBER_A}");
     let display = number["display_phone_number"].as_str().unwrap_or_default().to_owned();
     let body = json!({ "object": "whatsapp_business_account", "entry": [{ "id": waba, "changes": [
@@ -435,6 +436,9 @@ async fn metas_template_reviews_and_quality_news_reach_the_workspace_that_onboar
         (number["quality_event"].as_str(), number["messaging_limit"].as_str()),
         (Some("DOWNGRADE"), Some("TIER_1K"))
     );
+    let (_, sibling) = api.get(&format!("/v1/numbers/{NUMBER_B}")).await;
+    assert_eq!(sibling["messaging_limit"], "TIER_1K", "the limit is the portfolio's, shared by its numbers");
+    assert_eq!(sibling["quality_event"], Value::Null, "the quality event is the number's own");
 
     let banned = json!({ "object": "whatsapp_business_account", "entry": [{ "id": waba, "changes": [
         { "field": "account_update", "value": { "phone_number": display, "event": "DISABLED_UPDATE",
@@ -460,6 +464,7 @@ async fn diagnostics_run_the_faqs_checks_for_a_number_and_say_what_to_do() {
         d["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["verdict"].clone()
     };
     assert_eq!(verdict(&healthy, "app_subscribed"), "pass");
+    assert_eq!(verdict(&healthy, "callback_url"), "pass", "Meta posts to our webhook, with `messages`");
     assert_eq!(verdict(&healthy, "webhook_recent"), "pass");
 
     api.post(&format!("/v1/numbers/{NUMBER_A}/deregister"), json!({ "confirm": NUMBER_A })).await;

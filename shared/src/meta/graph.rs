@@ -172,6 +172,13 @@ impl GraphClient {
             .ok_or_else(|| GraphError::UnreadableAnswer { status: 200, reason: "no access_token".into() })
     }
 
+    /// The app's webhook subscriptions (`GET /{app-id}/subscriptions`, with the app's own token
+    /// `{app-id}|{app-secret}`): the callback URL and fields Meta has for the app.
+    pub async fn app_subscriptions(&self, app_id: &str, app_secret: &SecretString) -> Result<Value, GraphError> {
+        let app_token = SecretString::from(format!("{app_id}|{}", app_secret.expose_secret()));
+        self.get(&self.endpoint(&format!("{app_id}/subscriptions")), &app_token).await
+    }
+
     /// Any other POST to the Graph API (register, deregister, codes, subscriptions, ...).
     pub async fn post(&self, url: &str, token: &SecretString, body: &Value) -> Result<Value, GraphError> {
         let response =

@@ -3,6 +3,7 @@
 //! trap users hit most (registering before Meta approved the display name).
 
 use chrono::{DateTime, Duration, Utc};
+use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -38,12 +39,18 @@ fn recent() -> Duration {
     Duration::hours(24)
 }
 
+/// Where we expect Meta to post webhooks, and the app whose subscription says where it does.
+pub struct Expected<'a> {
+    pub callback_url: Option<&'a str>,
+    pub app: Option<(&'a str, &'a SecretString)>,
+}
+
 pub async fn diagnose(
     vault: &Vault,
     graph: &GraphClient,
     workspace: &WorkspaceId,
     number: &NumberRecord,
-    callback_url: Option<&str>,
+    expected: Expected<'_>,
     now: DateTime<Utc>,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -79,15 +86,7 @@ pub async fn diagnose(
         ),
         None => check("app_subscribed", Verdict::Unknown, "Meta did not answer", Some("check WhatsApp → Configuration in the Meta App Dashboard")),
     });
-    checks.push(check(
-        "callback_url",
-        Verdict::Unknown,
-        match callback_url {
-            Some(url) => format!("our webhook is {url}"),
-            None => "our webhook is the stack's WebhookUrl output".into(),
-        },
-        Some("Meta App Dashboard → WhatsApp → Configuration: the callback URL must be exactly ours, with the `messages` field subscribed"),
-    ));
+    checks.push(callback_check(graph, &expected).await);
     let meta_status = meta.as_ref().and_then(|m| m["status"].as_str()).map(str::to_owned);
     checks.push(match meta_status.as_deref() {
         Some("CONNECTED") => check("meta_connected", Verdict::Pass, "Meta's status of the number is CONNECTED", None),
@@ -128,6 +127,51 @@ pub async fn diagnose(
     });
     checks.push(display_name_check(meta.as_ref()));
     checks
+}
+
+/// The callback URL and fields Meta has for the app, against ours.
+async fn callback_check(graph: &GraphClient, expected: &Expected<'_>) -> Check {
+    const FIX: &str = "Meta App Dashboard → WhatsApp → Configuration: set the callback URL to ours and subscribe the `messages` field";
+    let ours = expected.callback_url.unwrap_or("the stack's WebhookUrl output");
+    let Some((app_id, app_secret)) = expected.app else {
+        return check(
+            "callback_url",
+            Verdict::Unknown,
+            format!("our webhook is {ours}; META_APP_ID is not set, so Meta's side is not read"),
+            Some(FIX),
+        );
+    };
+    let Ok(subscriptions) = graph.app_subscriptions(app_id, app_secret).await else {
+        return check(
+            "callback_url",
+            Verdict::Unknown,
+            format!("our webhook is {ours}; Meta did not answer"),
+            Some(FIX),
+        );
+    };
+    let whatsapp =
+        subscriptions["data"].as_array().into_iter().flatten().find(|s| s["object"] == "whatsapp_business_account");
+    let Some(whatsapp) = whatsapp else {
+        return check("callback_url", Verdict::Fail, "the app has no WhatsApp webhook subscription", Some(FIX));
+    };
+    let theirs = whatsapp["callback_url"].as_str().unwrap_or_default();
+    let messages =
+        whatsapp["fields"].as_array().into_iter().flatten().any(|f| f["name"] == "messages" || f == "messages");
+    match (expected.callback_url, messages) {
+        (Some(ours), true) if theirs == ours => {
+            check("callback_url", Verdict::Pass, format!("Meta posts to {theirs}, with `messages`"), None)
+        }
+        (None, true) => check(
+            "callback_url",
+            Verdict::Unknown,
+            format!("Meta posts to {theirs}; compare with the stack's WebhookUrl"),
+            Some(FIX),
+        ),
+        (_, false) => check("callback_url", Verdict::Fail, "the `messages` field is not subscribed", Some(FIX)),
+        (Some(ours), true) => {
+            check("callback_url", Verdict::Fail, format!("Meta posts to {theirs}, not to {ours}"), Some(FIX))
+        }
+    }
 }
 
 /// Registering before Meta approved the display name leaves the number unable to send.

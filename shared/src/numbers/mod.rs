@@ -78,6 +78,7 @@ pub async fn connect(
             verified_name: None,
             quality_event: None,
             messaging_limit: None,
+            business_id: None,
         },
     };
     store.put_number(&record).await?;

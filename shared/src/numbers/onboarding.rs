@@ -121,6 +121,11 @@ impl Onboarding<'_> {
         if !self.store.claim_waba(workspace, waba, now).await.map_err(|e| OnboardError::Connect(e.into()))? {
             tracing::warn!(%waba, "another workspace onboarded this WABA first: its template and quality news go there");
         }
+        // Best effort: without the portfolio the limit is shared by the WABA's numbers only.
+        let owner = self.graph.get(&self.graph.endpoint(&format!("{waba}?fields=owner_business_info")), token).await;
+        if let Some(business) = owner.ok().and_then(|o| o["owner_business_info"]["id"].as_str().map(str::to_owned)) {
+            record.business_id = Some(business);
+        }
         let text = |field: &str| meta[field].as_str().map(str::to_owned);
         record.display_phone_number = text("display_phone_number").or(record.display_phone_number);
         record.verified_name = text("verified_name").or(record.verified_name);

@@ -53,6 +53,10 @@ pub struct NumberRecord {
     /// business portfolio, so every number of the portfolio reports the same one.
     #[serde(default)]
     pub messaging_limit: Option<String>,
+    /// The business portfolio that owns the number's WABA: messaging limits are set per
+    /// portfolio and shared by all its numbers.
+    #[serde(default)]
+    pub business_id: Option<String>,
 }
 
 /// A message template of one of the workspace's WABAs, as Meta last described it.
@@ -287,7 +291,8 @@ impl Store {
     }
 
     /// Meta's quality news for a number: its quality event, and the messaging limit, which Meta
-    /// sets for the whole business portfolio — so every number of the same WABA takes it.
+    /// sets for the whole business portfolio — so every number of the same portfolio (or, when
+    /// the portfolio is not known, of the same WABA) takes it.
     pub async fn record_number_quality(
         &self,
         workspace: &WorkspaceId,
@@ -301,7 +306,11 @@ impl Store {
         number.updated_at = now;
         if let Some(limit) = messaging_limit {
             for mut sibling in self.numbers(workspace).await? {
-                if sibling.waba_id == number.waba_id && sibling.account_id != number.account_id {
+                let same_portfolio = match (&sibling.business_id, &number.business_id) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => sibling.waba_id == number.waba_id,
+                };
+                if same_portfolio && sibling.account_id != number.account_id {
                     sibling.messaging_limit = Some(limit.to_owned());
                     self.put_number(&sibling).await?;
                 }

@@ -48,6 +48,8 @@ pub struct NumberView {
     pub quality_event: Option<String>,
     /// The messaging limit Meta last reported, shared by the business portfolio's numbers.
     pub messaging_limit: Option<String>,
+    /// The business portfolio that owns the number's WABA.
+    pub business_id: Option<String>,
     /// Register is refused until a code is requested and verified (Meta's PIN lock).
     pub needs_reverification: bool,
     pub token_last4: String,
@@ -67,6 +69,7 @@ impl From<&NumberRecord> for NumberView {
             quality_rating: n.quality_rating.clone(),
             quality_event: n.quality_event.clone(),
             messaging_limit: n.messaging_limit.clone(),
+            business_id: n.business_id.clone(),
             needs_reverification: n.needs_reverification,
             token_last4: n.token.last4.clone(),
         }
@@ -326,17 +329,19 @@ async fn diagnostics(
     headers: axum::http::HeaderMap,
 ) -> Result<axum::Json<Diagnosis>, ApiError> {
     let number = find(&state, &caller, &id).await?;
-    // Our webhook lives beside the API, behind the same host.
-    let callback = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|host| format!("https://{host}/webhook"));
+    // Our webhook lives beside the API, behind the same host (and scheme).
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    let local = host.is_some_and(|h| h.starts_with("127.0.0.1") || h.starts_with("localhost"));
+    let scheme =
+        headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or(if local { "http" } else { "https" });
+    let callback = host.map(|host| format!("{scheme}://{host}/webhook"));
+    let app = state.app_id.as_deref().map(|id| (id, &state.app_secret));
     let checks = wapisnap::numbers::diagnostics::diagnose(
         &state.vault,
         &state.graph,
         &caller.workspace,
         &number,
-        callback.as_deref(),
+        wapisnap::numbers::diagnostics::Expected { callback_url: callback.as_deref(), app },
         state.clock.now(),
     )
     .await;

@@ -190,7 +190,15 @@ fn route(
                 "messaging_limit_tier": n.messaging_limit_tier,
                 "platform_type": "CLOUD_API",
                 "throughput": { "level": "STANDARD" },
+                // Every sandbox WABA belongs to one business portfolio.
+                "owner_business_info": { "id": "1000000000000001", "name": "Sandbox Business Portfolio" },
             }))
+        }
+        // The app's webhook subscription, as Meta keeps it (`GET /{app-id}/subscriptions`).
+        ("GET", "subscriptions") => {
+            let callback = state.webhook_url().unwrap_or_default();
+            ok(json!({ "data": [{ "object": "whatsapp_business_account", "callback_url": callback, "active": true,
+                                   "fields": [{ "name": "messages", "version": "v23.0" }] }] }))
         }
         ("POST", "register") => register(state, id, body),
         ("POST", "deregister") => {

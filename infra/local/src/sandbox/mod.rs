@@ -151,6 +151,11 @@ impl SandboxState {
         self.numbers.lock().expect("numbers").entry(id.to_owned()).or_insert_with(|| SandboxNumber::new(id)).clone()
     }
 
+    /// Where the sandbox posts webhooks: the app's callback URL at Meta.
+    fn webhook_url(&self) -> Option<String> {
+        self.webhook.lock().expect("webhook").as_ref().map(|target| target.url.clone())
+    }
+
     /// The app secret the sandbox shares with the stack (it signs webhooks with it).
     fn app_secret(&self) -> Option<String> {
         self.webhook.lock().expect("webhook").as_ref().map(|target| target.app_secret.clone())
