@@ -159,6 +159,15 @@ async fn register_takes_exactly_six_digits_counts_wrong_pins_and_stops_before_me
 
     assert_eq!(api.post(&format!("/v1/numbers/{NUMBER_A}/request_code"), json!({ "method": "sms" })).await.0, 200);
     let code = app.env.sandbox.number(NUMBER_A).pending_code.expect("Meta sent a code");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, refused) = api.post(&format!("/v1/numbers/{NUMBER_A}/verify_code"), json!({ "code": wrong })).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("meta_refused")),
+        "a wrong code is Meta's refusal"
+    );
+    assert_eq!(api.post(&format!("/v1/numbers/{NUMBER_A}/verify_code"), json!({ "code": "12" })).await.0, 422);
+    assert_eq!(api.post(&format!("/v1/numbers/{NUMBER_A}/request_code"), json!({ "method": "pigeon" })).await.0, 422);
     assert_eq!(api.post(&format!("/v1/numbers/{NUMBER_A}/verify_code"), json!({ "code": code })).await.0, 200);
     let (status, number) = register("123456").await;
     assert_eq!((status, number["state"].as_str()), (200, Some("ACTIVE")));
