@@ -69,8 +69,6 @@ pub async fn reply(
         return Err(ComposeError::NoConversation(conversation_id.to_owned()));
     };
     let kind = reply.content.kind();
-    human_may_compose(conversation.channel, kind, Some(conversation.last_inbound_at), now)
-        .map_err(ComposeError::Refused)?;
     let corrupt = |e: crate::domain::InvalidId| ComposeError::Corrupt(e.to_string());
     let job = SendJob {
         job_id: job_id.clone(),
@@ -81,9 +79,21 @@ pub async fn reply(
         origin: Origin::Human { agent_id: reply.agent_id },
         content: reply.content,
     };
+    let handoff = human_send_takes_over(kind);
+    // A retried POST answers what the first one did: no rule is judged again (the window may
+    // have closed since), and handoff is not set again (an agent may have turned it off).
+    if let Some(existing) = store.job(workspace, &job_id).await? {
+        if existing.request_hash.as_deref() == Some(job.request_hash().as_str()) {
+            return Ok(Queued { job_id, state: existing.state, handoff });
+        }
+        // Another body under the same key: accepting it records and answers the conflict.
+        let state = accept_send(store, queues, &job, now).await?;
+        return Ok(Queued { job_id, state, handoff });
+    }
+    human_may_compose(conversation.channel, kind, Some(conversation.last_inbound_at), now)
+        .map_err(ComposeError::Refused)?;
     // Handoff first: if the send were queued and the flag then failed, a bot could answer
     // over the human.
-    let handoff = human_send_takes_over(kind);
     if handoff {
         store.set_handoff(workspace, conversation_id, true).await?;
     }

@@ -51,7 +51,8 @@ pub async fn sync(
             continue;
         }
         let token = vault.open(workspace.as_str(), &number.account_id, &number.token).await?;
-        let mut url = Some(graph.endpoint(&format!("{waba}/message_templates?limit=100")));
+        let first = graph.endpoint(&format!("{waba}/message_templates?limit=100"));
+        let mut url = Some(first.clone());
         for _ in 0..MAX_PAGES {
             let Some(page_url) = url.take() else { break };
             let page =
@@ -62,7 +63,12 @@ pub async fn sync(
                     report.templates += 1;
                 }
             }
-            url = page["paging"]["next"].as_str().map(str::to_owned);
+            // Meta's `next` URL carries the access token in its query: follow the cursor on our
+            // own URL instead, so the token stays in the header and goes to Meta's host only.
+            let after = page["paging"]["cursors"]["after"].as_str().filter(|_| page["paging"]["next"].is_string());
+            url = after.map(|after| {
+                format!("{first}&after={}", url::form_urlencoded::byte_serialize(after.as_bytes()).collect::<String>())
+            });
         }
         report.wabas += 1;
     }

@@ -567,3 +567,40 @@ async fn number_and_template_lists_page_with_cursors() {
     let (status, _) = api.get("/v1/templates?cursor=00").await;
     assert_eq!(status, 422, "a cursor this list never gave out");
 }
+
+#[tokio::test]
+async fn parallel_wrong_pins_never_reach_meta_more_often_than_its_lock_allows_and_a_locked_number_is_not_released() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    let path = format!("/v1/numbers/{NUMBER_A}/register");
+    assert_eq!(api.post(&path, json!({ "pin": "246810" })).await.0, 200);
+    let before = app.env.sandbox.requests_to("/register").len();
+    let wrong = (0..6).map(|i| api.post(&path, json!({ "pin": format!("00000{i}") })));
+    let answers = futures_util::future::join_all(wrong).await;
+    let at_meta = app.env.sandbox.requests_to("/register").len() - before;
+    assert_eq!(at_meta, 3, "only as many wrong PINs as Meta allows reached Meta: {answers:?}");
+    assert_eq!(answers.iter().filter(|(status, _)| *status == 409).count(), 3, "the rest were refused here");
+    let (status, refused) = api.call(reqwest::Method::DELETE, &format!("/v1/numbers/{NUMBER_A}"), None, &[]).await;
+    assert_eq!(status, 409, "releasing would wipe the lock: {refused}");
+}
+
+#[tokio::test]
+async fn a_retried_inbox_post_answers_as_the_first_did_even_after_the_window_closed() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    app.customer_writes(CUSTOMER).await;
+    let path = format!("/v1/conversations/wa:{NUMBER_A}:{CUSTOMER}/messages");
+    let reply = json!({ "agent_id": "dana", "content": { "type": "text", "body": "On its way" } });
+    let key = [("idempotency-key", "late-retry-1")];
+    let (status, first) = api.call(reqwest::Method::POST, &path, Some(reply.clone()), &key).await;
+    assert_eq!(status, 202, "{first}");
+    app.advance(Duration::hours(25)).await;
+    let (status, again) = api.call(reqwest::Method::POST, &path, Some(reply), &key).await;
+    assert_eq!((status, &again["job_id"]), (202, &first["job_id"]), "{again}");
+    let long = json!({ "agent_id": "dana", "content": { "type": "text", "body": "x".repeat(5000) } });
+    let (status, refused) = api.call(reqwest::Method::POST, &path, Some(long), &[("idempotency-key", "long-1")]).await;
+    assert_eq!((status, refused["error"]["fields"][0]["field"].as_str()), (422, Some("content.body")));
+    assert_eq!(api.get("/v1/conversations?limit=abc").await.0, 422, "a query that does not read");
+}

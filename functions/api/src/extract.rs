@@ -23,6 +23,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Query parameters; ones that do not read are 422 in the API's error shape.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::field("query", rejection.body_text()))?;
+        Ok(Self(value))
+    }
+}
+
 /// The workspace the request's API key belongs to. Every `/v1/` route but health takes one:
 /// a missing, malformed, unknown or revoked key is 401, and the key alone decides the
 /// workspace — no id in a path or body can point elsewhere.

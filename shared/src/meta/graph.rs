@@ -81,8 +81,10 @@ struct ErrorFields {
     fbtrace_id: Option<String>,
 }
 
-/// A request that got no answer: refused before it left (safe to repeat) or lost after.
+/// A request that got no answer: refused before it left (safe to repeat) or lost after. The
+/// URL is cut from the text: a code exchange carries the app secret in its query.
 fn unanswered(e: reqwest::Error) -> GraphError {
+    let e = e.without_url();
     if e.is_connect() { GraphError::NotSent(e.to_string()) } else { GraphError::NoAnswer(e.to_string()) }
 }
 
@@ -189,7 +191,7 @@ impl GraphClient {
     /// Meta's answer: its JSON on 2xx, its typed error otherwise.
     async fn answer(response: reqwest::Response) -> Result<Value, GraphError> {
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| GraphError::NoAnswer(e.to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| GraphError::NoAnswer(e.without_url().to_string()))?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| GraphError::UnreadableAnswer { status, reason: e.to_string() });

@@ -65,7 +65,8 @@ pub async fn diagnose(
     });
     let (meta, subscribed) = match vault.open(workspace.as_str(), &number.account_id, &number.token).await {
         Ok(token) => {
-            let meta = graph.get(&graph.endpoint(&number.account_id), &token).await.ok();
+            let meta =
+                graph.get(&graph.endpoint(&super::onboarding::number_fields(&number.account_id)), &token).await.ok();
             let subscribed = match &number.waba_id {
                 Some(waba) => graph.get(&graph.endpoint(&format!("{waba}/subscribed_apps")), &token).await.ok(),
                 None => None,

@@ -52,6 +52,13 @@ fn from_graph(error: GraphError) -> OnboardError {
     }
 }
 
+/// A number's path with the fields Meta leaves out by default (`status`, `name_status`).
+pub fn number_fields(number: &str) -> String {
+    format!(
+        "{number}?fields=status,name_status,display_phone_number,verified_name,quality_rating,code_verification_status"
+    )
+}
+
 pub struct Onboarding<'a> {
     pub store: &'a Store,
     pub vault: &'a Vault,
@@ -103,7 +110,8 @@ impl Onboarding<'_> {
         token: &SecretString,
         now: DateTime<Utc>,
     ) -> Result<NumberRecord, OnboardError> {
-        let meta: Value = self.graph.get(&self.graph.endpoint(number), token).await.map_err(from_graph)?;
+        let meta: Value =
+            self.graph.get(&self.graph.endpoint(&number_fields(number)), token).await.map_err(from_graph)?;
         self.graph
             .post(&self.graph.endpoint(&format!("{waba}/subscribed_apps")), token, &Value::Object(Default::default()))
             .await

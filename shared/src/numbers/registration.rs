@@ -17,10 +17,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::{Channel, NumberState, WorkspaceId};
+use crate::domain::{Channel, WorkspaceId};
 use crate::meta::errors::{PIN_MISMATCH, REVERIFICATION_NEEDED};
 use crate::meta::graph::{GraphClient, GraphError, MetaError};
-use crate::store::numbers::NumberRecord;
+use crate::store::numbers::{NumberRecord, RegistrationRecord};
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
 
@@ -131,34 +131,43 @@ impl Registrar<'_> {
         pin: &SixDigits,
         now: DateTime<Utc>,
     ) -> Result<NumberRecord, RegistrationError> {
-        let mut number = self.number(workspace, account_id).await?;
-        if number.needs_reverification {
+        let number = self.number(workspace, account_id).await?;
+        // The attempt is counted before Meta sees it, so parallel registers cannot get more
+        // wrong PINs to Meta than its lock allows.
+        let Some(used) = self.store.reserve_pin_attempt(workspace, account_id, PIN_ATTEMPTS_BEFORE_LOCK).await? else {
+            self.number(workspace, account_id).await?;
             return Err(RegistrationError::ReverificationNeeded);
-        }
-        let answer =
-            self.call(&number, "register", json!({ "messaging_product": "whatsapp", "pin": pin.reveal() })).await?;
-        number.updated_at = now;
-        let outcome = match answer {
-            Ok(_) => {
-                number.failed_pin_attempts = 0;
-                number.state = NumberState::Active;
-                number.state_reason = None;
-                Ok(())
+        };
+        let record = |outcome| self.store.record_registration(workspace, account_id, outcome, now);
+        let body = json!({ "messaging_product": "whatsapp", "pin": pin.reveal() });
+        let answer = match self.call(&number, "register", body).await {
+            Ok(answer) => answer,
+            Err(error @ RegistrationError::Vault(_)) => {
+                record(RegistrationRecord::AttemptNotCounted).await?;
+                return Err(error);
             }
+            // No answer: Meta may have counted it, and so do we.
+            Err(error) => return Err(error),
+        };
+        match answer {
+            Ok(_) => record(RegistrationRecord::Registered).await?,
             Err(refusal) if refusal.code == PIN_MISMATCH => {
-                number.failed_pin_attempts += 1;
-                let attempts_left = PIN_ATTEMPTS_BEFORE_LOCK.saturating_sub(number.failed_pin_attempts);
-                number.needs_reverification = attempts_left == 0;
-                Err(RegistrationError::WrongPin { attempts_left })
+                let attempts_left = PIN_ATTEMPTS_BEFORE_LOCK.saturating_sub(used);
+                if attempts_left == 0 {
+                    record(RegistrationRecord::Locked).await?;
+                }
+                return Err(RegistrationError::WrongPin { attempts_left });
             }
             Err(refusal) if refusal.code == REVERIFICATION_NEEDED => {
-                number.needs_reverification = true;
-                Err(RegistrationError::ReverificationNeeded)
+                record(RegistrationRecord::Locked).await?;
+                return Err(RegistrationError::ReverificationNeeded);
             }
-            Err(refusal) => Err(RegistrationError::MetaRefused(refusal)),
-        };
-        self.store.put_number(&number).await?;
-        outcome.map(|()| number)
+            Err(refusal) => {
+                record(RegistrationRecord::AttemptNotCounted).await?;
+                return Err(RegistrationError::MetaRefused(refusal));
+            }
+        }
+        self.number(workspace, account_id).await
     }
 
     pub async fn deregister(
@@ -168,7 +177,7 @@ impl Registrar<'_> {
         confirm: &str,
         now: DateTime<Utc>,
     ) -> Result<NumberRecord, RegistrationError> {
-        let mut number = self.number(workspace, account_id).await?;
+        let number = self.number(workspace, account_id).await?;
         let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
         let confirmed = confirm == number.account_id
             || number.display_phone_number.as_deref().is_some_and(|n| !n.is_empty() && digits(n) == digits(confirm));
@@ -177,11 +186,10 @@ impl Registrar<'_> {
             return Err(RegistrationError::NotConfirmed { expected });
         }
         self.call(&number, "deregister", json!({})).await?.map_err(RegistrationError::MetaRefused)?;
-        number.state = NumberState::Disconnected;
-        number.state_reason = Some(format!("deregistered: {RECOVER_AFTER_DEREGISTER}"));
-        number.updated_at = now;
-        self.store.put_number(&number).await?;
-        Ok(number)
+        let reason = format!("deregistered: {RECOVER_AFTER_DEREGISTER}");
+        let outcome = RegistrationRecord::Deregistered { reason: &reason };
+        self.store.record_registration(workspace, account_id, outcome, now).await?;
+        self.number(workspace, account_id).await
     }
 
     pub async fn request_code(
@@ -210,15 +218,12 @@ impl Registrar<'_> {
         code: &SixDigits,
         now: DateTime<Utc>,
     ) -> Result<NumberRecord, RegistrationError> {
-        let mut number = self.number(workspace, account_id).await?;
+        let number = self.number(workspace, account_id).await?;
         self.call(&number, "verify_code", json!({ "code": code.reveal() }))
             .await?
             .map_err(RegistrationError::MetaRefused)?;
-        number.needs_reverification = false;
-        number.failed_pin_attempts = 0;
-        number.updated_at = now;
-        self.store.put_number(&number).await?;
-        Ok(number)
+        self.store.record_registration(workspace, account_id, RegistrationRecord::Verified, now).await?;
+        self.number(workspace, account_id).await
     }
 }
 

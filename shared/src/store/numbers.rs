@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::pages::{BadCursor, Order, Page};
-use super::update::{Update, s};
+use super::update::{Update, n, s};
 use super::{Store, StoreError, keys};
 use crate::domain::Channel;
 use crate::domain::WorkspaceId;
@@ -59,6 +59,36 @@ pub struct NumberRecord {
     pub business_id: Option<String>,
 }
 
+/// The number showing `display_phone_number` (digits compared), if the workspace has it.
+fn showing<'a>(numbers: &'a [NumberRecord], display_phone_number: &str) -> Option<&'a NumberRecord> {
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let wanted = digits(display_phone_number);
+    numbers.iter().find(|n| n.display_phone_number.as_deref().map(digits).as_deref() == Some(wanted.as_str()))
+}
+
+/// What releasing a number did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    Released,
+    NotFound,
+    /// Meta's PIN lock is mirrored on the number: verify a code first.
+    Locked,
+}
+
+/// What registration learned about a number.
+#[derive(Debug, Clone, Copy)]
+pub enum RegistrationRecord<'a> {
+    Registered,
+    /// The reserved attempt was not a wrong PIN (Meta refused for another reason).
+    AttemptNotCounted,
+    /// Meta's PIN lock: register is refused here until a code is verified.
+    Locked,
+    Verified,
+    Deregistered {
+        reason: &'a str,
+    },
+}
+
 /// A message template of one of the workspace's WABAs, as Meta last described it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TemplateRecord {
@@ -95,6 +125,77 @@ impl Store {
     ) -> Result<Option<NumberRecord>, StoreError> {
         let (pk, sk) = keys::number(workspace, channel, account_id);
         self.get(pk, sk, "number").await
+    }
+
+    /// Reserves one register attempt before Meta is called, atomically: refused (`None`) when
+    /// Meta's lock is mirrored here or `max` attempts are used — however many registers run at
+    /// once, no more than `max` reach Meta. `Some(attempts used, this one included)`.
+    pub async fn reserve_pin_attempt(
+        &self,
+        workspace: &WorkspaceId,
+        account_id: &str,
+        max: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        let (pk, sk) = keys::number(workspace, Channel::WhatsApp, account_id);
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let result = Update::new()
+            .add("failed_pin_attempts", n(1))
+            .condition(
+                "attribute_exists(pk) AND {needs_reverification} = {0} AND {failed_pin_attempts} < {1}",
+                &["needs_reverification", "failed_pin_attempts"],
+                vec![aws_sdk_dynamodb::types::AttributeValue::Bool(false), n(max)],
+            )
+            .apply(request)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(
+                output
+                    .attributes
+                    .and_then(|a| a.get("failed_pin_attempts").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+                    .unwrap_or(max),
+            )),
+            Err(e) if super::refused_by_condition(&e) => Ok(None),
+            Err(e) => Err(StoreError::aws("UpdateItem number PIN attempt", e)),
+        }
+    }
+
+    /// Writes what registration learned, only onto a number that still exists (a release
+    /// meanwhile is not undone).
+    pub async fn record_registration(
+        &self,
+        workspace: &WorkspaceId,
+        account_id: &str,
+        outcome: RegistrationRecord<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let (pk, sk) = keys::number(workspace, Channel::WhatsApp, account_id);
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let state = |state: NumberState| {
+            s(serde_json::to_value(state).expect("states serialize").as_str().unwrap_or_default().to_owned())
+        };
+        let update = Update::new().set("updated_at", s(now.to_rfc3339()));
+        let update = match outcome {
+            RegistrationRecord::Registered => {
+                update.set("state", state(NumberState::Active)).set("failed_pin_attempts", n(0)).remove("state_reason")
+            }
+            RegistrationRecord::AttemptNotCounted => update.add("failed_pin_attempts", n(-1)),
+            RegistrationRecord::Locked => update.set("needs_reverification", AttributeValue::Bool(true)),
+            RegistrationRecord::Verified => {
+                update.set("needs_reverification", AttributeValue::Bool(false)).set("failed_pin_attempts", n(0))
+            }
+            RegistrationRecord::Deregistered { reason } => {
+                update.set("state", state(NumberState::Disconnected)).set("state_reason", s(reason))
+            }
+        };
+        let result = update.condition("attribute_exists(pk)", &[], vec![]).apply(request).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if super::refused_by_condition(&e) => Ok(()),
+            Err(e) => Err(StoreError::aws("UpdateItem number registration", e)),
+        }
     }
 
     /// Records that a status for this number arrived at `at` (the number must exist: a released
@@ -156,8 +257,32 @@ impl Store {
     }
 
     /// Forgets a number: its record and its route, so the webhook stops routing it here and
-    /// another workspace may claim it. `false` when the workspace did not hold it.
+    /// another workspace may claim it; and the WABA's route when it was the workspace's last
+    /// number of that WABA. Refused while Meta's PIN lock is mirrored on the number (a release
+    /// and re-onboarding must not wipe the lock and let more wrong PINs reach Meta).
     pub async fn release_number(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+    ) -> Result<Release, StoreError> {
+        let Some(number) = self.number(workspace, channel, account_id).await? else { return Ok(Release::NotFound) };
+        if number.needs_reverification {
+            return Ok(Release::Locked);
+        }
+        if !self.delete_number_and_route(workspace, channel, account_id).await? {
+            return Ok(Release::NotFound);
+        }
+        if let Some(waba) = &number.waba_id {
+            let others = self.numbers(workspace).await?;
+            if !others.iter().any(|n| n.waba_id.as_ref() == Some(waba)) {
+                self.release_waba(workspace, waba).await?;
+            }
+        }
+        Ok(Release::Released)
+    }
+
+    async fn delete_number_and_route(
         &self,
         workspace: &WorkspaceId,
         channel: Channel,
@@ -278,16 +403,15 @@ impl Store {
         Ok(())
     }
 
-    /// The number showing `display_phone_number` (digits compared), if the workspace has it.
-    async fn number_showing(
-        &self,
-        workspace: &WorkspaceId,
-        display_phone_number: &str,
-    ) -> Result<Option<NumberRecord>, StoreError> {
-        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-        let wanted = digits(display_phone_number);
-        let numbers = self.numbers(workspace).await?;
-        Ok(numbers.into_iter().find(|n| n.display_phone_number.as_deref().map(digits).as_deref() == Some(&wanted)))
+    /// Sets some of a number's attributes, only if it still exists (a release is not undone).
+    async fn update_number(&self, number: &NumberRecord, update: Update) -> Result<(), StoreError> {
+        let (pk, sk) = keys::number(&number.workspace_id, number.channel, &number.account_id);
+        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        match update.condition("attribute_exists(pk)", &[], vec![]).apply(request).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if super::refused_by_condition(&e) => Ok(()),
+            Err(e) => Err(StoreError::aws("UpdateItem number", e)),
+        }
     }
 
     /// Meta's quality news for a number: its quality event, and the messaging limit, which Meta
@@ -301,23 +425,21 @@ impl Store {
         messaging_limit: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let Some(mut number) = self.number_showing(workspace, display_phone_number).await? else { return Ok(false) };
-        number.quality_event = Some(event.to_owned());
-        number.updated_at = now;
+        let numbers = self.numbers(workspace).await?;
+        let Some(number) = showing(&numbers, display_phone_number) else { return Ok(false) };
+        let stamp = Update::new().set("updated_at", s(now.to_rfc3339()));
+        self.update_number(number, stamp.clone().set("quality_event", s(event))).await?;
         if let Some(limit) = messaging_limit {
-            for mut sibling in self.numbers(workspace).await? {
+            for sibling in &numbers {
                 let same_portfolio = match (&sibling.business_id, &number.business_id) {
                     (Some(a), Some(b)) => a == b,
                     _ => sibling.waba_id == number.waba_id,
                 };
-                if same_portfolio && sibling.account_id != number.account_id {
-                    sibling.messaging_limit = Some(limit.to_owned());
-                    self.put_number(&sibling).await?;
+                if same_portfolio {
+                    self.update_number(sibling, stamp.clone().set("messaging_limit", s(limit))).await?;
                 }
             }
-            number.messaging_limit = Some(limit.to_owned());
         }
-        self.put_number(&number).await?;
         Ok(true)
     }
 
@@ -332,16 +454,18 @@ impl Store {
         detail: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let Some(mut number) = self.number_showing(workspace, display_phone_number).await? else { return Ok(false) };
-        if matches!(event, "DISABLED_UPDATE" | "ACCOUNT_DELETED" | "PARTNER_REMOVED" | "ACCOUNT_OFFBOARDED") {
-            number.state = NumberState::Error;
-        }
-        number.state_reason = Some(match detail {
+        let numbers = self.numbers(workspace).await?;
+        let Some(number) = showing(&numbers, display_phone_number) else { return Ok(false) };
+        let reason = match detail {
             Some(detail) => format!("Meta: {event} {detail}"),
             None => format!("Meta: {event}"),
-        });
-        number.updated_at = now;
-        self.put_number(&number).await?;
+        };
+        let mut update = Update::new().set("updated_at", s(now.to_rfc3339())).set("state_reason", s(reason));
+        if matches!(event, "DISABLED_UPDATE" | "ACCOUNT_DELETED" | "PARTNER_REMOVED" | "ACCOUNT_OFFBOARDED") {
+            let error = serde_json::to_value(NumberState::Error).expect("states serialize");
+            update = update.set("state", s(error.as_str().unwrap_or_default()));
+        }
+        self.update_number(number, update).await?;
         Ok(true)
     }
 

@@ -33,16 +33,15 @@ fn encode(key: &Item) -> String {
     hex::encode(serde_json::to_vec(&plain).unwrap_or_default())
 }
 
-/// The `ExclusiveStartKey` a cursor stands for, if every key in it is the caller's.
-fn decode(cursor: &str, workspace: &WorkspaceId) -> Result<Item, BadCursor> {
+/// The `ExclusiveStartKey` a cursor stands for: exactly the index's and table's keys, of an
+/// item in this very list (`gsi1pk`), under the caller's workspace.
+fn decode(cursor: &str, workspace: &WorkspaceId, list: &str) -> Result<Item, BadCursor> {
     let bytes = hex::decode(cursor).map_err(|_| BadCursor)?;
     let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| BadCursor)?;
     let own = format!("WS#{workspace}#");
-    let is_key = |name: &str| matches!(name, "pk" | "gsi1pk");
-    if plain.is_empty() || plain.iter().any(|(name, value)| is_key(name) && !value.starts_with(&own)) {
-        return Err(BadCursor);
-    }
-    if plain.keys().any(|name| !matches!(name.as_str(), "pk" | "sk" | "gsi1pk" | "gsi1sk")) {
+    let complete = plain.len() == 4 && ["pk", "sk", "gsi1pk", "gsi1sk"].iter().all(|k| plain.contains_key(*k));
+    let ours = plain.get("gsi1pk").is_some_and(|k| k == list) && plain.get("pk").is_some_and(|k| k.starts_with(&own));
+    if !complete || !ours {
         return Err(BadCursor);
     }
     Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
@@ -65,7 +64,7 @@ impl Store {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Result<Page<Item>, BadCursor>, StoreError> {
-        let start = match cursor.map(|c| decode(c, workspace)).transpose() {
+        let start = match cursor.map(|c| decode(c, workspace, &gsi1pk)).transpose() {
             Ok(start) => start,
             Err(bad) => return Ok(Err(bad)),
         };
@@ -125,17 +124,23 @@ mod tests {
     fn a_cursor_reads_back_as_the_key_it_was_made_from() {
         let acme = WorkspaceId::parse("acme").unwrap();
         let last = key(&[("pk", "WS#acme#CONV#x"), ("sk", "CONV"), ("gsi1pk", "WS#acme#CONVS"), ("gsi1sk", "1")]);
-        assert_eq!(decode(&encode(&last), &acme).unwrap(), last);
+        assert_eq!(decode(&encode(&last), &acme, "WS#acme#CONVS").unwrap(), last);
+        assert_eq!(decode(&encode(&last), &acme, "WS#acme#CONTACTS"), Err(BadCursor), "another list's cursor");
     }
 
     #[test]
     fn a_cursor_cannot_reach_another_workspace() {
         let acme = WorkspaceId::parse("acme").unwrap();
-        let theirs = key(&[("pk", "WS#globex#CONV#x"), ("sk", "CONV"), ("gsi1pk", "WS#globex#CONVS")]);
-        assert_eq!(decode(&encode(&theirs), &acme), Err(BadCursor));
-        let prefix_trick = key(&[("pk", "WS#acmeX#CONV#x"), ("gsi1pk", "WS#acme#CONVS")]);
-        assert_eq!(decode(&encode(&prefix_trick), &acme), Err(BadCursor));
-        assert_eq!(decode("not hex", &acme), Err(BadCursor));
-        assert_eq!(decode(&hex::encode("{}"), &acme), Err(BadCursor));
+        let list = "WS#acme#CONVS";
+        let theirs = key(&[("pk", "WS#globex#CONV#x"), ("sk", "CONV"), ("gsi1pk", "WS#globex#CONVS"), ("gsi1sk", "1")]);
+        assert_eq!(decode(&encode(&theirs), &acme, list), Err(BadCursor));
+        let mixed = key(&[("pk", "WS#globex#CONV#x"), ("sk", "CONV"), ("gsi1pk", list), ("gsi1sk", "1")]);
+        assert_eq!(decode(&encode(&mixed), &acme, list), Err(BadCursor), "our list, their item");
+        let prefix_trick = key(&[("pk", "WS#acmeX#CONV#x"), ("sk", "CONV"), ("gsi1pk", list), ("gsi1sk", "1")]);
+        assert_eq!(decode(&encode(&prefix_trick), &acme, list), Err(BadCursor));
+        let partial = key(&[("sk", "x")]);
+        assert_eq!(decode(&encode(&partial), &acme, list), Err(BadCursor));
+        assert_eq!(decode("not hex", &acme, list), Err(BadCursor));
+        assert_eq!(decode(&hex::encode("{}"), &acme, list), Err(BadCursor));
     }
 }

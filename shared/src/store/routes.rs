@@ -101,6 +101,26 @@ impl Store {
         }
     }
 
+    /// Lets another workspace hear the WABA's news (its last number here was released).
+    pub async fn release_waba(&self, workspace: &WorkspaceId, waba_id: &str) -> Result<(), StoreError> {
+        let (pk, sk) = keys::waba_route(waba_id);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(keys::PK, AttributeValue::S(pk))
+            .key(keys::SK, AttributeValue::S(sk))
+            .condition_expression("workspace_id = :ws")
+            .expression_attribute_values(":ws", AttributeValue::S(workspace.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if refused_by_condition(&e) => Ok(()),
+            Err(e) => Err(StoreError::aws("DeleteItem WABA route", e)),
+        }
+    }
+
     /// The workspace that onboarded a number of this WABA, if any.
     pub async fn waba_owner(&self, waba_id: &str) -> Result<Option<WorkspaceId>, StoreError> {
         #[derive(Deserialize)]

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,7 +16,7 @@ use wapisnap::domain::{Channel, ContactId};
 use wapisnap::store::contacts::ContactRecord;
 
 use crate::error::{ApiError, ErrorBody, FieldProblem};
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{Caller, JsonBody, QueryParams};
 use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
@@ -98,7 +98,7 @@ async fn found(state: &Shared, caller: &Caller, channel: Channel, id: &ContactId
 async fn list(
     State(state): State<Shared>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    QueryParams(page): QueryParams<PageQuery>,
 ) -> Result<axum::Json<ContactPage>, ApiError> {
     let found = state
         .store
@@ -131,6 +131,9 @@ async fn create(
     }
     let Some(id) = id.filter(|_| problems.is_empty()) else { return Err(ApiError::invalid(problems)) };
     let name = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if name.is_some_and(|n| n.chars().count() > 256) {
+        return Err(ApiError::field("name", "must be at most 256 characters"));
+    }
     let created =
         state.store.save_contact(&caller.workspace, Channel::WhatsApp, &id, name, &tags, state.clock.now()).await?;
     let view = ContactView::from(found(&state, &caller, Channel::WhatsApp, &id).await?);
@@ -163,8 +166,8 @@ async fn update(
     let id = contact_id(channel, &id)?;
     found(&state, &caller, channel, &id).await?;
     let name = body.name.trim();
-    if name.is_empty() {
-        return Err(ApiError::field("name", "must not be empty"));
+    if name.is_empty() || name.chars().count() > 256 {
+        return Err(ApiError::field("name", "must be 1 to 256 characters"));
     }
     state.store.save_contact(&caller.workspace, channel, &id, Some(name), &BTreeSet::new(), state.clock.now()).await?;
     Ok(axum::Json(ContactView::from(found(&state, &caller, channel, &id).await?)))

@@ -1,7 +1,7 @@
 //! `/v1/conversations`: the shared inbox — conversations, their messages, the composer and the
 //! human-takeover switch. The rules live in `wapisnap::inbox` and `wapisnap::policy`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use wapisnap::store::jobs::JobRecord;
 use wapisnap::store::messages::{ConversationEntry, OutboundEntry, StoredMessage};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{Caller, JsonBody, QueryParams};
 use crate::state::Shared;
 
 pub fn router() -> OpenApiRouter<Shared> {
@@ -84,7 +84,7 @@ fn bad_cursor(_: wapisnap::store::pages::BadCursor) -> ApiError {
 async fn list(
     State(state): State<Shared>,
     caller: Caller,
-    Query(page): Query<PageQuery>,
+    QueryParams(page): QueryParams<PageQuery>,
 ) -> Result<axum::Json<ConversationPage>, ApiError> {
     let limit = page.limit.unwrap_or(25);
     let found =
@@ -178,7 +178,7 @@ async fn messages(
     State(state): State<Shared>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(page): Query<PageQuery>,
+    QueryParams(page): QueryParams<PageQuery>,
 ) -> Result<axum::Json<MessagePage>, ApiError> {
     existing(&state, &caller, &id).await?;
     let limit = page.limit.unwrap_or(25);
@@ -220,6 +220,11 @@ pub struct Queued {
     pub human_handoff: bool,
 }
 
+/// WhatsApp's limit on a text message.
+const MAX_TEXT_CHARS: usize = 4096;
+/// Far above any message Meta accepts, far below DynamoDB's item limit.
+const MAX_CONTENT_BYTES: usize = 16 * 1024;
+
 fn compose_error(error: ComposeError) -> ApiError {
     match error {
         ComposeError::NoConversation(_) => ApiError::not_found(error.to_string()),
@@ -259,8 +264,16 @@ async fn send(
         .to_owned();
     let content: OutboundContent =
         serde_json::from_value(body.content).map_err(|e| ApiError::field("content", e.to_string()))?;
-    if body.agent_id.trim().is_empty() {
-        return Err(ApiError::field("agent_id", "must not be empty"));
+    if body.agent_id.trim().is_empty() || body.agent_id.len() > 128 {
+        return Err(ApiError::field("agent_id", "must be 1 to 128 characters"));
+    }
+    if let OutboundContent::Text { body, .. } = &content
+        && body.chars().count() > MAX_TEXT_CHARS
+    {
+        return Err(ApiError::field("content.body", format!("is longer than WhatsApp's {MAX_TEXT_CHARS} characters")));
+    }
+    if serde_json::to_vec(&content).map_or(0, |bytes| bytes.len()) > MAX_CONTENT_BYTES {
+        return Err(ApiError::field("content", "is larger than 16 KB"));
     }
     let message = Reply { agent_id: body.agent_id, content, idempotency_key: key };
     let queued = reply(&state.store, &state.queues, &caller.workspace, &id, message, state.clock.now())

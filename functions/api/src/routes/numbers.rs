@@ -11,10 +11,10 @@ use utoipa_axum::routes;
 use wapisnap::domain::{Channel, PhoneNumberId, WabaId};
 use wapisnap::numbers::onboarding::{OnboardError, Onboarding};
 use wapisnap::numbers::registration::{CodeMethod, RECOVER_AFTER_DEREGISTER, Registrar, RegistrationError, SixDigits};
-use wapisnap::store::numbers::NumberRecord;
+use wapisnap::store::numbers::{NumberRecord, Release};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{Caller, JsonBody, QueryParams};
 use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
@@ -77,7 +77,8 @@ impl From<&NumberRecord> for NumberView {
 }
 
 /// Onboarding with an access token (pasted by an operator, or from Embedded Signup).
-#[derive(Debug, Deserialize, ToSchema)]
+// No Debug: it carries a secret.
+#[derive(Deserialize, ToSchema)]
 pub struct OnboardNumber {
     pub phone_number_id: String,
     pub waba_id: String,
@@ -157,7 +158,7 @@ async fn onboard(
 async fn list(
     State(state): State<Shared>,
     caller: Caller,
-    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+    QueryParams(page): QueryParams<PageQuery>,
 ) -> Result<axum::Json<NumberList>, ApiError> {
     let found = state
         .store
@@ -192,14 +193,18 @@ async fn show(
     params(("id" = String, Path, description = "Meta's phone number id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn release(State(state): State<Shared>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    if state.store.release_number(&caller.workspace, Channel::WhatsApp, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("no number {id} in this workspace")))
+    match state.store.release_number(&caller.workspace, Channel::WhatsApp, &id).await? {
+        Release::Released => Ok(StatusCode::NO_CONTENT),
+        Release::NotFound => Err(ApiError::not_found(format!("no number {id} in this workspace"))),
+        Release::Locked => Err(ApiError::conflict(format!(
+            "Meta locked registration for this number; verify a code first ({}), then release it",
+            wapisnap::numbers::registration::REVERIFY_STEPS
+        ))),
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No Debug: it carries a secret.
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterNumber {
     /// The number's two-step verification PIN: exactly 6 digits. Never stored.
     pub pin: String,
@@ -280,7 +285,8 @@ async fn request_code(
     Ok(axum::Json(Done { ok: true }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No Debug: it carries a secret.
+#[derive(Deserialize, ToSchema)]
 pub struct VerifyCode {
     /// The 6-digit code Meta sent by SMS or voice.
     pub code: String,
@@ -359,7 +365,8 @@ async fn diagnostics(
 }
 
 /// What the business's browser got from Meta's Embedded Signup.
-#[derive(Debug, Deserialize, ToSchema)]
+// No Debug: it carries a secret.
+#[derive(Deserialize, ToSchema)]
 pub struct SignupCode {
     /// The code from `FB.login` (valid for a few minutes, usable once).
     pub code: String,

@@ -10,7 +10,7 @@ use wapisnap::store::numbers::TemplateRecord;
 use wapisnap::templates::{SyncError, sync};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::Caller;
+use crate::extract::{Caller, QueryParams};
 use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
@@ -73,7 +73,7 @@ pub struct Synced {
 async fn list(
     State(state): State<Shared>,
     caller: Caller,
-    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+    QueryParams(page): QueryParams<PageQuery>,
 ) -> Result<axum::Json<TemplateList>, ApiError> {
     let found = state
         .store
