@@ -132,6 +132,11 @@ impl TestApp {
 
     /// Receives and deletes everything on a queue (FIFO included) until it is empty.
     pub async fn drain(&self, logical_id: &str) -> Vec<serde_json::Value> {
+        self.drain_waiting(logical_id, 1).await
+    }
+
+    /// Receives and deletes until a receive that waited `wait_seconds` comes back empty.
+    async fn drain_waiting(&self, logical_id: &str, wait_seconds: i32) -> Vec<serde_json::Value> {
         let sqs = &self.env.stack.aws.sqs;
         let url = self.queue_url(logical_id);
         let mut bodies = Vec::new();
@@ -140,7 +145,7 @@ impl TestApp {
                 .receive_message()
                 .queue_url(&url)
                 .max_number_of_messages(10)
-                .wait_time_seconds(1)
+                .wait_time_seconds(wait_seconds)
                 .send()
                 .await
                 .expect("receive");
@@ -492,32 +497,7 @@ impl TestApp {
     /// Receives and deletes what is on a queue right now, without waiting for more (what a
     /// poller would be handed): for tests that take many turns and cannot spend a second each.
     pub async fn drain_now(&self, logical_id: &str) -> Vec<serde_json::Value> {
-        let sqs = &self.env.stack.aws.sqs;
-        let url = self.queue_url(logical_id);
-        let mut bodies = Vec::new();
-        loop {
-            let received = sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .expect("receive");
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
-                return bodies;
-            }
-            for message in messages {
-                bodies.push(serde_json::from_str(message.body().unwrap_or("null")).unwrap_or(serde_json::Value::Null));
-                sqs.delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(message.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        self.drain_waiting(logical_id, 0).await
     }
 }
 

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::key_format::{KeyHash, NewKey, PresentedKey, is_prefix};
 use crate::domain::WorkspaceId;
-use crate::store::keys::{self, sortable_millis};
+use crate::store::keys::sortable_millis;
 use crate::store::update::{Update, s};
-use crate::store::{Store, StoreError, refused_by_condition};
+use crate::store::{Store, StoreError};
 
 /// A key just issued: the only time its plaintext exists outside the caller's hands.
 #[derive(Debug)]
@@ -133,19 +133,12 @@ impl Store {
         if !is_prefix(prefix) {
             return Ok(false);
         }
-        let (pk, sk) = key(prefix);
-        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
-        let result = Update::new()
-            .set_if_absent("revoked_at", s(now.to_rfc3339()))
-            .condition("{workspace_id} = {0}", &["workspace_id"], vec![AttributeValue::S(workspace.to_string())])
-            .apply(request)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem api key revoke", e)),
-        }
+        let update = Update::new().set_if_absent("revoked_at", s(now.to_rfc3339())).condition(
+            "{workspace_id} = {0}",
+            &["workspace_id"],
+            vec![AttributeValue::S(workspace.to_string())],
+        );
+        self.update_if(key(prefix), update, "UpdateItem api key revoke").await
     }
 
     /// The workspace a presented key speaks for; `None` when it is malformed, unknown, wrong or

@@ -108,19 +108,12 @@ impl Store {
         contact: &str,
         tag: &Tag,
     ) -> Result<bool, StoreError> {
-        let (pk, sk) = keys::contact(workspace, channel, contact);
-        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
-        let result = Update::new()
-            .delete("tags", AttributeValue::Ss(vec![tag.as_str().to_owned()]))
-            .condition("attribute_exists({pk})", &["pk"], vec![])
-            .apply(request)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem contact untag", e)),
-        }
+        let update = Update::new().delete("tags", AttributeValue::Ss(vec![tag.as_str().to_owned()])).condition(
+            "attribute_exists({pk})",
+            &["pk"],
+            vec![],
+        );
+        self.update_if(keys::contact(workspace, channel, contact), update, "UpdateItem contact untag").await
     }
 
     pub async fn contacts_page(

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::update::{Update, n, s};
-use super::{Store, StoreError, keys, refused_by_condition};
+use super::{Store, StoreError, keys};
 use crate::domain::{DeliveryState, JobState, MessageId, SendJob, SendJobId, WorkspaceId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,15 +223,6 @@ fn millis(at: DateTime<Utc>) -> AttributeValue {
 }
 
 impl Store {
-    fn job_update(
-        &self,
-        workspace: &WorkspaceId,
-        job_id: &SendJobId,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        let (pk, sk) = keys::job(workspace, job_id.as_str());
-        self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk))
-    }
-
     /// Applies a conditional update to a job: `false` when its condition refused it (the job
     /// moved on meanwhile), which is an answer, not an error.
     async fn update_job(
@@ -241,16 +232,56 @@ impl Store {
         update: Update,
         operation: &'static str,
     ) -> Result<bool, StoreError> {
-        match update.apply(self.job_update(workspace, job_id)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws(operation, e)),
-        }
+        self.update_if(keys::job(workspace, job_id.as_str()), update, operation).await
     }
 
     pub async fn job(&self, workspace: &WorkspaceId, job_id: &SendJobId) -> Result<Option<JobRecord>, StoreError> {
         let (pk, sk) = keys::job(workspace, job_id.as_str());
         self.get(pk, sk, "job").await
+    }
+
+    /// Several jobs of one workspace in one read (up to 100, a page of a list); missing ones
+    /// are absent from the answer.
+    pub async fn jobs(
+        &self,
+        workspace: &WorkspaceId,
+        ids: &[SendJobId],
+    ) -> Result<std::collections::HashMap<SendJobId, JobRecord>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found = std::collections::HashMap::new();
+        for chunk in ids.chunks(100) {
+            let keys: Vec<super::Item> = chunk
+                .iter()
+                .map(|id| {
+                    let (pk, sk) = keys::job(workspace, id.as_str());
+                    [(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))].into()
+                })
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Corrupt { entity: "job", reason: e.to_string() })?,
+            );
+            // DynamoDB may answer part of a batch and hand back the rest to ask again.
+            while let Some(keys) = request.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::aws("BatchGetItem jobs", e))?;
+                for item in output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let record: JobRecord = serde_dynamo::from_item(item).map_err(corrupt)?;
+                    found.insert(record.job.job_id.clone(), record);
+                }
+                request =
+                    output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys.is_empty());
+            }
+        }
+        Ok(found)
     }
 
     /// Makes a send request durable: the job is stored QUEUED (indexed so the sweeper finds

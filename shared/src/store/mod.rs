@@ -147,6 +147,28 @@ impl Store {
         }
     }
 
+    /// Applies a conditional update to the item at `key`: `false` when its condition refused
+    /// it (the item moved on, or is not there), which is an answer, not an error.
+    pub(crate) async fn update_if(
+        &self,
+        (pk, sk): (String, String),
+        update: update::Update,
+        operation: &'static str,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, AttributeValue::S(pk))
+            .key(keys::SK, AttributeValue::S(sk));
+        match update.apply(request).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws(operation, e)),
+        }
+    }
+
     /// Every item under one `gsi1pk`, in `gsi1sk` order, across result pages.
     pub(crate) async fn query_index(&self, gsi1pk: String, operation: &'static str) -> Result<Vec<Item>, StoreError> {
         self.query_index_below(gsi1pk, None, operation).await

@@ -171,8 +171,6 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let (pk, sk) = keys::number(workspace, Channel::WhatsApp, account_id);
-        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
         let state = |state: NumberState| {
             s(serde_json::to_value(state).expect("states serialize").as_str().unwrap_or_default().to_owned())
         };
@@ -190,12 +188,8 @@ impl Store {
                 update.set("state", state(NumberState::Disconnected)).set("state_reason", s(reason))
             }
         };
-        let result = update.condition("attribute_exists(pk)", &[], vec![]).apply(request).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if super::refused_by_condition(&e) => Ok(()),
-            Err(e) => Err(StoreError::aws("UpdateItem number registration", e)),
-        }
+        self.update_existing_number(workspace, Channel::WhatsApp, account_id, update, "UpdateItem number registration")
+            .await
     }
 
     /// Records that a status for this number arrived at `at` (the number must exist: a released
@@ -207,19 +201,8 @@ impl Store {
         account_id: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = keys::number(workspace, channel, account_id);
-        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
-        let result = Update::new()
-            .set("statuses_seen_at", super::update::n(at.timestamp_millis()))
-            .condition("attribute_exists(pk)", &[], vec![])
-            .apply(request)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if super::refused_by_condition(&e) => Ok(()),
-            Err(e) => Err(StoreError::aws("UpdateItem number statuses seen", e)),
-        }
+        let update = Update::new().set("statuses_seen_at", n(at.timestamp_millis()));
+        self.update_existing_number(workspace, channel, account_id, update, "UpdateItem number statuses seen").await
     }
 
     /// A workspace's numbers and Instagram accounts (a handful: one index partition).
@@ -403,15 +386,30 @@ impl Store {
         Ok(())
     }
 
-    /// Sets some of a number's attributes, only if it still exists (a release is not undone).
     async fn update_number(&self, number: &NumberRecord, update: Update) -> Result<(), StoreError> {
-        let (pk, sk) = keys::number(&number.workspace_id, number.channel, &number.account_id);
-        let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
-        match update.condition("attribute_exists(pk)", &[], vec![]).apply(request).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if super::refused_by_condition(&e) => Ok(()),
-            Err(e) => Err(StoreError::aws("UpdateItem number", e)),
-        }
+        self.update_existing_number(
+            &number.workspace_id,
+            number.channel,
+            &number.account_id,
+            update,
+            "UpdateItem number",
+        )
+        .await
+    }
+
+    /// Sets some of a number's attributes, only if it still exists (a release is not undone, a
+    /// late webhook does not recreate it).
+    async fn update_existing_number(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+        update: Update,
+        operation: &'static str,
+    ) -> Result<(), StoreError> {
+        let update = update.condition("attribute_exists(pk)", &[], vec![]);
+        self.update_if(keys::number(workspace, channel, account_id), update, operation).await?;
+        Ok(())
     }
 
     /// Meta's quality news for a number: its quality event, and the messaging limit, which Meta

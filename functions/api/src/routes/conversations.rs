@@ -187,16 +187,27 @@ async fn messages(
         .conversation_messages_page(&caller.workspace, &id, limit, page.cursor.as_deref())
         .await?
         .map_err(bad_cursor)?;
-    let mut items = Vec::with_capacity(found.items.len());
-    for entry in found.items {
-        items.push(match entry {
+    // Our sends' states, for the whole page in one read.
+    let sent: Vec<_> = found
+        .items
+        .iter()
+        .filter_map(|entry| match entry {
+            ConversationEntry::Outbound(sent) => Some(sent.job_id.clone()),
+            ConversationEntry::Inbound(_) => None,
+        })
+        .collect();
+    let mut jobs = state.store.jobs(&caller.workspace, &sent).await?;
+    let items = found
+        .items
+        .into_iter()
+        .map(|entry| match entry {
             ConversationEntry::Inbound(message) => MessageView::inbound(*message),
             ConversationEntry::Outbound(sent) => {
-                let job = state.store.job(&caller.workspace, &sent.job_id).await?;
+                let job = jobs.remove(&sent.job_id);
                 MessageView::outbound(*sent, job)
             }
-        });
-    }
+        })
+        .collect();
     Ok(axum::Json(MessagePage { items, next: found.next }))
 }
 
