@@ -164,6 +164,31 @@ impl SchedulerConfig {
     }
 }
 
+/// Where the flow engine parks its wake-ups (a wait's timeout, a delay's end): the standard
+/// timer queue for up to 15 minutes (FIFO queues have no per-message delay), a one-time
+/// Scheduler schedule into that queue beyond.
+#[derive(Debug, Clone)]
+pub struct FlowTimerConfig {
+    pub timer_queue_url: String,
+    pub timer_queue_arn: String,
+    pub group_name: String,
+    pub role_arn: String,
+    pub dead_letter_arn: Option<String>,
+}
+
+impl FlowTimerConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            timer_queue_url: env.required("FLOW_TIMER_QUEUE_URL", "the SQS queue of delayed flow wake-ups")?,
+            timer_queue_arn: env
+                .required("FLOW_TIMER_QUEUE_ARN", "the ARN of the flow timer queue, long waits' target")?,
+            group_name: env.required("SCHEDULE_GROUP", "the EventBridge Scheduler group for long waits")?,
+            role_arn: env.required("SCHEDULER_ROLE_ARN", "the IAM role Scheduler assumes to reach the timer queue")?,
+            dead_letter_arn: env.optional("SCHEDULE_DLQ_ARN"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

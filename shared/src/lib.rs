@@ -8,6 +8,7 @@
 //! - [`telemetry`]: tracing set up in one place.
 //! - [`lambda`]: the glue between Lambda events and our code (SQS batches, HTTP responses).
 //! - [`meta`]: Meta's webhook and Graph API protocol.
+//! - [`flows`]: automations — definitions, the pure step engine, the runner.
 //! - [`access`]: workspaces and their API keys (issued once, stored hashed, revocable).
 
 pub mod access;
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod contacts;
 pub mod domain;
+pub mod flows;
 pub mod inbound;
 pub mod inbox;
 pub mod lambda;
@@ -25,6 +27,7 @@ pub mod outbound;
 pub mod policy;
 pub mod queues;
 pub mod retry;
+pub mod schedules;
 pub mod store;
 pub mod telemetry;
 pub mod templates;

@@ -5,38 +5,76 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::QueueConfig;
-use crate::domain::{AccountId, Channel, ContactId, InboundMessage, MessageId, SendJobId, SendRequest, WorkspaceId};
+use crate::domain::{
+    AccountId, Channel, ContactId, InboundMessage, MessageId, RunId, SendJobId, SendRequest, WorkspaceId,
+    conversation_id,
+};
 
-/// A new inbound message for the flow engine (FIFO: one message group per conversation, so a
-/// conversation's messages are handled in order).
+/// The conversation a flow tick is about. Its id is the FIFO message group, so one
+/// conversation's ticks run one at a time, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlowEvent {
+pub struct FlowConversation {
     pub workspace_id: WorkspaceId,
-    pub conversation_id: String,
     pub channel: Channel,
     pub account_id: AccountId,
     pub contact_id: ContactId,
-    pub message_id: MessageId,
-    pub sent_at: DateTime<Utc>,
 }
 
-impl FlowEvent {
+impl FlowConversation {
+    pub fn id(&self) -> String {
+        conversation_id(self.channel, &self.account_id, &self.contact_id)
+    }
+}
+
+/// One message on the flow queue: one tick of a conversation's automation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tick", rename_all = "snake_case")]
+pub enum FlowTick {
+    /// The customer wrote: start a run, or answer the one waiting for a reply.
+    Inbound { conversation: FlowConversation, message_id: MessageId, sent_at: DateTime<Utc> },
+    /// Run the node a run is at (the run's `step`-th tick).
+    Step { conversation: FlowConversation, run_id: RunId, step: u32 },
+    /// A wait's timeout or a delay's end, for the wait the run parked at on its `step`-th tick.
+    Wake { conversation: FlowConversation, run_id: RunId, step: u32 },
+    /// A tag was added to the contact (`event_id` tells one addition from another).
+    TagAdded { conversation: FlowConversation, tag: String, event_id: String },
+}
+
+impl FlowTick {
     pub fn for_message(workspace: &WorkspaceId, message: &InboundMessage) -> Self {
-        Self {
-            workspace_id: workspace.clone(),
-            conversation_id: message.conversation_id(),
-            channel: message.channel,
-            account_id: message.account_id.clone(),
-            contact_id: message.contact_id.clone(),
+        Self::Inbound {
+            conversation: FlowConversation {
+                workspace_id: workspace.clone(),
+                channel: message.channel,
+                account_id: message.account_id.clone(),
+                contact_id: message.contact_id.clone(),
+            },
             message_id: message.message_id.clone(),
             sent_at: message.sent_at,
         }
     }
 
-    /// SQS FIFO drops a second event with the same id within 5 minutes, which covers
-    /// concurrent redeliveries of one message; the flow engine's own step guard covers the rest.
+    pub fn conversation(&self) -> &FlowConversation {
+        match self {
+            Self::Inbound { conversation, .. }
+            | Self::Step { conversation, .. }
+            | Self::Wake { conversation, .. }
+            | Self::TagAdded { conversation, .. } => conversation,
+        }
+    }
+
+    /// SQS FIFO drops a second tick with the same id within 5 minutes, which covers
+    /// concurrent redeliveries; the flow engine's own step guard covers the rest.
     pub fn deduplication_id(&self) -> String {
-        hex::encode(Sha256::digest(format!("{}#{}", self.workspace_id, self.message_id)))
+        let ws = &self.conversation().workspace_id;
+        let conversation = self.conversation().id();
+        let natural = match self {
+            Self::Inbound { message_id, .. } => format!("{ws}#{message_id}"),
+            Self::Step { run_id, step, .. } => format!("{ws}#{conversation}#{run_id}#step#{step}"),
+            Self::Wake { run_id, step, .. } => format!("{ws}#{conversation}#{run_id}#wake#{step}"),
+            Self::TagAdded { event_id, .. } => format!("{ws}#{conversation}#tag#{event_id}"),
+        };
+        hex::encode(Sha256::digest(natural))
     }
 }
 
@@ -80,14 +118,14 @@ impl Queues {
         Self { sqs, config }
     }
 
-    pub async fn emit_flow_event(&self, event: &FlowEvent) -> Result<(), QueueError> {
-        let body = serde_json::to_string(event).expect("flow events serialize");
+    pub async fn emit_flow_tick(&self, tick: &FlowTick) -> Result<(), QueueError> {
+        let body = serde_json::to_string(tick).expect("flow ticks serialize");
         self.sqs
             .send_message()
             .queue_url(&self.config.flow_queue_url)
             .message_body(body)
-            .message_group_id(&event.conversation_id)
-            .message_deduplication_id(event.deduplication_id())
+            .message_group_id(tick.conversation().id())
+            .message_deduplication_id(tick.deduplication_id())
             .send()
             .await
             .map_err(|e| QueueError {

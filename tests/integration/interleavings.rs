@@ -418,6 +418,7 @@ impl<'a> Story<'a> {
             text: "hello".into(),
             wamid: Some(wamid.clone()),
             timestamp: Some(timestamp),
+            button_id: None,
         };
         let answered = self.app.env.sandbox.state.post_inbound_text(&message).await.map(|(_, status)| status);
         self.note(format!("    inbound {wamid} → webhook {answered:?}"));

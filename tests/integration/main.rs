@@ -3,8 +3,10 @@
 
 mod access;
 mod api;
+mod automations_api;
 mod engine_faults;
 mod exactly_once;
+mod flows;
 mod interleavings;
 mod local_stack;
 mod sandbox;

@@ -349,6 +349,7 @@ async fn the_sandbox_plays_meta_end_to_end_with_signed_webhooks() {
         text: "hello from the sandbox".into(),
         wamid: None,
         timestamp: None,
+        button_id: None,
     };
     let (wamid, answered) = app.env.sandbox.state.post_inbound_text(&inbound).await.unwrap();
     assert_eq!(answered, 200);

@@ -8,6 +8,8 @@ use tokio::sync::OnceCell;
 use wapisnap_local::environment::{EnvironmentOptions, LocalEnvironment};
 use wapisnap_local::moto::Moto;
 
+pub mod flows;
+
 static MOTO: OnceCell<Moto> = OnceCell::const_new();
 
 /// The emulator's endpoint. Fails the test with instructions when moto is not installed.
@@ -276,6 +278,7 @@ impl TestApp {
             text: "hello".into(),
             wamid: None,
             timestamp: Some(self.env.stack.clock.now().timestamp()),
+            button_id: None,
         };
         let (_, answered) = self.env.sandbox.state.post_inbound_text(&message).await.unwrap();
         assert_eq!(answered, 200);

@@ -54,7 +54,7 @@ impl Config {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "wapisnap workspace API", version = "1", description = "Numbers, the shared inbox, and send jobs of one workspace. Every route but /v1/health takes `Authorization: Bearer <API key>`; the key decides the workspace."),
-    tags((name = "numbers"), (name = "inbox"), (name = "contacts"), (name = "templates"), (name = "health"))
+    tags((name = "numbers"), (name = "inbox"), (name = "contacts"), (name = "templates"), (name = "automations"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -68,6 +68,7 @@ fn parts() -> (Router<Shared>, OpenApi) {
         .merge(routes::contacts::router())
         .merge(routes::templates::router())
         .merge(routes::jobs::router())
+        .merge(routes::automations::router())
         .split_for_parts();
     doc.components.get_or_insert_with(Default::default).add_security_scheme(
         "api_key",
@@ -82,7 +83,7 @@ pub fn openapi() -> OpenApi {
 }
 
 /// Resources whose issues are still open: an honest 501, never a fake success.
-const NOT_BUILT_YET: [&str; 2] = ["automations", "broadcasts"];
+const NOT_BUILT_YET: [&str; 1] = ["broadcasts"];
 
 pub fn router(state: ApiState) -> Router {
     let (mut router, doc) = parts();
@@ -169,7 +170,15 @@ mod tests {
     fn the_document_is_openapi_3_1_with_every_route() {
         let doc = serde_json::to_value(openapi()).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-        for path in ["/v1/health", "/v1/numbers", "/v1/numbers/{id}/register", "/v1/conversations/{id}/messages"] {
+        for path in [
+            "/v1/health",
+            "/v1/numbers",
+            "/v1/numbers/{id}/register",
+            "/v1/conversations/{id}/messages",
+            "/v1/automations",
+            "/v1/automations/{id}/enable",
+            "/v1/conversations/{id}/automation-runs",
+        ] {
             assert!(doc["paths"].get(path).is_some(), "{path}");
         }
     }

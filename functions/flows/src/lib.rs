@@ -1,18 +1,61 @@
-//! The flows function: one automation step ("tick") per flow event; stops when the conversation is handed to a human, respects the channel filter and WhatsApp-only nodes.
+//! The flows function: one automation step ("tick") per message of the FIFO flow queue (see
+//! `wapisnap::flows`), plus the mover for wake-ups arriving on the timer queue.
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use wapisnap::lambda::sqs::{MessageFailure, UnreportableRecord, each_message};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use wapisnap::aws::AwsClients;
+use wapisnap::clock::SharedClock;
+use wapisnap::config::{ConfigError, Env, FlowTimerConfig, QueueConfig, StoreConfig};
+use wapisnap::flows::runner::{FlowError, FlowRunner};
+use wapisnap::flows::timers::FlowTimers;
+use wapisnap::lambda::sqs::{UnreportableRecord, each_json_message};
+use wapisnap::queues::{FlowTick, Queues};
+use wapisnap::store::Store;
 
-pub struct Flows;
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub queues: QueueConfig,
+    pub timers: FlowTimerConfig,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: StoreConfig::from_env(env)?,
+            queues: QueueConfig::from_env(env)?,
+            timers: FlowTimerConfig::from_env(env)?,
+        })
+    }
+}
+
+pub struct Flows {
+    runner: FlowRunner,
+}
 
 impl Flows {
-    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, UnreportableRecord> {
-        each_message(event, |message| self.process(message)).await
+    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
+        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
+        let queues = Queues::new(aws.sqs.clone(), config.queues);
+        let timers = FlowTimers::new(aws.sqs.clone(), aws.scheduler.clone(), config.timers);
+        Self { runner: FlowRunner::new(store, queues, timers, clock) }
     }
 
-    /// Not built yet: every message is reported as failed, so SQS keeps it (and after
-    /// `maxReceiveCount` parks it in the dead-letter queue) instead of it being lost.
-    async fn process(&self, _message: SqsMessage) -> Result<(), MessageFailure<&'static str>> {
-        Err(MessageFailure::Handler("flows is not built yet; the message is kept for redelivery"))
+    pub fn runner(&self) -> &FlowRunner {
+        &self.runner
+    }
+
+    /// Ticks run in order, one at a time (FIFO: a conversation's ticks must not overtake each
+    /// other); a wake-up from the timer queue is moved onto its conversation's FIFO group.
+    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, UnreportableRecord> {
+        each_json_message(event, |tick: FlowTick, record| async move {
+            if self.runner.timers().is_timer_queue(record.event_source_arn.as_deref()) {
+                return self.runner.forward(&tick).await;
+            }
+            // Boxed: the tick's future is deep, and the Lambda runtime nests it further.
+            let outcome = Box::pin(self.runner.tick(tick)).await?;
+            tracing::info!(?outcome, "flow tick");
+            Ok::<(), FlowError>(())
+        })
+        .await
     }
 }

@@ -1,15 +1,21 @@
+use std::sync::Arc;
+
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use wapisnap::aws::AwsClients;
+use wapisnap::clock::SystemClock;
 use wapisnap::config::Env;
 use wapisnap::telemetry::{self, LogFormat};
-use wapisnap_flows::Flows;
+use wapisnap_flows::{Config, Flows};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
-    let handler = &Flows;
+    let config = Config::from_env(&env)?;
+    let flows = Flows::new(config, &AwsClients::from_env().await, Arc::new(SystemClock));
+    let flows = &flows;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        handler.handle(event.payload).await.map_err(Error::from)
+        flows.handle(event.payload).await.map_err(Error::from)
     }))
     .await
 }

@@ -54,6 +54,7 @@ impl LocalFunctions {
         let sender_env = env(template, stack, "SenderFunction")?;
         let retry_env = env(template, stack, "RetryFunction")?;
         let sweeper_env = env(template, stack, "SweeperFunction")?;
+        let flows_env = env(template, stack, "FlowsFunction")?;
         let mut sender_config = config("SenderFunction", wapisnap_sender::Config::from_env(&sender_env))?;
         if let Some(concurrency) = sender_concurrency {
             sender_config.concurrency = concurrency;
@@ -76,7 +77,11 @@ impl LocalFunctions {
                 clock.clone(),
             )),
             sender: Arc::new(wapisnap_sender::SenderFunction::new(sender_config, aws, graph, clock.clone())),
-            flows: Arc::new(wapisnap_flows::Flows),
+            flows: Arc::new(wapisnap_flows::Flows::new(
+                config("FlowsFunction", wapisnap_flows::Config::from_env(&flows_env))?,
+                aws,
+                clock.clone(),
+            )),
             retry: Arc::new(wapisnap_retry::Retry::new(
                 config("RetryFunction", wapisnap_retry::Config::from_env(&retry_env))?,
                 aws,

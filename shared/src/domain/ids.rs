@@ -135,6 +135,19 @@ id_type!(
 );
 
 id_type!(
+    /// A workspace's automation (`auto_…`).
+    AutomationId, "automation id", digits_only = false
+);
+id_type!(
+    /// One run of an automation in one conversation (`run_…`).
+    RunId, "run id", digits_only = false
+);
+id_type!(
+    /// A node of an automation's graph, named by its author (`greet`, `ask-size`).
+    NodeId, "node id", digits_only = false
+);
+
+id_type!(
     /// A customer on a channel: a WhatsApp id (phone digits) or an Instagram-scoped id. Built
     /// with [`ContactId::for_channel`] from whatever a caller wrote, so that `+1 650-555-1234`,
     /// `16505551234` and Meta's `wa_id` are one contact — and `dnd`, `do-not-send`, the 24-hour

@@ -14,7 +14,8 @@ pub use account::{NumberState, TemplateStatus};
 pub use channel::Channel;
 pub use delivery::DeliveryState;
 pub use ids::{
-    AccountId, ContactId, InvalidId, MessageId, PhoneNumberId, SendJobId, WaId, WabaId, WorkspaceId, conversation_id,
+    AccountId, AutomationId, ContactId, InvalidId, MessageId, NodeId, PhoneNumberId, RunId, SendJobId, WaId, WabaId,
+    WorkspaceId, conversation_id,
 };
 pub use inbound::{
     AccountEvent, AccountUpdate, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent,

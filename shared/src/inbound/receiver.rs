@@ -17,7 +17,7 @@ use super::event::{Delivery, parse_delivery_at};
 use crate::clock::SharedClock;
 use crate::domain::{Channel, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent};
 use crate::domain::{SendJobId, WorkspaceId};
-use crate::queues::{FlowEvent, QueueError, Queues, SendFailure};
+use crate::queues::{FlowTick, QueueError, Queues, SendFailure};
 use crate::store::messages::Insert;
 use crate::store::{Store, StoreError};
 
@@ -238,7 +238,7 @@ impl Receiver {
         // one is idempotent.
         self.store.upsert_contact(&workspace, &message, now).await?;
         let newest = self.store.record_inbound(&workspace, &message).await?;
-        self.queues.emit_flow_event(&FlowEvent::for_message(&workspace, &message)).await?;
+        self.queues.emit_flow_tick(&FlowTick::for_message(&workspace, &message)).await?;
         self.store.mark_processed(&workspace, &message.message_id).await?;
         tracing::info!(newest, completed_earlier_attempt = inserted != Insert::New, "inbound message stored");
         Ok(match inserted {

@@ -82,7 +82,15 @@ impl fmt::Display for Refusal {
                     "the customer never wrote, so there is no 24-hour window; only an approved template may be sent"
                 )
             }
-            Self::NotOnInstagram(kind) => write!(f, "Instagram has no {kind:?} messages"),
+            Self::NotOnInstagram(kind) => {
+                let what = match kind {
+                    ContentKind::Template => "templates",
+                    ContentKind::Interactive => "interactive messages (buttons, lists)",
+                    ContentKind::WhatsAppFlow => "WhatsApp Flows",
+                    ContentKind::FreeForm => "such messages",
+                };
+                write!(f, "Instagram has no {what}; the node is WhatsApp-only")
+            }
             Self::TemplateMissing => {
                 write!(f, "the template does not exist for this number's WhatsApp Business Account")
             }
@@ -102,6 +110,30 @@ pub fn human_may_compose(
 ) -> Result<(), Refusal> {
     if channel == Channel::Instagram && kind != ContentKind::FreeForm {
         return Err(Refusal::NotOnInstagram(kind));
+    }
+    if kind == ContentKind::Template || is_window_open(last_inbound_at, now) {
+        Ok(())
+    } else {
+        Err(Refusal::WindowClosed { last_inbound_at })
+    }
+}
+
+/// What a flow node can know before it queues a send (FAQ: "How does the DND tag work?", "My
+/// automation doesn't fire on Instagram DMs"): Instagram has only free-form messages, `dnd`
+/// blocks every automated send, and free-form needs the window (a template does not). The
+/// number's state and the template's status are checked again by the sender.
+pub fn automation_may_send(
+    channel: Channel,
+    kind: ContentKind,
+    contact_tags: &BTreeSet<String>,
+    last_inbound_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    if channel == Channel::Instagram && kind != ContentKind::FreeForm {
+        return Err(Refusal::NotOnInstagram(kind));
+    }
+    if contact_tags.contains(DND_TAG) {
+        return Err(Refusal::ContactIsDnd);
     }
     if kind == ContentKind::Template || is_window_open(last_inbound_at, now) {
         Ok(())

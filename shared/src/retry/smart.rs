@@ -7,9 +7,6 @@
 //! are deleted after they fire. The 131049 ladder uses a one-hour flexible window so that a
 //! broadcast's many day-7 retries do not all fire in the same second.
 
-use aws_sdk_scheduler::types::{
-    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, Target,
-};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
@@ -22,6 +19,7 @@ use crate::domain::{JobState, SendRequest};
 use crate::domain::{SendJobId, WorkspaceId};
 use crate::outbound::undeliverable;
 use crate::queues::{QueueError, Queues, SendFailure};
+use crate::schedules::{OneTime, create_once};
 use crate::store::jobs::{AttemptRef, Counted, RetryPlan};
 use crate::store::{Store, StoreError};
 
@@ -210,40 +208,22 @@ impl SmartRetry {
         class: FailureClass,
     ) -> Result<String, RetryError> {
         let name = schedule_name(ws, job_id, attempt);
-        let failed = |reason: String| RetryError::Schedule { name: name.clone(), reason };
         let input =
             serde_json::to_string(&SendRequest::Attempt { workspace_id: ws.clone(), job_id: job_id.clone(), attempt })
                 .expect("send requests serialize");
-        let mut target =
-            Target::builder().arn(&self.config.send_queue_arn).role_arn(&self.config.role_arn).input(input);
-        if let Some(dlq) = &self.config.dead_letter_arn {
-            target = target.dead_letter_config(DeadLetterConfig::builder().arn(dlq).build());
-        }
-        let window = match class {
-            FailureClass::FrequencyCap => FlexibleTimeWindow::builder()
-                .mode(FlexibleTimeWindowMode::Flexible)
-                .maximum_window_in_minutes(FREQUENCY_CAP_SPREAD_MINUTES)
-                .build(),
-            _ => FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build(),
-        }
-        .map_err(|e| failed(e.to_string()))?;
-        let result = self
-            .scheduler
-            .create_schedule()
-            .name(&name)
-            .group_name(&self.config.group_name)
-            .schedule_expression(format!("at({})", at.format("%Y-%m-%dT%H:%M:%S")))
-            .schedule_expression_timezone("UTC")
-            .flexible_time_window(window)
-            .target(target.build().map_err(|e| failed(e.to_string()))?)
-            .action_after_completion(ActionAfterCompletion::Delete)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(name),
-            // The same hand-over delivered twice: its schedule already exists.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => Ok(name),
-            Err(e) => Err(failed(format!("{}", aws_sdk_scheduler::error::DisplayErrorContext(&e)))),
+        let schedule = OneTime {
+            name: &name,
+            group: &self.config.group_name,
+            at,
+            target_arn: &self.config.send_queue_arn,
+            role_arn: &self.config.role_arn,
+            input,
+            dead_letter_arn: self.config.dead_letter_arn.as_deref(),
+            spread_minutes: (class == FailureClass::FrequencyCap).then_some(FREQUENCY_CAP_SPREAD_MINUTES),
+        };
+        match create_once(&self.scheduler, schedule).await {
+            Ok(()) => Ok(name),
+            Err(reason) => Err(RetryError::Schedule { name, reason }),
         }
     }
 }

@@ -27,6 +27,12 @@ pub struct ContactRecord {
     pub first_seen_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
+    /// Fields set by automations (`setField`), read by `{{field}}` and conditions.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// The business account the customer last wrote to: where a tag-added trigger runs.
+    #[serde(default)]
+    pub last_account_id: Option<String>,
 }
 
 impl Store {
@@ -114,6 +120,41 @@ impl Store {
             vec![],
         );
         self.update_if(keys::contact(workspace, channel, contact), update, "UpdateItem contact untag").await
+    }
+
+    /// Sets one contact field; `false` when there is no such contact.
+    pub async fn set_contact_field(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        contact: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let key = || keys::contact(workspace, channel, contact);
+        // DynamoDB cannot set a key inside a map that does not exist yet, nor create the map
+        // and set the key in one expression: set it inside the map, or create the map with it.
+        for _ in 0..3 {
+            let mut inside = Update::new().condition("attribute_exists({fields})", &["fields"], vec![]);
+            let (fields, field, v) = (inside.name("fields"), inside.name(name), inside.value(s(value)));
+            inside = inside.raw_set(format!("{fields}.{field} = {v}"));
+            if self.update_if(key(), inside, "UpdateItem contact field").await? {
+                return Ok(true);
+            }
+            let map = AttributeValue::M([(name.to_owned(), s(value))].into_iter().collect());
+            let create = Update::new().set("fields", map).condition(
+                "attribute_exists({pk}) AND attribute_not_exists({fields})",
+                &["pk", "fields"],
+                vec![],
+            );
+            if self.update_if(key(), create, "UpdateItem contact fields").await? {
+                return Ok(true);
+            }
+            if self.contact_record(workspace, channel, contact).await?.is_none() {
+                return Ok(false);
+            }
+        }
+        Err(StoreError::Aws { operation: "UpdateItem contact field", reason: "the contact kept changing".into() })
     }
 
     pub async fn contacts_page(

@@ -149,7 +149,8 @@ impl Store {
         let (pk, sk) = keys::contact(workspace, message.channel, &message.contact_id);
         let now = now.to_rfc3339();
         let mut expression = "SET workspace_id = :ws, #channel = :ch, contact_id = :c, updated_at = :now, \
-                              first_seen_at = if_not_exists(first_seen_at, :now), gsi1pk = :list, gsi1sk = :sort"
+                              first_seen_at = if_not_exists(first_seen_at, :now), gsi1pk = :list, gsi1sk = :sort, \
+                              last_account_id = :account"
             .to_owned();
         let mut update = self
             .client
@@ -161,6 +162,7 @@ impl Store {
             .expression_attribute_values(":ws", s(workspace.as_str()))
             .expression_attribute_values(":ch", s(message.channel.as_str()))
             .expression_attribute_values(":c", s(&message.contact_id))
+            .expression_attribute_values(":account", s(message.account_id.as_str()))
             .expression_attribute_values(":now", s(now))
             .expression_attribute_values(":list", s(keys::workspace_contacts(workspace)))
             .expression_attribute_values(":sort", s(format!("{}#{}", message.channel.as_str(), message.contact_id)));

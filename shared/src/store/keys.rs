@@ -85,3 +85,27 @@ pub fn unrouted(raw_sha256: &str) -> (String, String) {
 pub fn sortable_millis(ms: i64) -> String {
     format!("{ms:015}")
 }
+
+pub fn automation(ws: &WorkspaceId, automation_id: &str) -> (String, String) {
+    (format!("WS#{ws}#AUTOMATION#{automation_id}"), "AUTOMATION".into())
+}
+
+/// One saved version of an automation, beside its head item.
+pub fn automation_version(ws: &WorkspaceId, automation_id: &str, version: u32) -> (String, String) {
+    (format!("WS#{ws}#AUTOMATION#{automation_id}"), format!("V#{version:06}"))
+}
+
+/// A workspace's automations, oldest first.
+pub fn workspace_automations(ws: &WorkspaceId) -> String {
+    format!("WS#{ws}#AUTOMATIONS")
+}
+
+/// The flow state of a conversation (its active run), beside the conversation item.
+pub fn conversation_flow(ws: &WorkspaceId, conversation_id: &str) -> (String, String) {
+    (format!("WS#{ws}#CONV#{conversation_id}"), "FLOW".into())
+}
+
+/// A conversation's run history: one item per tick, `{run start ms}#{run}#{step}`.
+pub fn run_history(ws: &WorkspaceId, conversation_id: &str) -> String {
+    format!("WS#{ws}#RUNLOG#{conversation_id}")
+}

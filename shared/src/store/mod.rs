@@ -13,6 +13,10 @@
 //! | send job | `WS#{ws}#JOB#{job id}` | `JOB` | `SWEEP#{state}#{shard 00..15}` / `{when to look ms}` (sparse: only QUEUED, SENDING, ACCEPTED, UNCERTAIN, FAILED_ATTEMPT, RETRY_SCHEDULED) | producers (`outbound::accept`: QUEUED, with the request hash), sender (conditional claim and outcome), retry, webhook (reconcile, reported failure), sweeper | sender, retry, sweeper |
 //! | number | `WS#{ws}#NUMBER#{wa\|ig}#{account}` | `NUMBER` | `WS#{ws}#NUMBERS` / `{wa\|ig}#{account}` | onboarding (`numbers::connect`, `numbers::onboarding`), registration (PIN attempts, re-verification), retry (ERROR on 190), webhook (`statuses_seen_at`, at most once a minute per container) | sender (state, sealed token, WABA) |
 //! | template | `WS#{ws}#TEMPLATE#{waba}#{name}#{language}` | `TEMPLATE` | `WS#{ws}#TEMPLATES` / `{name}#{language}#{waba}` | template sync (`templates::sync`) | sender (APPROVED?), api (list) |
+//! | automation | `WS#{ws}#AUTOMATION#{id}` | `AUTOMATION` | `WS#{ws}#AUTOMATIONS` / `{created ms}#{id}` | api (create; save: conditional on the version read, in one transaction with the version item; enable/disable; delete) | api (list, show), flows (every enabled automation, to match a trigger) |
+//! | automation version | `WS#{ws}#AUTOMATION#{id}` | `V#{version}` | – | api (with each save; never changed) | flows (a run follows the version it started on) |
+//! | conversation flow state | `WS#{ws}#CONV#{conversation}` | `FLOW` | – | flows (every tick: conditional on the version read, in one transaction with the history line) | flows |
+//! | run history | `WS#{ws}#RUNLOG#{conversation}` | `{run start ms}#{run}#{step}` | – | flows (one line per tick, conditional put) | api (a conversation's runs, oldest first) |
 //! | broadcast report | `WS#{ws}#BROADCAST#{broadcast}` | `REPORT` | – | sender (accepted), sweeper (silent failures, flag) | broadcasts page |
 //! | unrouted event | `UNROUTED#{sha256 of raw}` | `EVENT` | `UNROUTED#{yyyy-mm-dd}` / `{received ms}` | webhook (orphans, unknown and malformed deliveries; 30-day TTL) | operators |
 //! | workspace | `WS#{ws}#WORKSPACE` | `WORKSPACE` | – | `wapisnap-admin`, local stack (conditional put: never overwritten) | key issuing (exists?) |
@@ -22,7 +26,8 @@
 //! index key): the conversations list (`WS#{ws}#CONVS`, moved by every newer inbound message)
 //! and the contacts list (the webhook refreshes the contact, and the index projects it). Both
 //! are per workspace, not per system; sharding them (and reading the shards merged) is future
-//! work recorded in the stop note.
+//! work recorded in the stop note. The flow engine writes per conversation (its state item and
+//! history partition), so a busy workspace's bot traffic spreads over its conversations.
 //!
 //! **Write rates at 1,000 messages per second** (one broadcast on one number, the design
 //! target). Per message the job item takes ~5 writes over its life (QUEUED, SENDING, ACCEPTED,
@@ -42,8 +47,10 @@
 //! sweeper's index is the one cross-workspace query; it is the sweeper's by design and returns
 //! jobs whose own keys are workspace-first.
 
+pub mod automations;
 pub mod broadcasts;
 pub mod contacts;
+pub mod conversation_flows;
 pub mod conversations;
 pub mod jobs;
 pub mod keys;

@@ -43,6 +43,13 @@ impl Update {
         self
     }
 
+    /// A `SET` clause written with placeholders from [`Self::name`] and [`Self::value`]
+    /// (for paths inside maps).
+    pub fn raw_set(mut self, clause: String) -> Self {
+        self.set.push(clause);
+        self
+    }
+
     pub fn set_if_absent(mut self, attribute: &str, value: AttributeValue) -> Self {
         let (n, v) = (self.name(attribute), self.value(value));
         self.set.push(format!("{n} = if_not_exists({n}, {v})"));

@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wapisnap::contacts::{ImportError, Tag, import_csv};
-use wapisnap::domain::{Channel, ContactId};
+use wapisnap::domain::{AccountId, Channel, ContactId};
+use wapisnap::queues::{FlowConversation, FlowTick};
 use wapisnap::store::contacts::ContactRecord;
 
 use crate::error::{ApiError, ErrorBody, FieldProblem};
@@ -93,6 +94,48 @@ async fn found(state: &Shared, caller: &Caller, channel: Channel, id: &ContactId
         .ok_or_else(|| ApiError::not_found(format!("no contact {id} in this workspace")))
 }
 
+/// Hands each tag that `before` lacked to the automations (a `tagAdded` trigger), in the
+/// conversation with the business account the customer last wrote to; a contact who never
+/// wrote has no conversation, and nothing starts. Each addition gets its own event id, so a
+/// tag removed and added again starts again, while a redelivered tick is still handled once.
+///
+/// The tag is stored before this runs, and it stays: a flow queue that does not answer is
+/// logged and the request still succeeds, because the tag is what the caller asked for, and
+/// failing the request would make the caller retry an addition that already happened (which,
+/// the tag then being present, would start nothing either). The automation for that one
+/// addition is lost; the warning says which.
+async fn start_tag_automations(
+    state: &Shared,
+    caller: &Caller,
+    contact: &ContactId,
+    before: Option<&ContactRecord>,
+    after: &ContactRecord,
+    tags: &BTreeSet<Tag>,
+) {
+    let Some(account) = after.last_account_id.as_deref() else { return };
+    let Ok(account_id) = AccountId::parse(account) else {
+        tracing::warn!(%account, "the contact's last account id is unreadable; no tag automation started");
+        return;
+    };
+    let conversation = FlowConversation {
+        workspace_id: caller.workspace.clone(),
+        channel: after.channel,
+        account_id,
+        contact_id: contact.clone(),
+    };
+    for tag in tags.iter().filter(|t| !before.is_some_and(|b| b.tags.contains(t.as_str()))) {
+        let tick = FlowTick::TagAdded {
+            conversation: conversation.clone(),
+            tag: tag.as_str().to_owned(),
+            event_id: format!("{:032x}", rand::random::<u128>()),
+        };
+        if let Err(error) = state.queues.emit_flow_tick(&tick).await {
+            tracing::warn!(%error, conversation = %conversation.id(), tag = tag.as_str(),
+                "the tag is stored but its automations were not started: the flow queue did not take the tick");
+        }
+    }
+}
+
 #[utoipa::path(get, operation_id = "list_contacts", path = "/v1/contacts", tag = "contacts", security(("api_key" = [])), params(PageQuery),
     responses((status = 200, body = ContactPage), (status = 422, body = ErrorBody)))]
 async fn list(
@@ -134,10 +177,20 @@ async fn create(
     if name.is_some_and(|n| n.chars().count() > 256) {
         return Err(ApiError::field("name", "must be at most 256 characters"));
     }
+    // Only tags the contact did not have yet start automations; a brand-new contact has never
+    // written to us, so it has no conversation for one to run in.
+    let before = if tags.is_empty() {
+        None
+    } else {
+        state.store.contact_record(&caller.workspace, Channel::WhatsApp, &id).await?
+    };
     let created =
         state.store.save_contact(&caller.workspace, Channel::WhatsApp, &id, name, &tags, state.clock.now()).await?;
-    let view = ContactView::from(found(&state, &caller, Channel::WhatsApp, &id).await?);
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(view)))
+    let after = found(&state, &caller, Channel::WhatsApp, &id).await?;
+    if !tags.is_empty() {
+        start_tag_automations(&state, &caller, &id, before.as_ref(), &after, &tags).await;
+    }
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(ContactView::from(after))))
 }
 
 #[utoipa::path(get, operation_id = "show_contact", path = "/v1/contacts/{channel}/{id}", tag = "contacts", security(("api_key" = [])),
@@ -193,7 +246,7 @@ async fn remove(
 #[utoipa::path(put, operation_id = "tag_contact", path = "/v1/contacts/{channel}/{id}/tags/{tag}", tag = "contacts", security(("api_key" = [])),
     params(("channel" = String, Path, description = "wa or ig"), ("id" = String, Path, description = "the contact's number or id"),
         ("tag" = String, Path, description = "`dnd` blocks automation (not human replies); `do-not-send` keeps the contact out of broadcasts")),
-    responses((status = 200, body = ContactView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "tagged; a tag the contact did not have yet starts the automations triggered by it (tagAdded) in the conversation the customer last wrote to", body = ContactView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_tag(
     State(state): State<Shared>,
     caller: Caller,
@@ -202,9 +255,12 @@ async fn add_tag(
     let channel = channel(&ch)?;
     let id = contact_id(channel, &id)?;
     let tag = tag(&raw)?;
-    found(&state, &caller, channel, &id).await?;
-    state.store.save_contact(&caller.workspace, channel, &id, None, &BTreeSet::from([tag]), state.clock.now()).await?;
-    Ok(axum::Json(ContactView::from(found(&state, &caller, channel, &id).await?)))
+    let before = found(&state, &caller, channel, &id).await?;
+    let added = BTreeSet::from([tag]);
+    state.store.save_contact(&caller.workspace, channel, &id, None, &added, state.clock.now()).await?;
+    let after = found(&state, &caller, channel, &id).await?;
+    start_tag_automations(&state, &caller, &id, Some(&before), &after, &added).await;
+    Ok(axum::Json(ContactView::from(after)))
 }
 
 #[utoipa::path(delete, operation_id = "untag_contact", path = "/v1/contacts/{channel}/{id}/tags/{tag}", tag = "contacts", security(("api_key" = [])),

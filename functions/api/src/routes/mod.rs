@@ -1,5 +1,6 @@
 //! One module per resource.
 
+pub mod automations;
 pub mod contacts;
 pub mod conversations;
 pub mod health;

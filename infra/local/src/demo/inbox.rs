@@ -9,7 +9,7 @@ use super::receiving::CUSTOMER;
 use super::{DEMO_NUMBER, DEMO_TOKEN, DEMO_WABA, Demo, Failure};
 
 impl Demo<'_> {
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -1,6 +1,7 @@
 //! `make demo`: the local stack end to end, as a timeline a person can read. Each feature
 //! adds its chapter.
 
+mod automations;
 mod inbox;
 mod receiving;
 mod sending;
@@ -73,6 +74,7 @@ pub async fn run(options: EnvironmentOptions) -> Result<(), Failure> {
     demo.onboard_through_the_api().await?;
     demo.receiving().await?;
     demo.inbox().await?;
+    demo.automations().await?;
     demo.sending().await?;
     demo.api().await?;
 

@@ -16,6 +16,7 @@ impl Demo<'_> {
             text: "Hi! Is my order on its way?".into(),
             wamid: Some("wamid.DEMO-INBOUND-1".into()),
             timestamp: None,
+            button_id: None,
         };
         for attempt in ["delivery", "redelivery (Meta delivers at least once)"] {
             let (wamid, answered) = self.environment.sandbox.state.post_inbound_text(&inbound).await?;

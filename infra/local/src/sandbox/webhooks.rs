@@ -86,7 +86,7 @@ pub fn status_payload(number: &NumberRef, update: &StatusUpdate) -> Value {
     envelope(number, json!({ "statuses": [status] }))
 }
 
-/// A customer's text message to the business.
+/// A customer's text message (or reply-button tap) to the business.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InboundText {
     pub phone_number_id: String,
@@ -99,6 +99,9 @@ pub struct InboundText {
     pub wamid: Option<String>,
     #[serde(default)]
     pub timestamp: Option<i64>,
+    /// A tap on one of our reply buttons instead of typed text (`text` is then its title).
+    #[serde(default)]
+    pub button_id: Option<String>,
 }
 
 pub fn inbound_text_payload(number: &NumberRef, message: &InboundText, wamid: &str) -> Value {
@@ -107,12 +110,21 @@ pub fn inbound_text_payload(number: &NumberRef, message: &InboundText, wamid: &s
         number,
         json!({
             "contacts": [{ "profile": { "name": message.name.clone().unwrap_or_else(|| "Customer".into()) }, "wa_id": message.from }],
-            "messages": [{
-                "from": message.from,
-                "id": wamid,
-                "timestamp": timestamp.to_string(),
-                "type": "text",
-                "text": { "body": message.text },
+            "messages": [match &message.button_id {
+                None => json!({
+                    "from": message.from,
+                    "id": wamid,
+                    "timestamp": timestamp.to_string(),
+                    "type": "text",
+                    "text": { "body": message.text },
+                }),
+                Some(id) => json!({
+                    "from": message.from,
+                    "id": wamid,
+                    "timestamp": timestamp.to_string(),
+                    "type": "interactive",
+                    "interactive": { "type": "button_reply", "button_reply": { "id": id, "title": message.text } },
+                }),
             }],
         }),
     )
