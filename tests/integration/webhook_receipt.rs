@@ -47,9 +47,11 @@ async fn an_inbound_message_is_stored_with_its_contact_conversation_and_one_flow
 
     let events = app.drain("FlowQueue").await;
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["message_id"], TEXT_WAMID);
-    assert_eq!(events[0]["conversation_id"], CONVERSATION);
-    assert_eq!(events[0]["workspace_id"], ws.as_str());
+    let tick: wapisnap::queues::FlowTick = serde_json::from_value(events[0].clone()).expect("a flow tick");
+    let wapisnap::queues::FlowTick::Inbound { conversation, message_id, .. } = tick else { panic!("{tick:?}") };
+    assert_eq!(message_id.as_str(), TEXT_WAMID);
+    assert_eq!(conversation.id(), CONVERSATION);
+    assert_eq!(conversation.workspace_id, ws);
 }
 
 #[tokio::test]
