@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo dev test fuzz-engine lint bench build deploy clean
+.PHONY: setup demo dev test fuzz-engine lint bench bench-broadcast build deploy clean
 
 # Project-local Python tools (AWS emulator, cfn-lint), reinstalled when the pins change.
 $(STAMP): infra/requirements.txt
@@ -39,6 +39,12 @@ lint: setup
 bench:
 	cargo bench -p wapisnap
 
+## A 10,000-recipient broadcast through the local stack against the sandbox's throughput limit
+## (80 and 1,000 mps): time against the floor, peak rate, requests per recipient. Options go in
+## BENCH_ARGS, e.g. BENCH_ARGS="--recipients 2000 --mps 80".
+bench-broadcast: setup
+	cargo run --release -p wapisnap-local --bin bench-broadcast -- $(BENCH_ARGS)
+
 $(VENV)/.deploy-tools: infra/requirements-deploy.txt $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt
 	@touch $@
@@ -55,3 +61,4 @@ deploy: $(VENV)/.deploy-tools
 clean:
 	cargo clean
 	rm -rf $(VENV) .local
+

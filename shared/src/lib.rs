@@ -8,11 +8,13 @@
 //! - [`telemetry`]: tracing set up in one place.
 //! - [`lambda`]: the glue between Lambda events and our code (SQS batches, HTTP responses).
 //! - [`meta`]: Meta's webhook and Graph API protocol.
+//! - [`broadcasts`]: template campaigns — the fan-out, its report.
 //! - [`flows`]: automations — definitions, the pure step engine, the runner.
 //! - [`access`]: workspaces and their API keys (issued once, stored hashed, revocable).
 
 pub mod access;
 pub mod aws;
+pub mod broadcasts;
 pub mod clock;
 pub mod config;
 pub mod contacts;

@@ -154,15 +154,64 @@ impl Queues {
         Ok(())
     }
 
+    /// Puts many send requests on the send queue, ten to a call (a broadcast's fan-out).
+    pub async fn enqueue_sends(&self, requests: &[SendRequest]) -> Result<(), QueueError> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        let failed = |reason: String| QueueError {
+            operation: "SendMessageBatch",
+            queue: self.config.send_queue_url.clone(),
+            reason,
+        };
+        for chunk in requests.chunks(10) {
+            let mut entries: Vec<SendMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, request)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(serde_json::to_string(request).expect("send requests serialize"))
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            // A batch can succeed in part: send what failed again, a few times.
+            for _ in 0..5 {
+                let output = self
+                    .sqs
+                    .send_message_batch()
+                    .queue_url(&self.config.send_queue_url)
+                    .set_entries(Some(entries.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| failed(format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e))))?;
+                let retry: Vec<&str> = output.failed().iter().map(|f| f.id()).collect();
+                entries.retain(|e| retry.contains(&e.id()));
+                if entries.is_empty() {
+                    break;
+                }
+            }
+            if !entries.is_empty() {
+                return Err(failed(format!("{} messages of a batch were refused", entries.len())));
+            }
+        }
+        Ok(())
+    }
+
     /// Puts a send queue message's body back as a new message (a request not started in time).
-    pub async fn requeue_send_body(&self, body: &str) -> Result<(), QueueError> {
-        self.sqs.send_message().queue_url(&self.config.send_queue_url).message_body(body).send().await.map_err(
-            |e| QueueError {
+    pub async fn requeue_send_body(&self, body: &str, delay: std::time::Duration) -> Result<(), QueueError> {
+        let delay = i32::try_from(delay.as_secs() + u64::from(delay.subsec_nanos() > 0)).unwrap_or(900).min(900);
+        self.sqs
+            .send_message()
+            .queue_url(&self.config.send_queue_url)
+            .message_body(body)
+            .delay_seconds(delay)
+            .send()
+            .await
+            .map_err(|e| QueueError {
                 operation: "SendMessage",
                 queue: self.config.send_queue_url.clone(),
                 reason: format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
-            },
-        )?;
+            })?;
         Ok(())
     }
 

@@ -180,16 +180,20 @@ async fn every_function_gets_a_fully_resolved_environment_from_the_template() {
     assert_eq!(sender.optional("SEND_QUEUE_URL"), stack.resources.queue("SendQueue").map(|q| q.url));
     let table = stack.aws.dynamodb.describe_table().table_name(stack.resources.table_name()).send().await.unwrap();
     let indexes = table.table().unwrap().global_secondary_indexes();
-    assert_eq!(indexes.iter().filter_map(|i| i.index_name()).collect::<Vec<_>>(), ["gsi1"]);
+    let mut names: Vec<_> = indexes.iter().filter_map(|i| i.index_name()).collect();
+    names.sort();
+    assert_eq!(names, ["gsi1", "gsi2"]);
 }
 
 #[tokio::test]
-async fn an_unbuilt_api_route_says_so_instead_of_faking_success() {
+async fn an_unknown_api_route_says_so_in_the_one_error_shape() {
     let app = TestApp::spawn_idle().await;
-    let response = app.http.get(format!("{}/broadcasts", app.api_url())).send().await.unwrap();
-    assert_eq!(response.status(), 501);
+    let response = app.http.get(format!("{}/nothing-here", app.api_url())).send().await.unwrap();
+    assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_implemented");
+    assert_eq!(body["error"]["code"], "not_found");
+    let broadcasts = app.http.get(format!("{}/broadcasts", app.api_url())).send().await.unwrap();
+    assert_eq!(broadcasts.status(), 401, "a built route: it wants the workspace's key");
     let health = app.http.get(format!("{}/health", app.api_url())).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }

@@ -4,11 +4,14 @@
 mod access;
 mod api;
 mod automations_api;
+mod broadcasts;
+mod broadcasts_api;
 mod engine_faults;
 mod exactly_once;
 mod flows;
 mod interleavings;
 mod local_stack;
+mod pacing;
 mod sandbox;
 mod send_policy;
 mod smart_retry;

@@ -86,3 +86,41 @@ async fn wrong_pins_lock_registration_until_the_number_is_reverified() {
     assert_eq!(call("verify_code", json!({ "code": code })).await.0, 200);
     assert_eq!(call("register", json!({ "messaging_product": "whatsapp", "pin": "123456" })).await.0, 200);
 }
+
+#[tokio::test]
+async fn past_a_number_s_throughput_the_sandbox_answers_130429_like_meta_and_counts_per_number() {
+    let sandbox = sandbox().await;
+    let http = reqwest::Client::new();
+    let send = |number: &'static str| {
+        let (http, url) = (http.clone(), format!("{}/v23.0/{number}/messages", sandbox.url));
+        async move {
+            let response = http.post(url).bearer_auth("t").json(&text_to("16505550000")).send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let control = format!("{}/_sandbox/throughput", sandbox.url);
+    let limit = json!({ "phone_number_id": "106540352242922", "mps": 3 });
+    assert_eq!(http.post(&control).json(&limit).send().await.unwrap().status(), 204);
+
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(send("106540352242922").await);
+    }
+    assert!(answers[..3].iter().all(|(status, _)| *status == 200), "{answers:?}");
+    for (status, body) in &answers[3..] {
+        assert_eq!((*status, body["error"]["code"].as_i64()), (400, Some(130429)), "{body}");
+    }
+    assert_eq!(send("106540352242923").await.0, 200, "another number has its own throughput");
+
+    let recorded = sandbox.requests_to("/106540352242922/messages");
+    assert_eq!(recorded.iter().filter(|r| r.answered_error_code == Some(130429)).count(), 2);
+    assert!(recorded.windows(2).all(|w| w[0].received_at_micros <= w[1].received_at_micros), "timestamped");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_050)).await;
+    assert_eq!(send("106540352242922").await.0, 200, "a second later the window has room again");
+    let lifted = json!({ "phone_number_id": "106540352242922", "mps": null });
+    assert_eq!(http.post(&control).json(&lifted).send().await.unwrap().status(), 204);
+    for _ in 0..5 {
+        assert_eq!(send("106540352242922").await.0, 200, "no limit once lifted");
+    }
+}

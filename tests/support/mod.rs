@@ -8,6 +8,7 @@ use tokio::sync::OnceCell;
 use wapisnap_local::environment::{EnvironmentOptions, LocalEnvironment};
 use wapisnap_local::moto::Moto;
 
+pub mod broadcasts;
 pub mod flows;
 
 static MOTO: OnceCell<Moto> = OnceCell::const_new();

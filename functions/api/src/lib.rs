@@ -27,7 +27,7 @@ use wapisnap::store::Store;
 use wapisnap::vault::Vault;
 
 use crate::error::ApiError;
-use crate::state::{ApiState, Shared};
+use crate::state::{ApiState, BroadcastScheduling, Shared};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -37,6 +37,8 @@ pub struct Config {
     pub meta: MetaConfig,
     /// Requests per second one workspace may make (per container), `API_WORKSPACE_RATE`.
     pub workspace_rate: u32,
+    /// Where a broadcast's start is scheduled.
+    pub broadcasts: BroadcastScheduling,
 }
 
 impl Config {
@@ -47,14 +49,15 @@ impl Config {
             vault: VaultConfig::from_env(env)?,
             meta: MetaConfig::from_env(env)?,
             workspace_rate: env.parsed_or("API_WORKSPACE_RATE", 50)?,
+            broadcasts: BroadcastScheduling::from_env(env)?,
         })
     }
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "wapisnap workspace API", version = "1", description = "Numbers, the shared inbox, and send jobs of one workspace. Every route but /v1/health takes `Authorization: Bearer <API key>`; the key decides the workspace."),
-    tags((name = "numbers"), (name = "inbox"), (name = "contacts"), (name = "templates"), (name = "automations"), (name = "health"))
+    info(title = "wapisnap workspace API", version = "1", description = "Numbers, the shared inbox, contacts, templates, automations, broadcasts and send jobs of one workspace. Every route but /v1/health takes `Authorization: Bearer <API key>`; the key decides the workspace."),
+    tags((name = "numbers"), (name = "inbox"), (name = "contacts"), (name = "templates"), (name = "automations"), (name = "broadcasts"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -69,6 +72,7 @@ fn parts() -> (Router<Shared>, OpenApi) {
         .merge(routes::templates::router())
         .merge(routes::jobs::router())
         .merge(routes::automations::router())
+        .merge(routes::broadcasts::router())
         .split_for_parts();
     doc.components.get_or_insert_with(Default::default).add_security_scheme(
         "api_key",
@@ -82,20 +86,9 @@ pub fn openapi() -> OpenApi {
     parts().1
 }
 
-/// Resources whose issues are still open: an honest 501, never a fake success.
-const NOT_BUILT_YET: [&str; 1] = ["broadcasts"];
-
 pub fn router(state: ApiState) -> Router {
-    let (mut router, doc) = parts();
+    let (router, doc) = parts();
     let doc = Arc::new(doc);
-    for resource in NOT_BUILT_YET {
-        let not_built = move || async move {
-            ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", format!("/v1/{resource} is not built yet"))
-        };
-        router = router
-            .route(&format!("/v1/{resource}"), axum::routing::any(not_built))
-            .route(&format!("/v1/{resource}/{{*rest}}"), axum::routing::any(not_built));
-    }
     router
         .route("/v1/openapi.json", axum::routing::get(move || async move { axum::Json((*doc).clone()) }))
         .fallback(|| async {
@@ -120,6 +113,8 @@ impl Api {
             limiter: limits::WorkspaceLimiter::new(config.workspace_rate),
             app_id: config.meta.app_id.clone(),
             app_secret: config.meta.app_secrets.first().cloned().unwrap_or_else(|| secrecy::SecretString::from("")),
+            scheduler: aws.scheduler.clone(),
+            broadcasts: config.broadcasts,
         };
         Self { router: router(state) }
     }
@@ -178,6 +173,11 @@ mod tests {
             "/v1/automations",
             "/v1/automations/{id}/enable",
             "/v1/conversations/{id}/automation-runs",
+            "/v1/broadcasts",
+            "/v1/broadcasts/{id}",
+            "/v1/broadcasts/{id}/cancel",
+            "/v1/broadcasts/{id}/report.csv",
+            "/v1/numbers/{id}/throughput",
         ] {
             assert!(doc["paths"].get(path).is_some(), "{path}");
         }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use wapisnap::clock::SharedClock;
+use wapisnap::config::{ConfigError, Env};
 use wapisnap::meta::graph::GraphClient;
 use wapisnap::queues::Queues;
 use wapisnap::store::Store;
@@ -18,6 +19,35 @@ pub struct ApiState {
     /// Embedded Signup's code exchange.
     pub app_id: Option<String>,
     pub app_secret: secrecy::SecretString,
+    /// One-time schedules: a broadcast's start.
+    pub scheduler: aws_sdk_scheduler::Client,
+    pub broadcasts: BroadcastScheduling,
+}
+
+/// Where a broadcast's start goes: a one-time EventBridge Scheduler schedule firing the
+/// broadcast function.
+#[derive(Debug, Clone)]
+pub struct BroadcastScheduling {
+    /// `SCHEDULE_GROUP`.
+    pub group_name: String,
+    /// `SCHEDULER_ROLE_ARN`: the role Scheduler assumes to invoke the broadcast function.
+    pub role_arn: String,
+    /// `SCHEDULE_DLQ_ARN`, optional: where Scheduler parks a firing it could not deliver.
+    pub dead_letter_arn: Option<String>,
+    /// `BROADCAST_FUNCTION_ARN`: the schedule's target.
+    pub function_arn: String,
+}
+
+impl BroadcastScheduling {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            group_name: env.required("SCHEDULE_GROUP", "the Scheduler group of broadcast starts")?,
+            role_arn: env
+                .required("SCHEDULER_ROLE_ARN", "the role Scheduler assumes to invoke the broadcast function")?,
+            dead_letter_arn: env.optional("SCHEDULE_DLQ_ARN"),
+            function_arn: env.required("BROADCAST_FUNCTION_ARN", "the broadcast function, which starts broadcasts")?,
+        })
+    }
 }
 
 pub type Shared = Arc<ApiState>;

@@ -1,27 +1,64 @@
-//! The broadcast function, fired by EventBridge Scheduler at a broadcast's time: resolves the
-//! audience, excludes `dnd` and `do-not-send`, respects the messaging tier, fans out send jobs.
+//! The broadcast function, fired by EventBridge Scheduler at a broadcast's time (and again to
+//! continue or resume it): writes the audience as send jobs, page by page, resuming where the
+//! last run stopped (see `wapisnap::broadcasts::fanout`). An error fails the invocation, so
+//! Scheduler's retries (and its dead-letter queue) keep the firing: nothing is silently skipped.
 
-use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
-/// The schedule's input: which broadcast to run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BroadcastFired {
-    pub workspace_id: String,
-    pub broadcast_id: String,
+use wapisnap::aws::AwsClients;
+use wapisnap::broadcasts::fanout::{Fanout, FanoutError, FanoutOutcome, FanoutSchedules, Fired};
+use wapisnap::clock::SharedClock;
+use wapisnap::config::{ConfigError, Env, QueueConfig, StoreConfig};
+use wapisnap::queues::Queues;
+use wapisnap::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub queues: QueueConfig,
+    pub schedules: FanoutSchedules,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BroadcastError {
-    #[error("broadcasts are not built yet; broadcast {0} was not sent")]
-    NotBuilt(String),
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: StoreConfig::from_env(env)?,
+            queues: QueueConfig::from_env(env)?,
+            schedules: FanoutSchedules {
+                group_name: env.required("SCHEDULE_GROUP", "the Scheduler group of broadcast firings")?,
+                role_arn: env.required("SCHEDULER_ROLE_ARN", "the role Scheduler assumes to invoke this function")?,
+                dead_letter_arn: env.optional("SCHEDULE_DLQ_ARN"),
+            },
+        })
+    }
 }
 
-pub struct Broadcast;
+pub struct Broadcast {
+    fanout: Fanout,
+}
 
 impl Broadcast {
-    /// Failing (rather than returning success) makes Scheduler's retry policy and DLQ keep
-    /// the firing, so nothing is silently skipped.
-    pub async fn handle(&self, fired: BroadcastFired) -> Result<(), BroadcastError> {
-        Err(BroadcastError::NotBuilt(fired.broadcast_id))
+    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
+        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
+        let queues = Queues::new(aws.sqs.clone(), config.queues);
+        Self { fanout: Fanout::new(store, queues, aws.scheduler.clone(), config.schedules, clock) }
+    }
+
+    pub fn fanout(&self) -> &Fanout {
+        &self.fanout
+    }
+
+    /// `function_arn` is this function's own (a continuation fires it again).
+    pub async fn handle(
+        &self,
+        fired: Fired,
+        function_arn: &str,
+        deadline: Option<Instant>,
+    ) -> Result<FanoutOutcome, FanoutError> {
+        let span = tracing::info_span!("broadcast", workspace = %fired.workspace_id, broadcast = %fired.broadcast_id);
+        let _entered = span.enter();
+        let outcome = Box::pin(self.fanout.run(&fired, deadline, function_arn)).await?;
+        tracing::info!(?outcome, "broadcast run done");
+        Ok(outcome)
     }
 }

@@ -76,12 +76,18 @@ impl SenderFunction {
         each_json_message_concurrently(event, self.concurrency, |request: SendRequest, record| async move {
             // Boxed: the send future is deep, and the Lambda runtime nests it further.
             let outcome = Box::pin(self.sender.send_before(request, deadline)).await?;
-            if outcome == SendOutcome::NotStarted {
-                let body = record.body.as_deref().unwrap_or_default();
-                self.queues.requeue_send_body(body).await?;
-                tracing::info!("not started before the deadline: put back on the queue");
+            let body = record.body.as_deref().unwrap_or_default();
+            match outcome {
+                SendOutcome::NotStarted => {
+                    self.queues.requeue_send_body(body, std::time::Duration::ZERO).await?;
+                    tracing::info!("not started before the deadline: put back on the queue");
+                }
+                SendOutcome::Paced { retry_after } => {
+                    self.queues.requeue_send_body(body, retry_after).await?;
+                    tracing::debug!(?retry_after, "the number's pace is taken ahead: put back with a delay");
+                }
+                _ => {}
             }
-            tracing::debug!(?outcome, "send request done");
             Ok::<(), SendError>(())
         })
         .await

@@ -23,6 +23,9 @@ pub struct EnvironmentOptions {
     pub function_timeouts: std::collections::HashMap<String, std::time::Duration>,
     pub sender_concurrency: Option<usize>,
     pub api_workspace_rate: Option<u32>,
+    /// Pollers per SQS event source mapping ([`crate::stack::DEFAULT_SQS_POLLERS`] when absent;
+    /// `LOCAL_SQS_POLLERS` for `make dev`).
+    pub sqs_pollers: Option<usize>,
 }
 
 impl Default for EnvironmentOptions {
@@ -40,6 +43,7 @@ impl Default for EnvironmentOptions {
             function_timeouts: Default::default(),
             sender_concurrency: None,
             api_workspace_rate: None,
+            sqs_pollers: None,
         }
     }
 }
@@ -131,6 +135,7 @@ impl LocalEnvironment {
         stack_options.function_timeouts = options.function_timeouts.clone();
         stack_options.sender_concurrency = options.sender_concurrency;
         stack_options.api_workspace_rate = options.api_workspace_rate;
+        stack_options.sqs_pollers = options.sqs_pollers.unwrap_or(crate::stack::DEFAULT_SQS_POLLERS).max(1);
         let stack = LocalStack::start(stack_options).await?;
         sandbox.set_webhook(WebhookTarget { url: stack.webhook_url(), app_secret: options.meta_app_secret });
         Ok(Self { stack, sandbox, moto, aws_endpoint: endpoint, api_key: None })

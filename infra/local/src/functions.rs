@@ -10,7 +10,7 @@ use wapisnap::clock::SharedClock;
 use crate::provision::Provisioned;
 use crate::runner::http::HttpHandler;
 use crate::runner::{InvokeHandler, SqsHandler};
-use crate::template::Template;
+use crate::template::{Resolver, Template};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{function}: {reason}")]
@@ -26,6 +26,8 @@ pub struct LocalFunctions {
     pub flows: Arc<wapisnap_flows::Flows>,
     pub retry: Arc<wapisnap_retry::Retry>,
     pub broadcast: Arc<wapisnap_broadcast::Broadcast>,
+    /// The broadcast function's ARN, which it fires itself with to continue.
+    pub broadcast_arn: String,
     pub sweeper: Arc<wapisnap_sweeper::Sweeper>,
 }
 
@@ -55,6 +57,7 @@ impl LocalFunctions {
         let retry_env = env(template, stack, "RetryFunction")?;
         let sweeper_env = env(template, stack, "SweeperFunction")?;
         let flows_env = env(template, stack, "FlowsFunction")?;
+        let broadcast_env = env(template, stack, "BroadcastFunction")?;
         let mut sender_config = config("SenderFunction", wapisnap_sender::Config::from_env(&sender_env))?;
         if let Some(concurrency) = sender_concurrency {
             sender_config.concurrency = concurrency;
@@ -87,7 +90,12 @@ impl LocalFunctions {
                 aws,
                 clock.clone(),
             )),
-            broadcast: Arc::new(wapisnap_broadcast::Broadcast),
+            broadcast: Arc::new(wapisnap_broadcast::Broadcast::new(
+                config("BroadcastFunction", wapisnap_broadcast::Config::from_env(&broadcast_env))?,
+                aws,
+                clock.clone(),
+            )),
+            broadcast_arn: stack.attribute("BroadcastFunction", "Arn").unwrap_or_default(),
             sweeper: Arc::new(wapisnap_sweeper::Sweeper::new(
                 config("SweeperFunction", wapisnap_sweeper::Config::from_env(&sweeper_env))?,
                 aws,
@@ -137,11 +145,13 @@ impl LocalFunctions {
         match function {
             "BroadcastFunction" => {
                 let broadcast = self.broadcast.clone();
+                let arn = self.broadcast_arn.clone();
                 Some(Arc::new(move |payload| {
-                    let broadcast = broadcast.clone();
+                    let (broadcast, arn) = (broadcast.clone(), arn.clone());
                     async move {
                         let fired = serde_json::from_value(payload).map_err(|e| format!("broadcast input: {e}"))?;
-                        broadcast.handle(fired).await.map(|()| serde_json::Value::Null).map_err(|e| e.to_string())
+                        let outcome = broadcast.handle(fired, &arn, None).await.map_err(|e| e.to_string())?;
+                        Ok(serde_json::Value::String(format!("{outcome:?}")))
                     }
                     .boxed()
                 }))

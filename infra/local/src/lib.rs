@@ -3,6 +3,7 @@
 //! ([`template`], [`provision`]), the Lambda glue around the functions ([`runner`],
 //! [`functions`], [`stack`]) and a Meta Graph API sandbox ([`sandbox`]).
 
+pub mod aws_requests;
 pub mod demo;
 pub mod environment;
 pub mod functions;

@@ -31,6 +31,16 @@ fn options_from(env: &Env) -> Result<EnvironmentOptions, Failure> {
         meta_app_secret: env.optional("META_APP_SECRET").unwrap_or(defaults.meta_app_secret),
         meta_app_secret_previous: env.optional("META_APP_SECRET_PREVIOUS"),
         meta_verify_token: env.optional("META_VERIFY_TOKEN").unwrap_or(defaults.meta_verify_token),
+        sqs_pollers: match env.optional("LOCAL_SQS_POLLERS") {
+            Some(value) => Some(
+                value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("LOCAL_SQS_POLLERS={value:?} is not a number of pollers (1 or more)"))?,
+            ),
+            None => None,
+        },
         ..defaults
     })
 }

@@ -184,8 +184,15 @@ async fn create_table(aws: &AwsClients, name: &str, props: &Value) -> Result<Phy
         request = request.attribute_definitions(definition);
     }
     for index in props["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
+        let non_key: Vec<String> = index["Projection"]["NonKeyAttributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect();
         let projection = Projection::builder()
             .projection_type(ProjectionType::from(index["Projection"]["ProjectionType"].as_str().unwrap_or("ALL")))
+            .set_non_key_attributes((!non_key.is_empty()).then_some(non_key))
             .build();
         let index = GlobalSecondaryIndex::builder()
             .index_name(index["IndexName"].as_str().unwrap_or_default())

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use wapisnap::aws::AwsClients;
 use wapisnap::clock::{ControlledClock, SharedClock};
 
+use crate::aws_requests::AwsRequestCounter;
 use crate::functions::LocalFunctions;
 use crate::provision::{Provisioned, provision};
 use crate::runner::http::{Routes, serve};
@@ -45,7 +46,13 @@ pub struct StackOptions {
     pub sender_concurrency: Option<usize>,
     /// A workspace's API requests per second, instead of the template's `API_WORKSPACE_RATE`.
     pub api_workspace_rate: Option<u32>,
+    /// Pollers per SQS event source mapping, each invoking the function with its own batch
+    /// (Lambda scales its pollers with the backlog; locally the number is fixed).
+    pub sqs_pollers: usize,
 }
+
+/// Pollers per SQS event source mapping unless told otherwise.
+pub const DEFAULT_SQS_POLLERS: usize = 4;
 
 impl StackOptions {
     pub fn new(aws_endpoint: impl Into<String>, meta_graph_url: impl Into<String>) -> Self {
@@ -63,6 +70,7 @@ impl StackOptions {
             function_timeouts: HashMap::new(),
             sender_concurrency: None,
             api_workspace_rate: None,
+            sqs_pollers: DEFAULT_SQS_POLLERS,
         }
     }
 }
@@ -95,13 +103,17 @@ pub struct LocalStack {
     pub functions: Arc<LocalFunctions>,
     pub scheduler: Arc<SchedulerEmulator>,
     pub mappings: Vec<EventSourceMapping>,
+    /// Every AWS request the stack's clients made, by service and operation.
+    pub aws_requests: AwsRequestCounter,
+    sqs_pollers: usize,
     scheduler_tick: Duration,
     shutdown: watch::Sender<bool>,
 }
 
 impl LocalStack {
     pub async fn start(options: StackOptions) -> Result<Self, StackError> {
-        let aws = AwsClients::for_emulator(&options.aws_endpoint).await;
+        let aws_requests = AwsRequestCounter::default();
+        let aws: AwsClients = aws_requests.clients_for_emulator(&options.aws_endpoint).await;
         let template = Template::load()?;
         let mut parameters = BTreeMap::from([
             ("MetaAppSecret".to_owned(), options.meta_app_secret.clone()),
@@ -235,14 +247,27 @@ impl LocalStack {
         tokio::spawn(serve(listener, routes, stopped.clone()));
 
         let scheduler_tick = options.scheduler_tick;
-        Ok(Self { http_url, aws, resources, template, clock, functions, scheduler, mappings, scheduler_tick, shutdown })
+        Ok(Self {
+            http_url,
+            aws,
+            resources,
+            template,
+            clock,
+            functions,
+            scheduler,
+            mappings,
+            aws_requests,
+            sqs_pollers: options.sqs_pollers,
+            scheduler_tick,
+            shutdown,
+        })
     }
 
-    /// Starts the SQS pollers and the Scheduler loop. Tests of a single function can leave
+    /// Starts the SQS pollers (`sqs_pollers` per mapping) and the Scheduler loop. Tests of a single function can leave
     /// them off and drive the queues by hand.
     pub fn start_background(&self) {
         for mapping in &self.mappings {
-            mapping.clone().spawn(self.shutdown.subscribe());
+            mapping.clone().spawn_pollers(self.sqs_pollers, self.shutdown.subscribe());
         }
         self.scheduler.clone().spawn(self.scheduler_tick, self.shutdown.subscribe());
     }

@@ -135,6 +135,10 @@ id_type!(
 );
 
 id_type!(
+    /// A workspace's broadcast (`bc_…`).
+    BroadcastId, "broadcast id", digits_only = false
+);
+id_type!(
     /// A workspace's automation (`auto_…`).
     AutomationId, "automation id", digits_only = false
 );

@@ -79,6 +79,7 @@ pub async fn connect(
             quality_event: None,
             messaging_limit: None,
             business_id: None,
+            throughput_mps: None,
         },
     };
     store.put_number(&record).await?;

@@ -18,6 +18,7 @@ use crate::domain::{JobState, SendRequest};
 use crate::domain::{MessageId, SendJobId, WorkspaceId};
 use crate::meta::graph::{GraphClient, GraphError, SentMessage};
 use crate::outbound::content::OutboundContent;
+use crate::outbound::pacing::{DEFAULT_MPS, SLOWDOWN, Slot};
 use crate::policy::send::{SendFacts, may_send};
 use crate::queues::{QueueError, Queues, SendFailure};
 use crate::retry::{FailureClass, classify, throttle_backoff};
@@ -76,6 +77,11 @@ pub enum SendOutcome {
     /// Too little time was left to call Meta and record the answer: the job is still waiting
     /// and the request must be put back on the queue.
     NotStarted,
+    /// The number's send budget is taken for the next moments: the job is still waiting and
+    /// the request must come back after this long.
+    Paced {
+        retry_after: std::time::Duration,
+    },
 }
 
 pub struct Sender {
@@ -217,6 +223,25 @@ impl Sender {
             // KMS is unreachable: nothing was claimed, so the request comes back and sends.
             Err(error) => return Err(SendError::Vault(error)),
         };
+        if let Origin::Broadcast { broadcast_id } = &job.origin
+            && let Some(reason) = self.broadcast_stopped(ws, broadcast_id).await?
+        {
+            self.store.refuse_job(current, &reason, now).await?;
+            return Ok(SendOutcome::Refused { reason });
+        }
+        // The number's pace, shared by every sender and every source.
+        let mps = number.throughput_mps.unwrap_or(DEFAULT_MPS);
+        match self.store.take_send_slot(ws, &job.account_id, mps, self.clock.now()).await? {
+            Slot::Busy { retry_at } => {
+                let retry_after = (retry_at - self.clock.now()).to_std().unwrap_or_default();
+                return Ok(SendOutcome::Paced { retry_after });
+            }
+            Slot::At(at) => {
+                if let Ok(wait) = (at - self.clock.now()).to_std() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
         if deadline.is_some_and(|d| d.saturating_duration_since(std::time::Instant::now()) < self.time_needed()) {
             return Ok(SendOutcome::NotStarted);
         }
@@ -229,7 +254,28 @@ impl Sender {
         };
         let body = job.content.graph_body(job.channel, job.to.as_str(), job.job_id.as_str());
         let answer = self.graph.send_message(&job.account_id, &token, &body).await;
+        if let Err(error) = &answer
+            && error.code_and_status().0 == Some(crate::meta::errors::THROUGHPUT_REACHED)
+        {
+            // Meta says the number went too fast: half speed for a while, then back.
+            let until = self.clock.now() + SLOWDOWN;
+            if let Err(e) = self.store.slow_down(ws, &job.account_id, mps, until).await {
+                tracing::warn!(error = %e, "could not slow the number down after 130429");
+            }
+        }
         self.record_answer(&claim, record, answer).await
+    }
+
+    /// Why a broadcast's send must not start: the broadcast was cancelled (read consistently,
+    /// so no send starts after a cancel that was answered).
+    async fn broadcast_stopped(&self, ws: &WorkspaceId, broadcast: &str) -> Result<Option<String>, StoreError> {
+        let Ok(id) = crate::domain::BroadcastId::parse(broadcast) else { return Ok(None) };
+        Ok(self
+            .store
+            .broadcast(ws, &id)
+            .await?
+            .filter(|b| b.state == crate::broadcasts::spec::BroadcastState::Cancelled)
+            .map(|_| "the broadcast was cancelled before this recipient was sent".to_owned()))
     }
 
     /// A Graph call and the writes after it.
@@ -256,9 +302,6 @@ impl Sender {
                 {
                     // The job is recorded ACCEPTED; only its read receipt will not reach it.
                     tracing::warn!(%error, "Instagram message not linked to its job");
-                }
-                if let Origin::Broadcast { broadcast_id } = &job.origin {
-                    self.store.count_broadcast_accepted(ws, broadcast_id).await?;
                 }
                 tracing::info!(%wamid, recorded, "accepted by Meta");
                 Ok(if recorded { SendOutcome::Accepted { wamid } } else { SendOutcome::LostClaim })

@@ -30,7 +30,7 @@ use crate::clock::SharedClock;
 use crate::config::{ConfigError, Env};
 use crate::domain::Channel;
 use crate::domain::DeliveryState;
-use crate::domain::{JobState, Origin, SendRequest};
+use crate::domain::{JobState, Origin, SendRequest, WorkspaceId};
 use crate::policy::send::ContentKind;
 use crate::queues::{QueueError, Queues, SendFailure};
 use crate::store::jobs::{AttemptRef, JobRecord};
@@ -86,6 +86,11 @@ pub struct SweepReport {
     /// Items that could not be read or handled; logged and skipped.
     pub errors: u32,
     pub flagged_broadcasts: Vec<String>,
+    /// Broadcasts whose fan-out had stalled, fired again.
+    pub restarted_broadcasts: Vec<String>,
+    /// Broadcasts this sweep found silent failures in, to be judged once at the end.
+    #[serde(skip)]
+    silent_in: Vec<(WorkspaceId, String)>,
 }
 
 pub struct Sweeper {
@@ -124,6 +129,16 @@ impl Sweeper {
                     tracing::warn!(?state, %error, "sweeper skipped a job it could not handle");
                     report.errors += 1;
                 }
+            }
+        }
+        // A broadcast's silent-failure rate is read from its jobs (its report is tallied
+        // from them too), once per sweep for each broadcast that had one.
+        for (ws, broadcast) in std::mem::take(&mut report.silent_in) {
+            let lines = self.store.broadcast_jobs(&ws, &broadcast).await?;
+            let rate = crate::broadcasts::report::silent_failure_rate(&lines);
+            if rate > crate::broadcasts::report::SILENT_FAILURE_FLAG_RATIO {
+                tracing::warn!(workspace = %ws, broadcast, rate, "broadcast flagged: silent failures above 5%");
+                report.flagged_broadcasts.push(broadcast);
             }
         }
         tracing::info!(?report, "sweep done");
@@ -198,9 +213,9 @@ impl Sweeper {
         }
         report.silent_failures += 1;
         if let Origin::Broadcast { broadcast_id } = &job.origin {
-            let broadcast = self.store.count_broadcast_silent_failure(ws, broadcast_id).await?;
-            if broadcast.flagged && !report.flagged_broadcasts.contains(broadcast_id) {
-                report.flagged_broadcasts.push(broadcast_id.clone());
+            let key = (ws.clone(), broadcast_id.clone());
+            if !report.silent_in.contains(&key) {
+                report.silent_in.push(key);
             }
         }
         Ok(())

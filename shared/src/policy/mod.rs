@@ -2,5 +2,6 @@
 //! unit-tested the way the product FAQ states it.
 
 pub mod handoff;
+pub mod messaging_limit;
 pub mod send;
 pub mod window;

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::update::{Update, n, s};
 use super::{Store, StoreError, keys};
-use crate::domain::{DeliveryState, JobState, MessageId, SendJob, SendJobId, WorkspaceId};
+use crate::domain::{DeliveryState, JobState, MessageId, Origin, SendJob, SendJobId, WorkspaceId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -222,6 +222,45 @@ fn millis(at: DateTime<Utc>) -> AttributeValue {
     n(at.timestamp_millis())
 }
 
+impl JobRecord {
+    /// A job as accepted: QUEUED, first attempt, nothing tried yet.
+    pub fn new(job: &SendJob, now: DateTime<Utc>) -> Self {
+        Self {
+            job: job.clone(),
+            state: JobState::Queued,
+            attempt: 0,
+            retries: 0,
+            ladder: None,
+            throttled: 0,
+            claim: None,
+            lease_until: None,
+            wamid: None,
+            failed_wamids: Vec::new(),
+            error_code: None,
+            http_status: None,
+            reason: None,
+            retry_at: None,
+            uncertain_resent: false,
+            retries_total: 0,
+            request_hash: Some(job.request_hash()),
+            conflicts: 0,
+            wa_id: None,
+            rescued: 0,
+            failure_wamid: None,
+            updated_at: now,
+        }
+    }
+}
+
+/// A broadcast's job is listed in its broadcast's sharded index (`gsi2`), for the report.
+fn index_in_broadcast(item: &mut super::Item, job: &SendJob) {
+    if let Origin::Broadcast { broadcast_id } = &job.origin {
+        let shard = super::broadcasts::broadcast_shard_key(&job.workspace_id, broadcast_id, job.to.as_str());
+        item.insert("gsi2pk".into(), s(shard));
+        item.insert("gsi2sk".into(), s(job.to.as_str()));
+    }
+}
+
 impl Store {
     /// Applies a conditional update to a job: `false` when its condition refused it (the job
     /// moved on meanwhile), which is an answer, not an error.
@@ -288,35 +327,13 @@ impl Store {
     /// it if its queue message is lost) before anything is put on the send queue.
     pub async fn accept_job(&self, job: &SendJob, now: DateTime<Utc>) -> Result<Accepted, StoreError> {
         let hash = job.request_hash();
-        let record = JobRecord {
-            job: job.clone(),
-            state: JobState::Queued,
-            attempt: 0,
-            retries: 0,
-            ladder: None,
-            throttled: 0,
-            claim: None,
-            lease_until: None,
-            wamid: None,
-            failed_wamids: Vec::new(),
-            error_code: None,
-            http_status: None,
-            reason: None,
-            retry_at: None,
-            uncertain_resent: false,
-            retries_total: 0,
-            request_hash: Some(hash.clone()),
-            conflicts: 0,
-            wa_id: None,
-            rescued: 0,
-            failure_wamid: None,
-            updated_at: now,
-        };
+        let record = JobRecord::new(job, now);
         let mut item = super::item_at(keys::job(&job.workspace_id, job.job_id.as_str()), &record, "job")?;
         item.insert("created_at".into(), millis(now));
         let shard = sweep_shard(&job.workspace_id, &job.job_id);
         item.insert("gsi1pk".into(), s(sweep_key(JobState::Queued, shard)));
         item.insert("gsi1sk".into(), s(keys::sortable_millis(now.timestamp_millis())));
+        index_in_broadcast(&mut item, job);
         if self.put_new(item, "PutItem job").await? {
             self.record_outbound(job, now).await?;
             return Ok(Accepted::New);
@@ -338,6 +355,18 @@ impl Store {
         self.update_job(&job.workspace_id, &job.job_id, update, "UpdateItem job conflict").await?;
         tracing::warn!(workspace = %job.workspace_id, job = %job.job_id, "job id reused with other content: refused");
         Ok(Accepted::Conflict)
+    }
+
+    /// Records a broadcast recipient who gets no send (`dnd`, `do-not-send`, the messaging
+    /// limit, a cancellation): a REFUSED job with the reason, so the report counts them and the
+    /// recipient keeps exactly one job. `false` when the recipient's job existed already.
+    pub async fn skip_recipient(&self, job: &SendJob, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let record =
+            JobRecord { state: JobState::Refused, reason: Some(reason.to_owned()), ..JobRecord::new(job, now) };
+        let mut item = super::item_at(keys::job(&job.workspace_id, job.job_id.as_str()), &record, "job")?;
+        item.insert("created_at".into(), millis(now));
+        index_in_broadcast(&mut item, job);
+        self.put_new(item, "PutItem skipped job").await
     }
 
     /// Claims a waiting job for its current attempt, as read in `current`. Call it only when
@@ -572,8 +601,20 @@ impl Store {
         );
         let mut values: Vec<AttributeValue> = from.iter().map(|st| state(*st)).collect();
         values.push(s(wamid));
+        let read = matches!(reported, DeliveryState::Read | DeliveryState::Played);
+        let update = if read { update.set("read", AttributeValue::Bool(true)) } else { update };
         let update = update.condition(&template, &["state", "failed_wamids"], values);
-        self.update_job(workspace, job_id, update, "UpdateItem job reconcile").await
+        let moved = self.update_job(workspace, job_id, update, "UpdateItem job reconcile").await?;
+        if read && !moved {
+            // Already DELIVERED: the read is still worth knowing (the broadcast report counts it).
+            let update = Update::new().set("read", AttributeValue::Bool(true)).condition(
+                "{state} = {0} AND {wamid} = {1}",
+                &["state", "wamid"],
+                vec![state(JobState::Delivered), s(wamid)],
+            );
+            self.update_job(workspace, job_id, update, "UpdateItem job read").await?;
+        }
+        Ok(moved)
     }
 
     /// The sweeper's resend of an UNCERTAIN free-form job, at most once.

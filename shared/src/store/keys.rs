@@ -68,8 +68,28 @@ pub fn template(ws: &WorkspaceId, waba_id: &str, name: &str, language: &str) -> 
     (format!("WS#{ws}#TEMPLATE#{waba_id}#{name}#{language}"), "TEMPLATE".into())
 }
 
-pub fn broadcast_report(ws: &WorkspaceId, broadcast_id: &str) -> (String, String) {
-    (format!("WS#{ws}#BROADCAST#{broadcast_id}"), "REPORT".into())
+pub fn broadcast(ws: &WorkspaceId, broadcast_id: &str) -> (String, String) {
+    (format!("WS#{ws}#BROADCAST#{broadcast_id}"), "BROADCAST".into())
+}
+
+/// A workspace's broadcasts, newest first.
+pub fn workspace_broadcasts(ws: &WorkspaceId) -> String {
+    format!("WS#{ws}#BROADCASTS")
+}
+
+/// A CSV broadcast's recipients (sort key: the contact).
+pub fn broadcast_audience(ws: &WorkspaceId, broadcast_id: &str) -> String {
+    format!("WS#{ws}#BROADCAST#{broadcast_id}#AUDIENCE")
+}
+
+/// When a portfolio last reached a customer (Meta's messaging limit counts each once a window).
+pub fn reached(ws: &WorkspaceId, business: &str, contact: &str) -> (String, String) {
+    (format!("WS#{ws}#REACHED#{business}#{contact}"), "REACHED".into())
+}
+
+/// Customers a portfolio newly reached in one hour, one of several counter shards.
+pub fn reach_count(ws: &WorkspaceId, business: &str, hour: &str, shard: u32) -> (String, String) {
+    (format!("WS#{ws}#REACHCOUNT#{business}#{hour}#{shard:02}"), "COUNT".into())
 }
 
 /// Statuses by our send job id (echoed by Meta in `biz_opaque_callback_data`).
@@ -108,4 +128,15 @@ pub fn conversation_flow(ws: &WorkspaceId, conversation_id: &str) -> (String, St
 /// A conversation's run history: one item per tick, `{run start ms}#{run}#{step}`.
 pub fn run_history(ws: &WorkspaceId, conversation_id: &str) -> String {
     format!("WS#{ws}#RUNLOG#{conversation_id}")
+}
+
+/// One of a number's pacing items (see `outbound::pacing`).
+pub fn pace(ws: &WorkspaceId, account_id: &str, shard: u32) -> (String, String) {
+    (format!("WS#{ws}#PACE#{account_id}#{shard}"), "PACE".into())
+}
+
+/// Broadcasts whose fan-out is under way or paused, across workspaces, for the sweeper to
+/// restart one that stalled (`gsi2`, sort key: when it last moved, or is due to resume).
+pub fn active_broadcasts(shard: u32) -> String {
+    format!("ACTIVE_BROADCASTS#{shard}")
 }

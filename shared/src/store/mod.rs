@@ -17,7 +17,12 @@
 //! | automation version | `WS#{ws}#AUTOMATION#{id}` | `V#{version}` | – | api (with each save; never changed) | flows (a run follows the version it started on) |
 //! | conversation flow state | `WS#{ws}#CONV#{conversation}` | `FLOW` | – | flows (every tick: conditional on the version read, in one transaction with the history line) | flows |
 //! | run history | `WS#{ws}#RUNLOG#{conversation}` | `{run start ms}#{run}#{step}` | – | flows (one line per tick, conditional put) | api (a conversation's runs, oldest first) |
-//! | broadcast report | `WS#{ws}#BROADCAST#{broadcast}` | `REPORT` | – | sender (accepted), sweeper (silent failures, flag) | broadcasts page |
+//! | broadcast | `WS#{ws}#BROADCAST#{id}` | `BROADCAST` | `WS#{ws}#BROADCASTS` / `{created ms}#{id}` | api (create, cancel: conditional on state), broadcast fan-out (state moves; the cursor, only over the page count it read) | api, fan-out, sender (cancelled?) |
+//! | broadcast audience (CSV) | `WS#{ws}#BROADCAST#{id}#AUDIENCE` | `{contact}` | – | api (at creation, batched) | fan-out (pages in order) |
+//! | broadcast's jobs | (the job items) | | `gsi2`: `WS#{ws}#BCAST#{id}#{00..31}` / `{contact}` (INCLUDE state, error code, reason, wamid, read) | every job write | report (all 32 shards) |
+//! | reached customer | `WS#{ws}#REACHED#{portfolio}#{contact}` | `REACHED` | – | fan-out (with the hour's counter, one transaction; TTL) | fan-out (batched: reached in the window?) |
+//! | reach counter | `WS#{ws}#REACHCOUNT#{portfolio}#{hour}#{00..07}` | `COUNT` | – | fan-out (ADD 1 per new customer; TTL) | fan-out (25 hours × 8 shards, batched) |
+//! | pacing | `WS#{ws}#PACE#{account}#{shard 0..3}` | `PACE` | – | sender (ADD one slot per send), sender after 130429 (`slow_until`) | sender |
 //! | unrouted event | `UNROUTED#{sha256 of raw}` | `EVENT` | `UNROUTED#{yyyy-mm-dd}` / `{received ms}` | webhook (orphans, unknown and malformed deliveries; 30-day TTL) | operators |
 //! | workspace | `WS#{ws}#WORKSPACE` | `WORKSPACE` | – | `wapisnap-admin`, local stack (conditional put: never overwritten) | key issuing (exists?) |
 //! | API key | `APIKEY#{prefix}` | `APIKEY` | `WS#{ws}#APIKEYS` / `{created ms}#{prefix}` | `wapisnap-admin`, local stack (conditional put per prefix; revoke only under its own workspace's condition) | api (every request: consistent GetItem by prefix, SHA-256 compared in constant time), key listing |
@@ -37,9 +42,18 @@
 //! is one of [`jobs::SWEEP_SHARDS`] (16) per state, chosen by a hash of the job: the busiest key (`SWEEP#Accepted#nn`: entered on accept, left on
 //! delivery) takes 1,000 × 2 / 16 ≈ 125 writes/s, an eighth of DynamoDB's 1,000 WCU/s per
 //! partition. Statuses are one item per wamid; `statuses_seen_at` on the number item is
-//! written at most once a minute per webhook container. Still per broadcast: its report item
-//! (`count_broadcast_accepted`, one write per accepted send, 1,000/s on one key at full
-//! speed) — sharding it is part of the broadcasts issue.
+//! written at most once a minute per webhook container. A broadcast at 1,000 recipients a second:
+//! its report is tallied from its jobs through `gsi2`, whose 32 partitions per broadcast take
+//! ≈5 job writes per recipient (QUEUED, SENDING, ACCEPTED, DELIVERED, read) → ≈156 writes/s
+//! each; a number's pacing takes one `ADD` per send on one of its 4 items → ≈250/s each (the
+//! hottest key of the design, a quarter of a partition's 1,000 WCU/s); newly reached
+//! customers go to 8 counter items per portfolio and hour → ≈125/s each; the broadcast item
+//! takes one write per page of 100 recipients. AWS requests per recipient, by design: the
+//! fan-out ≈2.1 writes (the job, its conversation entry, 0.1 SQS batch) plus 2 for a customer
+//! newly counted against the messaging limit (a read and a two-item transaction) and ≈0.05
+//! reads (pages and batched lookups); the sender ≈6 reads (job, number, template,
+//! conversation, contact, broadcast), 3 writes (pace, claim, outcome) and 1 Graph call;
+//! statuses ≈2 writes each. `make bench-broadcast` measures them.
 //!
 //! The route, API key and unrouted items are the only ones not under a workspace: Meta names
 //! only the number, a presented key names only its prefix, and an orphan has no workspace by
@@ -56,6 +70,7 @@ pub mod jobs;
 pub mod keys;
 pub mod messages;
 pub mod numbers;
+pub mod pacing;
 pub mod pages;
 pub mod routes;
 pub mod statuses;

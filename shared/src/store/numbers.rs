@@ -57,6 +57,10 @@ pub struct NumberRecord {
     /// portfolio and shared by all its numbers.
     #[serde(default)]
     pub business_id: Option<String>,
+    /// Messages a second Meta lets this number send (80 unless Meta raised it, up to 1,000);
+    /// every send is paced at it (`outbound::pacing`).
+    #[serde(default)]
+    pub throughput_mps: Option<u32>,
 }
 
 /// The number showing `display_phone_number` (digits compared), if the workspace has it.
@@ -395,6 +399,23 @@ impl Store {
             "UpdateItem number",
         )
         .await
+    }
+
+    /// Sets the messages a second the number is paced at; `false` when there is no such number.
+    pub async fn set_number_throughput(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+        mps: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let update = Update::new().set("throughput_mps", n(mps)).set("updated_at", s(now.to_rfc3339())).condition(
+            "attribute_exists(pk)",
+            &[],
+            vec![],
+        );
+        self.update_if(keys::number(workspace, channel, account_id), update, "UpdateItem number throughput").await
     }
 
     /// Sets some of a number's attributes, only if it still exists (a release is not undone, a

@@ -1,6 +1,7 @@
 //! One module per resource.
 
 pub mod automations;
+pub mod broadcasts;
 pub mod contacts;
 pub mod conversations;
 pub mod health;

@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 use wapisnap::domain::{Channel, PhoneNumberId, WabaId};
 use wapisnap::numbers::onboarding::{OnboardError, Onboarding};
 use wapisnap::numbers::registration::{CodeMethod, RECOVER_AFTER_DEREGISTER, Registrar, RegistrationError, SixDigits};
+use wapisnap::outbound::pacing::{DEFAULT_MPS, MAX_MPS};
 use wapisnap::store::numbers::{NumberRecord, Release};
 
 use crate::error::{ApiError, ErrorBody};
@@ -28,6 +29,7 @@ pub fn router() -> OpenApiRouter<Shared> {
         .routes(routes!(request_code))
         .routes(routes!(verify_code))
         .routes(routes!(diagnostics))
+        .routes(routes!(throughput))
 }
 
 /// A number as the workspace sees it. The access token is shown by its last 4 characters only.
@@ -53,6 +55,9 @@ pub struct NumberView {
     /// Register is refused until a code is requested and verified (Meta's PIN lock).
     pub needs_reverification: bool,
     pub token_last4: String,
+    /// Messages a second the number's sends are paced at: Meta's default 80 unless set with
+    /// `PUT /v1/numbers/{id}/throughput` (up to 1,000 once Meta raised the number's throughput).
+    pub throughput_mps: u32,
 }
 
 impl From<&NumberRecord> for NumberView {
@@ -72,6 +77,7 @@ impl From<&NumberRecord> for NumberView {
             business_id: n.business_id.clone(),
             needs_reverification: n.needs_reverification,
             token_last4: n.token.last4.clone(),
+            throughput_mps: n.throughput_mps.unwrap_or(DEFAULT_MPS),
         }
     }
 }
@@ -400,4 +406,38 @@ async fn embedded_signup(
         StatusCode::CREATED,
         axum::Json(NumberList { items: numbers.iter().map(NumberView::from).collect(), next: None }),
     ))
+}
+
+/// The number's throughput, as Meta set it for the number.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Throughput {
+    /// Messages a second, 1 to 1,000: Meta's default is 80, and Meta raises a number to 1,000
+    /// (automatically, once it qualifies); set it to what Meta allows the number. Every send of
+    /// the number — broadcasts, automations, the inbox — is paced at it.
+    pub mps: i64,
+}
+
+#[utoipa::path(put, operation_id = "set_number_throughput", path = "/v1/numbers/{id}/throughput", tag = "numbers", request_body = Throughput,
+    security(("api_key" = [])), params(("id" = String, Path, description = "Meta's phone number id")),
+    responses((status = 200, body = NumberView), (status = 404, body = ErrorBody),
+        (status = 422, description = "not 1 to 1,000", body = ErrorBody)))]
+async fn throughput(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Throughput>,
+) -> Result<axum::Json<NumberView>, ApiError> {
+    let mps = u32::try_from(body.mps)
+        .ok()
+        .filter(|mps| (1..=MAX_MPS).contains(mps))
+        .ok_or_else(|| ApiError::field("mps", format!("must be 1 to {MAX_MPS} messages a second (Meta's most)")))?;
+    let mut number = find(&state, &caller, &id).await?;
+    let now = state.clock.now();
+    if !state.store.set_number_throughput(&caller.workspace, number.channel, &number.account_id, mps, now).await? {
+        return Err(ApiError::not_found(format!("no number {id} in this workspace")));
+    }
+    number.throughput_mps = Some(mps);
+    number.updated_at = now;
+    tracing::info!(workspace = %caller.workspace, number = %id, mps, "number throughput set");
+    Ok(axum::Json(NumberView::from(&number)))
 }

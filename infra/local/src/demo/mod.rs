@@ -2,6 +2,7 @@
 //! adds its chapter.
 
 mod automations;
+mod broadcasts;
 mod inbox;
 mod receiving;
 mod sending;
@@ -76,6 +77,7 @@ pub async fn run(options: EnvironmentOptions) -> Result<(), Failure> {
     demo.inbox().await?;
     demo.automations().await?;
     demo.sending().await?;
+    demo.broadcasts().await?;
     demo.api().await?;
 
     demo.timeline.chapter("Where to look");

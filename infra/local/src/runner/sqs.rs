@@ -2,12 +2,22 @@
 //! `SqsEvent`, deletes what succeeded and leaves the `batchItemFailures` on the queue, where
 //! they reappear after the visibility timeout and move to the DLQ after `maxReceiveCount`
 //! (the emulator applies the queue's redrive policy, as SQS does).
+//!
+//! Lambda runs several pollers per mapping and scales them with the backlog; locally a mapping
+//! runs a fixed number of them side by side ([`EventSourceMapping::spawn_pollers`]), each
+//! invoking the function with its own batch. A received batch stays invisible for the whole
+//! invocation (the template's queues keep messages invisible longer than the function's
+//! timeout), so no other poller is handed a message still being handled; FIFO queues never
+//! hand out a message group that is in flight. Only the failures are then made visible again
+//! after the short local visibility timeout.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
+};
 use tokio::sync::watch;
 
 use super::SqsHandler;
@@ -47,7 +57,7 @@ impl EventSourceMapping {
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(self.batch_size.clamp(1, 10))
-            .visibility_timeout(self.visibility_timeout.as_secs().max(1) as i32)
+            .visibility_timeout(self.in_flight_visibility())
             .wait_time_seconds(wait.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
@@ -107,7 +117,49 @@ impl EventSourceMapping {
                 .await
                 .map_err(|e| format!("delete from {}: {e:?}", self.queue_url))?;
         }
+        self.return_after_visibility_timeout(&receipts, &failed).await;
         Ok(PollOutcome { received: receipts.len(), deleted: to_delete.len(), failed: failed.len() })
+    }
+
+    /// How long a received batch stays invisible: longer than the invocation may run, so a
+    /// message is never handed to a second poller while the first still handles it.
+    fn in_flight_visibility(&self) -> i32 {
+        let seconds = (self.timeout.as_secs() + 5).max(self.visibility_timeout.as_secs().max(1));
+        i32::try_from(seconds).unwrap_or(43_200).min(43_200)
+    }
+
+    /// The failed messages reappear after the (short, local) visibility timeout, counted from
+    /// the end of the invocation.
+    async fn return_after_visibility_timeout(&self, receipts: &HashMap<String, String>, failed: &HashSet<String>) {
+        let visibility = self.visibility_timeout.as_secs().max(1) as i32;
+        let entries: Vec<_> = receipts
+            .iter()
+            .filter(|(id, _)| failed.contains(*id))
+            .enumerate()
+            .filter_map(|(i, (_, receipt))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(visibility)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        let changed = self
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        if let Err(error) = changed {
+            // They still come back, after the in-flight visibility instead.
+            tracing::warn!(function = %self.function, error = %aws_sdk_sqs::error::DisplayErrorContext(&error),
+                "failed messages not made visible again");
+        }
     }
 
     fn record(&self, message: &aws_sdk_sqs::types::Message) -> SqsMessage {
@@ -135,7 +187,12 @@ impl EventSourceMapping {
         record
     }
 
-    /// Polls until `shutdown` turns true.
+    /// `pollers` pollers side by side (at least one), each as [`Self::spawn`].
+    pub fn spawn_pollers(self, pollers: usize, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..pollers.max(1)).map(|_| self.clone().spawn(shutdown.clone())).collect()
+    }
+
+    /// One poller: polls until `shutdown` turns true.
     pub fn spawn(self, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {

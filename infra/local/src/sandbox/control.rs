@@ -1,5 +1,6 @@
 //! The sandbox's own control API, for people and scripts (`make dev`, `make demo`): read what
-//! was received, inject failures, point webhooks at our stack, play customers and statuses.
+//! was received, inject failures, set a number's throughput, point webhooks at our stack, play
+//! customers and statuses.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<Arc<SandboxState>> {
         .route("/_sandbox/inbound", post(inbound))
         .route("/_sandbox/statuses", post(status))
         .route("/_sandbox/numbers/{id}", get(number))
+        .route("/_sandbox/throughput", post(set_throughput))
 }
 
 async fn requests(State(state): State<Arc<SandboxState>>) -> Response {
@@ -70,4 +72,19 @@ async fn status(State(state): State<Arc<SandboxState>>, Json(request): Json<Stat
 
 async fn number(State(state): State<Arc<SandboxState>>, Path(id): Path<String>) -> Response {
     Json(state.number(&id)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ThroughputRequest {
+    phone_number_id: String,
+    /// Messages per second; absent or `null` lifts the limit.
+    #[serde(default)]
+    mps: Option<u32>,
+}
+
+/// `{"phone_number_id": "...", "mps": 80}`: more than 80 sends of the number in any second are
+/// answered 130429, as Meta does; `"mps": null` lifts the limit.
+async fn set_throughput(State(state): State<Arc<SandboxState>>, Json(request): Json<ThroughputRequest>) -> StatusCode {
+    state.set_throughput(&request.phone_number_id, request.mps);
+    StatusCode::NO_CONTENT
 }

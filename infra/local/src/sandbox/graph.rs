@@ -12,7 +12,7 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Value, json};
 
 use super::webhooks::StatusUpdate;
-use super::{FaultEffect, RecordedRequest, SandboxState, errors};
+use super::{Admission, FaultEffect, RecordedRequest, SandboxState, errors, wall_micros};
 
 pub fn router() -> Router<Arc<SandboxState>> {
     Router::new().route("/{version}/{id}", get(node).post(node)).route("/{version}/{id}/{edge}", get(edge).post(edge))
@@ -72,6 +72,7 @@ async fn handle(
     };
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let path = uri.path().to_owned();
+    let mut received_at = wall_micros();
 
     let fault = state.take_fault(&path, &body);
     // The code exchange is authenticated by the app's id and secret in the query, not a token.
@@ -94,10 +95,26 @@ async fn handle(
             if let Some(FaultEffect::Delay { millis }) = &fault {
                 tokio::time::sleep(Duration::from_millis(*millis)).await;
             }
-            let (s, v, after) = route(state, &method, id, edge, &body);
-            (s, v, after)
+            // A send counts against the number's throughput; past it Meta answers 130429.
+            let admission = if (method.as_str(), edge) == ("POST", "messages") {
+                state.admit_send(id)
+            } else {
+                Admission::Admitted(received_at)
+            };
+            match admission {
+                Admission::Admitted(at) => {
+                    received_at = at;
+                    route(state, &method, id, edge, &body)
+                }
+                Admission::OverLimit(at) => {
+                    received_at = at;
+                    let (s, v) = meta_error(state, super::THROUGHPUT_REACHED, None, None, None);
+                    (s, v, None)
+                }
+            }
         }
     };
+    let answered_error_code = answer["error"]["code"].as_i64();
     state.record(RecordedRequest {
         seq: state.next(),
         method: method.to_string(),
@@ -107,6 +124,8 @@ async fn handle(
         body,
         answered_status: status.as_u16(),
         accepted_id: after.as_ref().map(|a| a.wamid.clone()),
+        answered_error_code,
+        received_at_micros: received_at,
     });
 
     // What Meta does after answering: report the message's progress to the webhook.

@@ -1,14 +1,15 @@
 //! The Meta sandbox: a local server that speaks the Graph API's HTTP for every endpoint
-//! wapisnap calls, records every request, fails the way Meta fails when told to, and posts
-//! signed webhooks back like Meta does. Tests drive it through this type; `make dev` users
-//! through its control API under `/_sandbox/`.
+//! wapisnap calls, records every request, fails the way Meta fails when told to (and answers
+//! 130429 past a number's throughput, when one is set), and posts signed webhooks back like
+//! Meta does. Tests drive it through this type; `make dev` users through its control API under
+//! `/_sandbox/`.
 
 mod control;
 pub mod errors;
 mod graph;
 pub mod webhooks;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,13 @@ pub struct RecordedRequest {
     pub answered_status: u16,
     /// The id Meta gave the message when it accepted it (even if the answer was then lost).
     pub accepted_id: Option<String>,
+    /// Meta's error code in the answer (`error.code`), when it refused the request.
+    #[serde(default)]
+    pub answered_error_code: Option<i64>,
+    /// When the sandbox received it (wall clock, microseconds since the epoch); for a send to
+    /// `/messages`, the instant it was counted against the number's throughput.
+    #[serde(default)]
+    pub received_at_micros: i64,
 }
 
 /// A way Meta fails, applied to the next `times` matching requests.
@@ -138,11 +146,60 @@ pub struct SandboxState {
     webhook: Mutex<Option<WebhookTarget>>,
     /// Statuses reported after every accepted send, in order (`sent`, `delivered`, `read`).
     auto_statuses: Mutex<Vec<String>>,
+    /// Per phone number: its throughput limit and the sends it admitted in the last second.
+    throughput: Mutex<HashMap<String, ThroughputWindow>>,
     sequence: AtomicU64,
     http: reqwest::Client,
 }
 
+/// Meta's "Rate limit hit": the number's throughput was exceeded.
+pub const THROUGHPUT_REACHED: i64 = 130429;
+
+/// A number's throughput at Meta: at most `mps` sends in any 1-second window.
+#[derive(Debug, Default)]
+struct ThroughputWindow {
+    mps: Option<u32>,
+    /// When the sends of the last second were admitted (microseconds, oldest first).
+    admitted: VecDeque<i64>,
+}
+
+/// What the throughput limit made of a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Within the limit (or no limit): counted at this instant.
+    Admitted(i64),
+    /// Over the limit: Meta answers 130429 (at this instant; it is not counted).
+    OverLimit(i64),
+}
+
+/// Wall-clock microseconds since the epoch.
+pub(crate) fn wall_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 impl SandboxState {
+    /// Sets (or with `None` lifts) a number's throughput limit, in messages per second.
+    pub fn set_throughput(&self, phone_number_id: &str, mps: Option<u32>) {
+        let mut limits = self.throughput.lock().expect("throughput");
+        limits.entry(phone_number_id.to_owned()).or_default().mps = mps;
+    }
+
+    /// Counts a send of the number, unless it would make more than its `mps` sends in the
+    /// last second (the half-open window `(t - 1 s, t]`). Meta's throughput is per number.
+    pub(crate) fn admit_send(&self, phone_number_id: &str) -> Admission {
+        let mut limits = self.throughput.lock().expect("throughput");
+        let now = wall_micros();
+        let window = limits.entry(phone_number_id.to_owned()).or_default();
+        while window.admitted.front().is_some_and(|&at| at <= now - 1_000_000) {
+            window.admitted.pop_front();
+        }
+        if window.mps.is_some_and(|mps| window.admitted.len() >= mps as usize) {
+            return Admission::OverLimit(now);
+        }
+        window.admitted.push_back(now);
+        Admission::Admitted(now)
+    }
+
     fn next(&self) -> u64 {
         self.sequence.fetch_add(1, Ordering::SeqCst) + 1
     }
@@ -226,6 +283,7 @@ impl Sandbox {
             subscribed_wabas: Mutex::default(),
             webhook: Mutex::default(),
             auto_statuses: Mutex::new(vec!["sent".into(), "delivered".into(), "read".into()]),
+            throughput: Mutex::default(),
             sequence: AtomicU64::new(0),
             http: reqwest::Client::new(),
         });
@@ -265,6 +323,12 @@ impl Sandbox {
 
     pub fn number(&self, id: &str) -> SandboxNumber {
         self.state.number(id)
+    }
+
+    /// Meta's throughput for a number: more than `mps` sends in any 1-second window are
+    /// answered 130429 ("Rate limit hit"). `None` (the default) lifts the limit.
+    pub fn set_throughput(&self, phone_number_id: &str, mps: Option<u32>) {
+        self.state.set_throughput(phone_number_id, mps);
     }
 }
 
