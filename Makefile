@@ -62,3 +62,14 @@ clean:
 	cargo clean
 	rm -rf $(VENV) .local
 
+## Fuzzing (issue 11), longer than `make test` does it: the parsers' property tests
+## (shared/src/fuzz.rs) with FUZZ_CASES cases per property (cheap properties play more, those
+## with a round trip fewer), then FUZZ_WEBHOOK_CASES fuzzed deliveries POSTed to the local
+## stack's webhook (tests/integration/webhook_fuzz.rs). A new seed each run, printed; replay one
+## with FUZZ_SEED=<seed> and the same counts. Debug build: overflow checks stay on.
+FUZZ_CASES ?= 10000
+FUZZ_WEBHOOK_CASES ?= 1000
+.PHONY: fuzz
+fuzz: setup
+	FUZZ_CASES=$(FUZZ_CASES) cargo test -p wapisnap --lib fuzz -- --nocapture
+	FUZZ_CASES=$(FUZZ_WEBHOOK_CASES) cargo test -p wapisnap-tests --test integration webhook_fuzz -- --nocapture

@@ -20,10 +20,13 @@ pub mod config;
 pub mod contacts;
 pub mod domain;
 pub mod flows;
+#[cfg(test)]
+mod fuzz;
 pub mod inbound;
 pub mod inbox;
 pub mod lambda;
 pub mod meta;
+pub mod metrics;
 pub mod numbers;
 pub mod outbound;
 pub mod policy;

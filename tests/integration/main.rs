@@ -16,5 +16,6 @@ mod sandbox;
 mod send_policy;
 mod smart_retry;
 mod sweeper;
+mod webhook_fuzz;
 mod webhook_handshake;
 mod webhook_receipt;

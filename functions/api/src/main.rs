@@ -12,9 +12,15 @@ use wapisnap_api::{Api, Config};
 async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
+    wapisnap::metrics::init("api");
     let config = Config::from_env(&env)?;
     let graph = GraphClient::new(&config.meta);
     let api = Api::new(config, &AwsClients::from_env().await, graph, Arc::new(SystemClock));
     // The runtime serves any tower service: the router itself.
-    lambda_http::run(api.router()).await
+    // Each request's metrics go out with it, as one EMF line.
+    let router = api.router().layer(axum::middleware::map_response(|response: axum::response::Response| async move {
+        wapisnap::metrics::flush();
+        response
+    }));
+    lambda_http::run(router).await
 }

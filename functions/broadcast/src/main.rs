@@ -13,17 +13,20 @@ use wapisnap_broadcast::{Broadcast, Config};
 async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
+    wapisnap::metrics::init("broadcast");
     let broadcast = Broadcast::new(Config::from_env(&env)?, &AwsClients::from_env().await, Arc::new(SystemClock));
     let broadcast = &broadcast;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Fired>| async move {
         let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let left = Duration::from_millis(event.context.deadline).saturating_sub(since_epoch);
         let deadline = Instant::now() + left;
-        broadcast
+        let handled = broadcast
             .handle(event.payload, &event.context.invoked_function_arn, Some(deadline))
             .await
             .map(|_| ())
-            .map_err(Error::from)
+            .map_err(Error::from);
+        wapisnap::metrics::flush();
+        handled
     }))
     .await
 }

@@ -5,7 +5,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use wapisnap::aws::AwsClients;
 use wapisnap::clock::SharedClock;
 use wapisnap::config::{ConfigError, Env, FlowTimerConfig, QueueConfig, StoreConfig};
-use wapisnap::flows::runner::{FlowError, FlowRunner};
+use wapisnap::flows::runner::{FlowError, FlowRunner, TickOutcome};
 use wapisnap::flows::timers::FlowTimers;
 use wapisnap::lambda::sqs::{UnreportableRecord, each_json_message};
 use wapisnap::queues::{FlowTick, Queues};
@@ -53,6 +53,12 @@ impl Flows {
             }
             // Boxed: the tick's future is deep, and the Lambda runtime nests it further.
             let outcome = Box::pin(self.runner.tick(tick)).await?;
+            wapisnap::metrics::flow_tick(match &outcome {
+                TickOutcome::Started { .. } => "started",
+                TickOutcome::Stepped { .. } => "stepped",
+                TickOutcome::Stopped { .. } => "stopped",
+                TickOutcome::Nothing(_) => "nothing",
+            });
             tracing::info!(?outcome, "flow tick");
             Ok::<(), FlowError>(())
         })

@@ -11,11 +11,14 @@ use wapisnap_flows::{Config, Flows};
 async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
+    wapisnap::metrics::init("flows");
     let config = Config::from_env(&env)?;
     let flows = Flows::new(config, &AwsClients::from_env().await, Arc::new(SystemClock));
     let flows = &flows;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        flows.handle(event.payload).await.map_err(Error::from)
+        let handled = flows.handle(event.payload).await.map_err(Error::from);
+        wapisnap::metrics::flush();
+        handled
     }))
     .await
 }

@@ -11,11 +11,14 @@ use wapisnap_retry::{Config, Retry};
 async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
+    wapisnap::metrics::init("retry");
     let config = Config::from_env(&env)?;
     let retry = Retry::new(config, &AwsClients::from_env().await, Arc::new(SystemClock));
     let retry = &retry;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        retry.handle(event.payload).await.map_err(Error::from)
+        let handled = retry.handle(event.payload).await.map_err(Error::from);
+        wapisnap::metrics::flush();
+        handled
     }))
     .await
 }

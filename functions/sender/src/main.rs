@@ -11,12 +11,15 @@ use wapisnap_sender::{Config, SenderFunction};
 async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
+    wapisnap::metrics::init("sender");
     let config = Config::from_env(&env)?;
     let function = SenderFunction::from_config(config, &AwsClients::from_env().await, Arc::new(SystemClock));
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
         let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        function.handle(event.payload, Some(std::time::Instant::now() + left)).await.map_err(Error::from)
+        let handled = function.handle(event.payload, Some(std::time::Instant::now() + left)).await.map_err(Error::from);
+        wapisnap::metrics::flush();
+        handled
     }))
     .await
 }

@@ -70,6 +70,7 @@ impl Webhook {
         let body: &[u8] = request.body().as_ref();
         // Size first: never spend an HMAC on a body Meta would not send.
         if body.len() > self.config.max_body_bytes {
+            wapisnap::metrics::webhook_delivery("too_large");
             return Err(HttpError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -77,12 +78,16 @@ impl Webhook {
             ));
         }
         let signature = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
-        verify_signature(signature, body, &self.config.meta.app_secrets)
-            .map_err(|e| HttpError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string()))?;
+        verify_signature(signature, body, &self.config.meta.app_secrets).map_err(|e| {
+            // A spike is a wrong app secret (every delivery refused) or an attack: it alarms.
+            wapisnap::metrics::webhook_delivery("bad_signature");
+            HttpError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
+        })?;
         let receipt = self.receiver.receive(body).await.map_err(|e| {
             // 5xx: Meta redelivers, and the redelivery completes what this attempt could not.
             HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "not_stored", format!("delivery not fully stored: {e}"))
         })?;
+        wapisnap::metrics::webhook_delivery("accepted");
         tracing::info!(
             stored = receipt.messages_stored,
             duplicates = receipt.duplicates,

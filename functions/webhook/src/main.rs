@@ -11,8 +11,14 @@ use wapisnap_webhook::{Config, Webhook};
 async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
+    wapisnap::metrics::init("webhook");
     let config = Config::from_env(&env)?;
     let webhook = Webhook::new(config, &AwsClients::from_env().await, Arc::new(SystemClock));
     let webhook = &webhook;
-    lambda_http::run(service_fn(move |request| async move { Ok::<_, Error>(webhook.handle(request).await) })).await
+    lambda_http::run(service_fn(move |request| async move {
+        let response = webhook.handle(request).await;
+        wapisnap::metrics::flush();
+        Ok::<_, Error>(response)
+    }))
+    .await
 }

@@ -301,7 +301,9 @@ impl Fanout {
                 };
                 let skip = if cancelled { Some(CANCELLED.to_owned()) } else { excluded(contact) };
                 if let Some(reason) = skip {
-                    self.store.skip_recipient(&job, &reason, now).await?;
+                    if self.store.skip_recipient(&job, &reason, now).await? {
+                        crate::metrics::broadcast_recipient("skipped");
+                    }
                     continue;
                 }
                 if let Some(left) = room.as_mut()
@@ -328,6 +330,7 @@ impl Fanout {
                 }
                 match self.store.accept_job(&job, now).await? {
                     Accepted::New | Accepted::Again(crate::domain::JobState::Queued) => {
+                        crate::metrics::broadcast_recipient("queued");
                         to_queue.push(SendRequest::Attempt {
                             workspace_id: ws.clone(),
                             job_id: job.job_id.clone(),

@@ -123,17 +123,19 @@ impl Receiver {
             Delivery::Malformed { error } => {
                 tracing::warn!(%error, bytes = body.len(), "signed webhook body is not readable JSON; kept raw");
                 let reason = format!("malformed JSON: {error}");
+                crate::metrics::unrouted_event();
                 self.store.keep_unrouted(&reason, None, body, self.clock.now()).await?;
                 Ok(Receipt { unrouted: 1, ..Receipt::default() })
             }
-            Delivery::Events(events) => self.receive_events(events).await,
+            Delivery::Events(events) => self.receive_events(events, body).await,
         }
     }
 
-    async fn receive_events(&self, events: Vec<WebhookEvent>) -> Result<Receipt, ReceiveError> {
+    /// `body` is the delivery the events came from, kept for an element that cannot be stored.
+    async fn receive_events(&self, events: Vec<WebhookEvent>, body: &[u8]) -> Result<Receipt, ReceiveError> {
         let groups = in_storage_order(events);
         let results: Vec<Result<Receipt, ReceiveError>> = futures_util::stream::iter(groups)
-            .map(|group| self.receive_in_order(group))
+            .map(|group| self.receive_in_order(group, body))
             .buffer_unordered(CONCURRENT_CONVERSATIONS)
             .collect()
             .await;
@@ -144,14 +146,27 @@ impl Receiver {
         Ok(receipt)
     }
 
-    async fn receive_in_order(&self, group: Vec<WebhookEvent>) -> Result<Receipt, ReceiveError> {
+    async fn receive_in_order(&self, group: Vec<WebhookEvent>, body: &[u8]) -> Result<Receipt, ReceiveError> {
         let mut receipt = Receipt::default();
         for event in group {
-            receipt = receipt.add(match event {
-                WebhookEvent::Message(message) => self.receive_message(message).await?,
-                WebhookEvent::Status(status) => self.receive_status(status).await?,
-                WebhookEvent::Account(update) => self.receive_account_update(update).await?,
-                WebhookEvent::Unknown(unknown) => self.keep_unknown(unknown).await?,
+            let handled = match event {
+                WebhookEvent::Message(message) => self.receive_message(message).await,
+                WebhookEvent::Status(status) => self.receive_status(status).await,
+                WebhookEvent::Account(update) => self.receive_account_update(update).await,
+                WebhookEvent::Unknown(unknown) => self.keep_unknown(unknown).await,
+            };
+            receipt = receipt.add(match handled {
+                // DynamoDB refuses this element for good (an item over 400 KB, a number out of
+                // its range): answering 500 would only make Meta redeliver it for 7 days. It is
+                // kept for operators, and the rest of the delivery is stored.
+                Err(ReceiveError::Store(error)) if error.is_refused_for_good() => {
+                    tracing::warn!(%error, "an element DynamoDB cannot store was kept as unrouted");
+                    crate::metrics::unrouted_event();
+                    let reason = format!("an element of this delivery could not be stored: {error}");
+                    self.store.keep_unrouted(&reason, None, body, self.clock.now()).await?;
+                    Receipt { unrouted: 1, ..Receipt::default() }
+                }
+                other => other?,
             });
         }
         Ok(receipt)
@@ -172,6 +187,7 @@ impl Receiver {
         let Some(workspace) = self.store.waba_owner(&event.waba_id).await? else {
             let raw = serde_json::to_vec(&event).expect("events serialize");
             let reason = format!("no workspace onboarded WhatsApp Business Account {}", event.waba_id);
+            crate::metrics::unrouted_event();
             self.store.keep_unrouted(&reason, Some(&event.waba_id), &raw, self.clock.now()).await?;
             return Ok(Receipt { unrouted: 1, ..Receipt::default() });
         };
@@ -212,6 +228,7 @@ impl Receiver {
         );
         let raw = serde_json::to_vec(event).expect("events serialize");
         let reason = format!("no workspace owns {} account {account_id}", channel.as_str());
+        crate::metrics::unrouted_event();
         self.store.keep_unrouted(&reason, Some(account_id), &raw, self.clock.now()).await?;
         Ok(Receipt { unrouted: 1, ..Receipt::default() })
     }
@@ -230,6 +247,7 @@ impl Receiver {
         }
         let now = self.clock.now();
         let inserted = self.store.insert_inbound(&workspace, &message, now).await?;
+        crate::metrics::inbound_message(if inserted == Insert::New { "new" } else { "duplicate" });
         if inserted == (Insert::Duplicate { processed: true }) {
             tracing::debug!("duplicate delivery of a stored message");
             return Ok(Receipt { duplicates: 1, ..Receipt::default() });
@@ -254,6 +272,7 @@ impl Receiver {
         if let Some(note) = &status.timestamp_note {
             tracing::warn!(workspace = %workspace, message_id = %status.message_id, note, "Meta's timestamp not used as sent");
         }
+        crate::metrics::status(&format!("{:?}", status.state).to_lowercase());
         let outcome = self.store.apply_status(&workspace, &status).await?;
         self.heartbeat.beat(&self.store, &workspace, status.channel, &status.account_id, self.clock.now()).await?;
         // A status naming our send job settles it: an answer lost on the way back (a timeout,
@@ -294,6 +313,7 @@ impl Receiver {
             self.queues.hand_to_retry(&failure).await?;
             self.store.mark_retry_handed(&workspace, &status.message_id).await?;
             receipt.failures_handed_to_retry = 1;
+            crate::metrics::send_failure(failure.error_code);
             tracing::info!(workspace = %workspace, message_id = %status.message_id, code = ?failure.error_code, "failed send handed to Smart Retry");
         }
         Ok(receipt)
@@ -302,6 +322,7 @@ impl Receiver {
     async fn keep_unknown(&self, unknown: UnknownEvent) -> Result<Receipt, ReceiveError> {
         tracing::warn!(reason = %unknown.reason, account_id = ?unknown.account_id, "unknown webhook event kept");
         let raw = serde_json::to_vec(&unknown.raw).expect("JSON values serialize");
+        crate::metrics::unrouted_event();
         self.store.keep_unrouted(&unknown.reason, unknown.account_id.as_deref(), &raw, self.clock.now()).await?;
         Ok(Receipt { unrouted: 1, ..Receipt::default() })
     }

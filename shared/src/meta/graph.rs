@@ -196,7 +196,13 @@ impl GraphClient {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| GraphError::UnreadableAnswer { status, reason: e.to_string() });
         }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
+        // Meta's error is `{"error": {...}}`; serde would also read `{"error": [code, ...]}`
+        // as that struct, and an unexplained 5xx must stay "maybe sent", not become Meta's code.
+        let parsed = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(|v| v.get("error").is_some_and(Value::is_object))
+            .and_then(|v| serde_json::from_value::<ErrorBody>(v).ok());
+        match parsed.ok_or(()) {
             Ok(ErrorBody { error }) => Err(GraphError::Meta(MetaError {
                 http_status: status,
                 code: error.code,

@@ -26,6 +26,23 @@ use crate::store::jobs::{Accepted, AttemptOutcome, AttemptRef, Claim, JobRecord}
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
 
+/// Counts a finished attempt in the `Sends` metric (and Meta's code in `SendFailures`).
+fn count(outcome: &SendOutcome) {
+    use crate::metrics::{send, send_failure};
+    match outcome {
+        SendOutcome::Accepted { .. } => send("accepted"),
+        SendOutcome::Reconciled { .. } => send("reconciled"),
+        SendOutcome::Refused { .. } => send("refused"),
+        SendOutcome::Failed { .. } => send("failed"),
+        SendOutcome::Uncertain => send("uncertain"),
+        SendOutcome::HandedToRetry { code } => {
+            send("retrying");
+            send_failure(*code);
+        }
+        _ => {}
+    }
+}
+
 /// How long a claim protects a job from a second sender: longer than a Graph call with its
 /// timeout plus the write that records it.
 pub fn send_lease() -> Duration {
@@ -129,6 +146,9 @@ impl Sender {
         let span = tracing::info_span!("send", workspace = %workspace, job = %job_id, attempt = record.attempt);
         let _entered = span.enter();
         let outcome = self.attempt(&record, deadline).await;
+        if let Ok(outcome) = &outcome {
+            count(outcome);
+        }
         if let Err(error) = &outcome {
             tracing::warn!(%error, "send attempt did not finish; the request comes back from the queue");
         }

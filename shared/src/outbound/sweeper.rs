@@ -138,6 +138,7 @@ impl Sweeper {
             let rate = crate::broadcasts::report::silent_failure_rate(&lines);
             if rate > crate::broadcasts::report::SILENT_FAILURE_FLAG_RATIO {
                 tracing::warn!(workspace = %ws, broadcast, rate, "broadcast flagged: silent failures above 5%");
+                crate::metrics::broadcast_flagged();
                 report.flagged_broadcasts.push(broadcast);
             }
         }

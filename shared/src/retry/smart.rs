@@ -172,6 +172,7 @@ impl SmartRetry {
                             };
                             self.queues.enqueue_send(&next, delay).await?;
                         }
+                        crate::metrics::retry_scheduled("throttle");
                         Ok(RetryOutcome::Backoff { attempt: failed_attempt + 1 })
                     }
                     RetryDecision::RetryAfter { delay, retry } => {
@@ -184,6 +185,11 @@ impl SmartRetry {
                             return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
                         }
                         tracing::info!(%at, schedule = %name, "retry scheduled");
+                        crate::metrics::retry_scheduled(if class == FailureClass::FrequencyCap {
+                            "frequency_cap"
+                        } else {
+                            "transient"
+                        });
                         Ok(RetryOutcome::Scheduled { attempt, at, schedule: name })
                     }
                 }

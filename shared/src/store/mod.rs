@@ -88,6 +88,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// DynamoDB refused the request for what it holds (too large an item, a number out of its
+    /// range): sending it again cannot succeed.
+    pub fn is_refused_for_good(&self) -> bool {
+        matches!(self, Self::Aws { reason, .. } if reason.starts_with("ValidationException"))
+    }
+
     pub(crate) fn aws<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,

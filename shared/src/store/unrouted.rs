@@ -17,8 +17,22 @@ pub fn unrouted_retention() -> Duration {
     Duration::days(30)
 }
 
+/// The longest reason or account id kept for an unrouted event (they quote what was sent).
+pub const MAX_KEPT_FIELD_CHARS: usize = 1_000;
+
+fn cut(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 impl Store {
     /// Keeps a raw payload; keeping the same payload again is a no-op.
+    /// Keeps a delivery (or one element of it) we could not route or store, for operators.
+    /// Its raw bytes are cut at [`MAX_KEPT_RAW_BYTES`] and its reason and account at
+    /// [`MAX_KEPT_FIELD_CHARS`], so the item always fits DynamoDB's 400 KB whatever Meta (or
+    /// someone signing like Meta) sent.
     pub async fn keep_unrouted(
         &self,
         reason: &str,
@@ -35,7 +49,7 @@ impl Store {
             .table_name(&self.table)
             .item(keys::PK, AttributeValue::S(pk))
             .item(keys::SK, AttributeValue::S(sk))
-            .item("reason", AttributeValue::S(reason.to_owned()))
+            .item("reason", AttributeValue::S(cut(reason, MAX_KEPT_FIELD_CHARS)))
             .item("raw", AttributeValue::B(kept.to_vec().into()))
             .item("raw_len", AttributeValue::N(raw.len().to_string()))
             .item("raw_sha256", AttributeValue::S(hash))
@@ -46,7 +60,7 @@ impl Store {
             .item("expires_at", AttributeValue::N((now + unrouted_retention()).timestamp().to_string()))
             .condition_expression("attribute_not_exists(pk)");
         if let Some(account) = account_id {
-            request = request.item("account_id", AttributeValue::S(account.to_owned()));
+            request = request.item("account_id", AttributeValue::S(cut(account, MAX_KEPT_FIELD_CHARS)));
         }
         match request.send().await {
             Ok(_) => Ok(()),

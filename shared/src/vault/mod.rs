@@ -79,6 +79,7 @@ impl Vault {
         if plain.is_empty() {
             return Err(VaultError::Empty);
         }
+        crate::metrics::kms_call("GenerateDataKey");
         let generated = self
             .kms
             .generate_data_key()
@@ -140,6 +141,7 @@ impl Vault {
         {
             return Ok(key.clone());
         }
+        crate::metrics::kms_call("Decrypt");
         let decrypted = self
             .kms
             .decrypt()
