@@ -51,3 +51,66 @@ async fn one_inbound_message_delivered_three_times_is_counted_once_and_twice_as_
         assert!(!label.contains("1650555"), "no phone number in a dimension: {label}");
     }
 }
+
+/// Every log line the process writes, for the leak check.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct Captured;
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().expect("logs").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_log_line_holds_a_phone_number_a_message_text_a_token_or_a_pin() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(|| Captured)
+        .try_init();
+    let app = TestApp::spawn().await;
+    let (ws, key) = app.workspace_with_key().await;
+    app.connect_number(&ws, NUMBER_A).await;
+    app.approve_template(&ws, "spring_sale").await;
+    let customer = "16505551234";
+    app.customer_says(customer, "My secret order 4711 is late").await;
+    let conversation = format!("wa:{NUMBER_A}:{customer}");
+    let reply = serde_json::json!({ "type": "text", "body": "Your parcel 9911 leaves today" });
+    app.agent_sends(&key, &conversation, reply, "leak-1").await;
+    app.contacts_tagged(&ws, "vip", 0, 3).await;
+    let id = app
+        .broadcast_to_tag(&ws, "bc_leak", NUMBER_A, "vip", "spring_sale", wapisnap::broadcasts::spec::OverLimit::Skip)
+        .await;
+    app.broadcast_fires(&ws, &id).await;
+    app.broadcast_settles(&ws, &id).await;
+    let pin = app
+        .http
+        .post(format!("{}/v1/numbers/{NUMBER_A}/register", app.env.stack.http_url))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "pin": "246810" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(pin.status().is_success() || pin.status().is_client_error());
+
+    let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
+    assert!(logs.lines().count() > 20, "the scenario was logged");
+    for (secret, what) in [
+        ("1650555", "a customer's phone number"),
+        ("My secret order", "a customer's message"),
+        ("parcel 9911", "an agent's message"),
+        (wapisnap_tests::TOKEN, "an access token"),
+        ("246810", "a PIN"),
+    ] {
+        let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).take(3).collect();
+        assert!(leaks.is_empty(), "{what} in the logs: {leaks:#?}");
+    }
+}
