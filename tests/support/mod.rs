@@ -314,7 +314,7 @@ impl TestApp {
 
     /// Waits until the job reaches `state`.
     pub async fn job_reaches(&self, ws: &WorkspaceId, id: &str, state: JobState) -> JobRecord {
-        eventually(&format!("job {id} to be {state:?}"), Duration::from_secs(20), || async {
+        eventually(&format!("job {id} to be {state:?}"), Duration::from_secs(60), || async {
             let record = self.store().job(ws, &SendJobId::parse(id).unwrap()).await.unwrap()?;
             (record.state == state).then_some(record)
         })
