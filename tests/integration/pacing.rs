@@ -20,9 +20,10 @@ fn customer(i: usize) -> String {
 }
 
 /// A number paced at `pace` mps, held by Meta (the sandbox) to `limit` mps, with the template
-/// approved; the sandbox posts no status webhooks (the sends are what is watched).
+/// approved; the sandbox posts no status webhooks (the sends are what is watched). The stack's
+/// pollers start once the sends are queued ([`sends_queued_then_pollers_start`]).
 async fn number_paced_at(pace: u32, limit: u32) -> (TestApp, WorkspaceId) {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     app.approve_template(&ws, "spring_sale").await;
     let now = app.env.stack.clock.now();
@@ -60,10 +61,13 @@ fn accepted_per_recipient(sends: &[RecordedRequest]) -> BTreeMap<String, usize> 
     accepted
 }
 
-async fn enqueue_broadcast_sends(app: &TestApp, ws: &WorkspaceId) {
+/// A broadcast's sends, all on the send queue before the pollers start: every sender
+/// invocation starts with a full batch, as when a fan-out is ahead of the senders.
+async fn sends_queued_then_pollers_start(app: &TestApp, ws: &WorkspaceId) {
     for i in 0..SENDS {
         app.enqueue(&job(ws, &format!("pace-{i:03}"), &customer(i), broadcast("b"), template("spring_sale"))).await;
     }
+    app.env.stack.start_background();
 }
 
 /// Waits until Meta accepted a send for every recipient, then a moment more for a duplicate.
@@ -79,7 +83,7 @@ async fn every_recipient_reached(app: &TestApp, within: Duration) -> Vec<Recorde
 #[tokio::test]
 async fn a_number_paced_at_its_throughput_never_passes_meta_s_limit_and_each_send_arrives_once() {
     let (app, ws) = number_paced_at(20, 20).await;
-    enqueue_broadcast_sends(&app, &ws).await;
+    sends_queued_then_pollers_start(&app, &ws).await;
 
     let sends = every_recipient_reached(&app, Duration::from_secs(50)).await;
     let accepted = accepted_per_recipient(&sends);
@@ -113,13 +117,14 @@ async fn a_number_paced_at_its_throughput_never_passes_meta_s_limit_and_each_sen
 
 #[tokio::test]
 async fn when_meta_s_limit_is_below_the_number_s_pace_its_130429_slows_the_number_and_every_send_still_arrives_once() {
-    // The number believes it may send 16 a second; Meta holds it to 10. (At half speed, after
-    // a 130429, the number's pace is under Meta's limit; the emulated stack's bursts are not.)
-    let (app, ws) = number_paced_at(16, 10).await;
-    enqueue_broadcast_sends(&app, &ws).await;
+    // The number believes it may send 12 a second; Meta holds it to 10. (At half speed, after
+    // a 130429, the number's pace is well under Meta's limit.)
+    let (app, ws) = number_paced_at(12, 10).await;
+    sends_queued_then_pollers_start(&app, &ws).await;
 
-    // Refused sends come back after Smart Retry's throttle backoff (30 s on SQS).
-    let sends = every_recipient_reached(&app, Duration::from_secs(90)).await;
+    // Refused sends come back after Smart Retry's throttle backoff (30 s on SQS; 60 s more for
+    // one refused again).
+    let sends = every_recipient_reached(&app, Duration::from_secs(150)).await;
     let accepted = accepted_per_recipient(&sends);
     assert!(accepted.values().all(|n| *n == 1), "each recipient got exactly one message: {accepted:?}");
     let throttled = sends.iter().filter(|r| r.answered_error_code == Some(THROUGHPUT_REACHED)).count();
@@ -132,7 +137,7 @@ async fn when_meta_s_limit_is_below_the_number_s_pace_its_130429_slows_the_numbe
     let first = sends.iter().map(|r| r.received_at_micros).min().unwrap();
     let last = sends.iter().map(|r| r.received_at_micros).max().unwrap();
     eprintln!(
-        "100 sends paced at 16 mps against Meta's 10: {throttled} answered 130429, all sent once after {:.1} s",
+        "100 sends paced at 12 mps against Meta's 10: {throttled} answered 130429, all sent once after {:.1} s",
         (last - first) as f64 / 1e6
     );
 }

@@ -16,6 +16,8 @@
 //! `--statuses`: the status webhooks the sandbox posts after each accepted send (`none`, or e.g.
 //! `sent,delivered,read` as Meta does); off by default, because on the emulator they cost more
 //! than the sends themselves, and the pacing is what is measured.
+//! `--timeout-secs`: stop waiting after this long (default: wait while sends keep arriving; a run
+//! stops when none arrived for 3 minutes).
 //! `--fanout-first`: the fan-out runs alone (the SQS pollers start once it is done), so its cost
 //! and the senders' are measured apart; the total time is then the sending alone.
 //! `--tier`: the portfolio's messaging limit (unique customers in 24 h); unlimited by default,
@@ -41,6 +43,8 @@ const NUMBER: &str = "106540352242922";
 const TOKEN: &str = "EAAGbenchACCESStokenNEVERshown1234";
 const TEMPLATE: &str = "spring_sale";
 const TAG: &str = "bench";
+/// A run stops waiting when no send arrived for this long.
+const STALLED: Duration = Duration::from_secs(180);
 
 const USAGE: &str = "usage: bench-broadcast [--recipients N] [--mps 80,1000] [--pollers P] \
                      [--statuses none|sent,delivered,read] [--tier TIER_UNLIMITED] [--fanout-first] \
@@ -259,6 +263,10 @@ async fn run(args: &Args, mps: u32) -> Result<Figures, Failure> {
     let stack = &environment.stack;
     let sandbox = &environment.sandbox;
     let store = Store::new(stack.aws.dynamodb.clone(), stack.resources.table_name());
+    let watcher = Store::new(
+        wapisnap::aws::AwsClients::for_emulator(&environment.aws_endpoint).await.dynamodb,
+        stack.resources.table_name(),
+    );
     let moto_pid = environment.moto.as_ref().map(|m| m.pid().to_string());
 
     // The workspace, its number paced at `mps`, the template, the audience.
@@ -367,16 +375,22 @@ async fn run(args: &Args, mps: u32) -> Result<Figures, Failure> {
         (fired_at_micros, fired_at, aws_before, moto_cpu_before, own_cpu_before)
     };
     let started_what = if args.fanout_first { "the pollers started" } else { "firing" };
-    let timeout = args.timeout.unwrap_or_else(|| Duration::from_secs_f64(floor * 3.0 + 240.0));
     let mut last_report = Instant::now();
     let mut accepted_at_report = 0;
+    let mut last_progress = (0, Instant::now());
+    let mut fanout_took = None;
     let complete = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Some(task) = fanout.take_if(|task| task.is_finished()) {
             let (outcome, took) = task.await?;
             match outcome {
                 Ok(FanoutOutcome::Sent { total }) => {
-                    println!("[{:>6.1}s] fan-out done: {total} jobs written and queued", took.as_secs_f64());
+                    println!(
+                        "[{:>6.1}s] fan-out done: {total} jobs written and queued ({:.1} recipients/s)",
+                        took.as_secs_f64(),
+                        total as f64 / took.as_secs_f64()
+                    );
+                    fanout_took = Some(took);
                 }
                 Ok(other) => println!("[{:>6.1}s] fan-out run ended: {other:?}", took.as_secs_f64()),
                 Err(error) => return Err(format!("the fan-out failed: {error}").into()),
@@ -387,8 +401,10 @@ async fn run(args: &Args, mps: u32) -> Result<Figures, Failure> {
         if last_report.elapsed() >= Duration::from_secs(5) || accepted >= recipients {
             let throttled = sends.iter().filter(|r| r.answered_error_code == Some(THROUGHPUT_REACHED)).count();
             let rate = (accepted - accepted_at_report) as f64 / last_report.elapsed().as_secs_f64();
+            // Read with the bench's own (uncounted) client, so watching costs the figures nothing.
+            let written = watcher.broadcast(&workspace, &id).await.ok().flatten().map_or(0, |b| b.enumerated);
             println!(
-                "[{:>6.1}s] Meta accepted {accepted}/{recipients} ({rate:.1} mps over the last {:.1} s), 130429 answered: {throttled}, AWS requests: {}",
+                "[{:>6.1}s] fan-out wrote {written}, Meta accepted {accepted}/{recipients} ({rate:.1} mps over the last {:.1} s), 130429 answered: {throttled}, AWS requests: {}",
                 fired_at.elapsed().as_secs_f64(),
                 last_report.elapsed().as_secs_f64(),
                 stack.aws_requests.total() - aws_before.values().sum::<u64>(),
@@ -399,8 +415,15 @@ async fn run(args: &Args, mps: u32) -> Result<Figures, Failure> {
         if accepted >= recipients {
             break true;
         }
-        if fired_at.elapsed() > timeout {
+        if accepted > last_progress.0 {
+            last_progress = (accepted, Instant::now());
+        }
+        if args.timeout.is_some_and(|timeout| fired_at.elapsed() > timeout) {
             println!("[{:>6.1}s] timed out waiting for every send", fired_at.elapsed().as_secs_f64());
+            break false;
+        }
+        if last_progress.1.elapsed() > STALLED {
+            println!("[{:>6.1}s] no send arrived for {STALLED:?}: stopped waiting", fired_at.elapsed().as_secs_f64());
             break false;
         }
     };
@@ -486,9 +509,9 @@ async fn run(args: &Args, mps: u32) -> Result<Figures, Failure> {
     if let Some(task) = fanout.take() {
         task.abort();
     }
-    let lines = store.broadcast_jobs(&workspace, id.as_str()).await?;
+    let lines = watcher.broadcast_jobs(&workspace, id.as_str()).await?;
     let report =
-        wapisnap::broadcasts::report::tally(&store.broadcast(&workspace, &id).await?.unwrap_or(record), &lines);
+        wapisnap::broadcasts::report::tally(&watcher.broadcast(&workspace, &id).await?.unwrap_or(record), &lines);
     println!(
         "broadcast report    total {}, accepted {}, pending {}, in Smart Retry {}, failed {}, skipped {}",
         report.total, report.accepted, report.pending, report.in_smart_retry, report.failed, report.skipped
@@ -509,6 +532,13 @@ async fn run(args: &Args, mps: u32) -> Result<Figures, Failure> {
         if throttled > 0 {
             println!(
                 "what limits it: Meta answered 130429 {throttled} times (more than {mps} reached it in some second); each such send waits out Smart Retry's throttle backoff"
+            );
+        }
+        if let Some(took) = fanout_took.filter(|took| took.as_secs_f64() > floor) {
+            println!(
+                "what limits it: the fan-out wrote the jobs at {:.1} recipients/s ({:.1} s for all, one recipient after another), slower than the limit",
+                recipients as f64 / took.as_secs_f64(),
+                took.as_secs_f64()
             );
         }
         match moto_cores {
