@@ -259,7 +259,8 @@ impl Sender {
             Slot::At(at) => at,
         };
         let wait = (slot - self.clock.now()).to_std().unwrap_or_default();
-        if deadline.is_some_and(|d| d.saturating_duration_since(std::time::Instant::now()) < self.time_needed() + wait) {
+        if deadline.is_some_and(|d| d.saturating_duration_since(std::time::Instant::now()) < self.time_needed() + wait)
+        {
             return Ok(SendOutcome::NotStarted);
         }
         let claim = match self.store.claim_job(current, self.clock.now(), send_lease()).await? {
