@@ -11,7 +11,6 @@ mod exactly_once;
 mod flows;
 mod interleavings;
 mod local_stack;
-mod pacing;
 mod sandbox;
 mod send_policy;
 mod smart_retry;
