@@ -139,9 +139,11 @@ async fn the_plaintext_token_appears_in_no_log_line_no_response_and_no_stored_it
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     app.env.sandbox.inject(fault(meta_error(131000), 1));
+    // One after the other: the send queue is a standard queue read by several pollers, so two
+    // jobs queued together may reach Meta in either order (and the fault is for the first).
     app.enqueue(&job(&ws, "log-1", CUSTOMER, agent(), text("one"))).await;
-    app.enqueue(&job(&ws, "log-2", CUSTOMER, agent(), text("two"))).await;
     app.job_reaches(&ws, "log-1", JobState::RetryScheduled).await;
+    app.enqueue(&job(&ws, "log-2", CUSTOMER, agent(), text("two"))).await;
     app.job_reaches(&ws, "log-2", JobState::Delivered).await;
     app.advance(Duration::hours(2)).await;
     app.job_reaches(&ws, "log-1", JobState::Delivered).await;

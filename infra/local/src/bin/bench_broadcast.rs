@@ -484,13 +484,15 @@ async fn run(args: &Args, mps: u32) -> Result<Figures, Failure> {
     );
 
     let aws_total: u64 = aws_after.iter().map(|(op, after)| after - aws_before.get(op).copied().unwrap_or(0)).sum();
-    let aws_per_recipient = aws_total as f64 / recipients as f64;
+    // Per recipient reached: an incomplete run's requests went to the recipients it reached.
+    let reached = if complete { recipients } else { accepted_times.len().max(1) };
+    let aws_per_recipient = aws_total as f64 / reached as f64;
     println!(
         "AWS requests        {aws_total} from {started_what} until the last send was recorded ({:.1} s): {aws_per_recipient:.2} per recipient, {:.0} per second",
         measured.as_secs_f64(),
         aws_total as f64 / measured.as_secs_f64()
     );
-    print_operations(&aws_before, &aws_after, recipients);
+    print_operations(&aws_before, &aws_after, reached);
     println!(
         "    (ReceiveMessage includes the idle long polls of {} pollers on each of the stack's queues)",
         args.pollers
