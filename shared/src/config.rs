@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use secrecy::SecretString;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -83,15 +82,13 @@ impl QueueConfig {
     }
 }
 
-/// How we reach Meta and how Meta proves it is Meta.
+/// How we reach Meta's Graph API. (How Meta proves it is Meta — the app secret and verify
+/// token — lives in Secrets Manager: [`crate::secrets`].)
 #[derive(Debug, Clone)]
 pub struct MetaConfig {
     /// Base URL of the Graph API: Meta's, the local sandbox, or anything speaking the same HTTP.
     pub graph_url: String,
     pub api_version: String,
-    /// The current app secret first; during a rotation the previous one too (either verifies).
-    pub app_secrets: Vec<SecretString>,
-    pub verify_token: SecretString,
     /// The Meta app's id, for exchanging an Embedded Signup code (`META_APP_ID`; absent: the
     /// API onboards with pasted tokens only).
     pub app_id: Option<String>,
@@ -102,11 +99,6 @@ pub const DEFAULT_GRAPH_API_VERSION: &str = "v23.0";
 
 impl MetaConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let mut app_secrets =
-            vec![SecretString::from(env.required("META_APP_SECRET", "the Meta app secret that signs webhooks")?)];
-        if let Some(previous) = env.optional("META_APP_SECRET_PREVIOUS") {
-            app_secrets.push(SecretString::from(previous));
-        }
         let api_version = env.optional("META_API_VERSION").unwrap_or_else(|| DEFAULT_GRAPH_API_VERSION.into());
         if !api_version.starts_with('v') {
             return Err(ConfigError::Invalid {
@@ -122,10 +114,6 @@ impl MetaConfig {
                 .trim_end_matches('/')
                 .to_owned(),
             api_version,
-            app_secrets,
-            verify_token: SecretString::from(
-                env.required("META_VERIFY_TOKEN", "the token Meta echoes in the webhook verification handshake")?,
-            ),
             app_id: env.optional("META_APP_ID").filter(|id| !id.is_empty()),
         })
     }
@@ -207,23 +195,14 @@ mod tests {
 
     #[test]
     fn meta_defaults_to_the_real_graph_api() {
-        let env = Env::from_pairs([("META_APP_SECRET", "s"), ("META_VERIFY_TOKEN", "t")]);
-        let meta = MetaConfig::from_env(&env).unwrap();
+        let meta = MetaConfig::from_env(&Env::from_pairs::<&str, &str>([])).unwrap();
         assert_eq!(meta.graph_url, DEFAULT_GRAPH_URL);
         assert_eq!(meta.api_version, DEFAULT_GRAPH_API_VERSION);
-        assert_eq!(meta.app_secrets.len(), 1);
     }
 
     #[test]
-    fn a_rotation_keeps_both_secrets() {
-        let env = Env::from_pairs([
-            ("META_APP_SECRET", "new"),
-            ("META_APP_SECRET_PREVIOUS", "old"),
-            ("META_VERIFY_TOKEN", "t"),
-            ("META_GRAPH_URL", "http://127.0.0.1:3001/"),
-        ]);
-        let meta = MetaConfig::from_env(&env).unwrap();
-        assert_eq!(meta.app_secrets.len(), 2);
+    fn the_graph_url_loses_its_trailing_slash() {
+        let meta = MetaConfig::from_env(&Env::from_pairs([("META_GRAPH_URL", "http://127.0.0.1:3001/")])).unwrap();
         assert_eq!(meta.graph_url, "http://127.0.0.1:3001");
     }
 

@@ -615,8 +615,6 @@ fn graph_client(answerer: &Answerer) -> GraphClient {
     let config = crate::config::MetaConfig {
         graph_url: answerer.url(),
         api_version: "v23.0".into(),
-        app_secrets: vec![SecretString::from("s")],
-        verify_token: SecretString::from("t"),
         app_id: None,
     };
     GraphClient::with_timeout(&config, std::time::Duration::from_secs(10))

@@ -33,6 +33,7 @@ pub mod policy;
 pub mod queues;
 pub mod retry;
 pub mod schedules;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod templates;

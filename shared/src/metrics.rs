@@ -106,3 +106,8 @@ pub fn broadcast_flagged() {
 pub fn kms_call(operation: &'static str) {
     count("KmsCalls", "Operation", operation.to_owned());
 }
+
+/// The Meta secrets read from Secrets Manager (a cold start, a refresh, a rotation caught).
+pub fn secrets_read() {
+    metrics::counter!("SecretsReads").increment(1);
+}

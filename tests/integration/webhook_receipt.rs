@@ -173,6 +173,44 @@ async fn during_a_secret_rotation_either_secret_verifies() {
 }
 
 #[tokio::test]
+async fn a_secret_rotated_in_secrets_manager_verifies_without_a_redeploy_and_the_old_one_still_does() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
+    let before = text_message("wamid.BEFOREROTATION", 1_795_680_000, "before");
+    assert_eq!(app.deliver(&before).await.0, 200, "the first delivery reads the secret");
+
+    // The operator stores a new value; Meta signs with it from now on.
+    app.env.stack.rotate_meta_secrets("rotated-secret", "local-verify-token").await.unwrap();
+    let after = text_message("wamid.AFTERROTATION", 1_795_680_001, "after");
+    let signed_new = wapisnap_local::sandbox::webhooks::signature("rotated-secret", &after);
+    app.advance(chrono::Duration::seconds(31)).await;
+    assert_eq!(app.post_webhook(&after, Some(&signed_new)).await.0, 200, "a mismatch re-reads the secret");
+    assert!(app.store().message(&ws, "wamid.AFTERROTATION").await.unwrap().is_some());
+
+    let late = text_message("wamid.SIGNEDWITHOLD", 1_795_680_002, "in flight during the rotation");
+    assert_eq!(app.deliver(&late).await.0, 200, "the previous value (AWSPREVIOUS) still verifies");
+    let forged = text_message("wamid.FORGED", 1_795_680_003, "forged");
+    let signed_wrong = wapisnap_local::sandbox::webhooks::signature("guessed-secret", &forged);
+    assert_eq!(app.post_webhook(&forged, Some(&signed_wrong)).await.0, 401);
+    assert!(app.store().message(&ws, "wamid.FORGED").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn when_the_secret_cannot_be_read_the_webhook_answers_503_so_meta_redelivers() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
+    let arn = app.env.stack.resources.meta_secrets_arn().unwrap();
+    let secrets = &app.env.stack.secrets_manager;
+    secrets.delete_secret().secret_id(&arn).force_delete_without_recovery(true).send().await.unwrap();
+
+    let body = text_message("wamid.NOSECRET", 1_795_680_000, "hello");
+    let (status, answer) = app.deliver(&body).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("secrets_unavailable"), "{answer}");
+    assert!(app.store().message(&ws, "wamid.NOSECRET").await.unwrap().is_none(), "nothing half-done");
+}
+
+#[tokio::test]
 async fn a_body_over_the_limit_is_refused_before_its_signature_is_computed() {
     let app = TestApp::spawn_idle().await;
     let huge = vec![b' '; 4 * 1024 * 1024 + 1];

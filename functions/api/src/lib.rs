@@ -23,6 +23,7 @@ use wapisnap::clock::SharedClock;
 use wapisnap::config::{ConfigError, Env, MetaConfig, QueueConfig, StoreConfig, VaultConfig};
 use wapisnap::meta::graph::GraphClient;
 use wapisnap::queues::Queues;
+use wapisnap::secrets::{MetaSecretsConfig, MetaSecretsSource};
 use wapisnap::store::Store;
 use wapisnap::vault::Vault;
 
@@ -35,6 +36,9 @@ pub struct Config {
     pub queues: QueueConfig,
     pub vault: VaultConfig,
     pub meta: MetaConfig,
+    /// The Meta app secret's secret (`META_SECRET_ARN`): Embedded Signup's code exchange and
+    /// the diagnostics' subscription check sign with it. Absent: neither is available.
+    pub secrets: Option<MetaSecretsConfig>,
     /// Requests per second one workspace may make (per container), `API_WORKSPACE_RATE`.
     pub workspace_rate: u32,
     /// Where a broadcast's start is scheduled.
@@ -48,6 +52,10 @@ impl Config {
             queues: QueueConfig::from_env(env)?,
             vault: VaultConfig::from_env(env)?,
             meta: MetaConfig::from_env(env)?,
+            secrets: match env.optional("META_SECRET_ARN") {
+                Some(_) => Some(MetaSecretsConfig::from_env(env)?),
+                None => None,
+            },
             workspace_rate: env.parsed_or("API_WORKSPACE_RATE", 50)?,
             broadcasts: BroadcastScheduling::from_env(env)?,
         })
@@ -103,16 +111,22 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(config: Config, aws: &AwsClients, graph: GraphClient, clock: SharedClock) -> Self {
+    pub fn new(
+        config: Config,
+        aws: &AwsClients,
+        secrets_manager: aws_sdk_secretsmanager::Client,
+        graph: GraphClient,
+        clock: SharedClock,
+    ) -> Self {
         let state = ApiState {
             store: Store::new(aws.dynamodb.clone(), &config.store.table_name),
             queues: Queues::new(aws.sqs.clone(), config.queues.clone()),
             vault: Vault::new(aws.kms.clone(), &config.vault.kms_key_id),
             graph,
-            clock,
+            clock: clock.clone(),
             limiter: limits::WorkspaceLimiter::new(config.workspace_rate),
             app_id: config.meta.app_id.clone(),
-            app_secret: config.meta.app_secrets.first().cloned().unwrap_or_else(|| secrecy::SecretString::from("")),
+            meta_secrets: config.secrets.map(|secrets| MetaSecretsSource::new(secrets_manager, secrets, clock.clone())),
             scheduler: aws.scheduler.clone(),
             broadcasts: config.broadcasts,
         };

@@ -15,7 +15,9 @@ async fn main() -> Result<(), Error> {
     wapisnap::metrics::init("api");
     let config = Config::from_env(&env)?;
     let graph = GraphClient::new(&config.meta);
-    let api = Api::new(config, &AwsClients::from_env().await, graph, Arc::new(SystemClock));
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
+    let api = Api::new(config, &AwsClients::from_sdk_config(&sdk), secrets_manager, graph, Arc::new(SystemClock));
     // The runtime serves any tower service: the router itself.
     // Each request's metrics go out with it, as one EMF line.
     let router = api.router().layer(axum::middleware::map_response(|response: axum::response::Response| async move {

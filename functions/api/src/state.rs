@@ -2,12 +2,17 @@
 
 use std::sync::Arc;
 
+use secrecy::SecretString;
+
 use wapisnap::clock::SharedClock;
 use wapisnap::config::{ConfigError, Env};
 use wapisnap::meta::graph::GraphClient;
 use wapisnap::queues::Queues;
+use wapisnap::secrets::MetaSecretsSource;
 use wapisnap::store::Store;
 use wapisnap::vault::Vault;
+
+use crate::error::ApiError;
 
 pub struct ApiState {
     pub store: Store,
@@ -18,7 +23,8 @@ pub struct ApiState {
     pub limiter: crate::limits::WorkspaceLimiter,
     /// Embedded Signup's code exchange.
     pub app_id: Option<String>,
-    pub app_secret: secrecy::SecretString,
+    /// The Meta app secret, read from Secrets Manager when first needed.
+    pub meta_secrets: Option<MetaSecretsSource>,
     /// One-time schedules: a broadcast's start.
     pub scheduler: aws_sdk_scheduler::Client,
     pub broadcasts: BroadcastScheduling,
@@ -51,3 +57,16 @@ impl BroadcastScheduling {
 }
 
 pub type Shared = Arc<ApiState>;
+
+impl ApiState {
+    /// The Meta app's id and current secret, when Embedded Signup is configured.
+    pub async fn app_credentials(&self) -> Result<Option<(String, SecretString)>, ApiError> {
+        let (Some(app_id), Some(secrets)) = (&self.app_id, &self.meta_secrets) else {
+            return Ok(None);
+        };
+        let secrets = secrets.current().await.map_err(|e| {
+            ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "secrets_unavailable", e.to_string())
+        })?;
+        Ok(Some((app_id.clone(), secrets.app_secret().clone())))
+    }
+}

@@ -6,12 +6,13 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use wapisnap::aws::AwsClients;
 use wapisnap::clock::SharedClock;
-use wapisnap::config::{ConfigError, Env, MetaConfig, QueueConfig, StoreConfig};
+use wapisnap::config::{ConfigError, Env, QueueConfig, StoreConfig};
 use wapisnap::inbound::receiver::Receiver;
 use wapisnap::lambda::http::{HttpError, query_pairs, respond, text};
 use wapisnap::meta::handshake::{HandshakeError, verify_subscription};
 use wapisnap::meta::signature::verify_signature;
 use wapisnap::queues::Queues;
+use wapisnap::secrets::{MetaSecretsConfig, MetaSecretsSource};
 use wapisnap::store::Store;
 
 /// Meta's own maximum is 3 MB; anything much larger is not from Meta.
@@ -19,7 +20,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub meta: MetaConfig,
+    pub secrets: MetaSecretsConfig,
     pub store: StoreConfig,
     pub queues: QueueConfig,
     pub max_body_bytes: usize,
@@ -28,7 +29,7 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            meta: MetaConfig::from_env(env)?,
+            secrets: MetaSecretsConfig::from_env(env)?,
             store: StoreConfig::from_env(env)?,
             queues: QueueConfig::from_env(env)?,
             max_body_bytes: env.parsed_or("WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
@@ -38,27 +39,37 @@ impl Config {
 
 pub struct Webhook {
     config: Config,
+    secrets: MetaSecretsSource,
     receiver: Receiver,
 }
 
 impl Webhook {
-    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
+    /// `secrets_manager` is the only client that reads the Meta app secret; no other function
+    /// is given one.
+    pub fn new(
+        config: Config,
+        aws: &AwsClients,
+        secrets_manager: aws_sdk_secretsmanager::Client,
+        clock: SharedClock,
+    ) -> Self {
         let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
         let queues = Queues::new(aws.sqs.clone(), config.queues.clone());
-        Self { receiver: Receiver::new(store, queues, clock), config }
+        let secrets = MetaSecretsSource::new(secrets_manager, config.secrets.clone(), clock.clone());
+        Self { receiver: Receiver::new(store, queues, clock), secrets, config }
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
         respond(match *request.method() {
-            Method::GET => self.handshake(&request),
+            Method::GET => self.handshake(&request).await,
             Method::POST => self.delivery(&request).await,
             _ => Err(HttpError::method_not_allowed("the webhook accepts GET (handshake) and POST (deliveries)")),
         })
     }
 
-    fn handshake(&self, request: &Request) -> Result<Response<Body>, HttpError> {
+    async fn handshake(&self, request: &Request) -> Result<Response<Body>, HttpError> {
+        let secrets = self.secrets.current().await.map_err(secrets_unavailable)?;
         let challenge =
-            verify_subscription(&query_pairs(request.uri()), &self.config.meta.verify_token).map_err(|e| match e {
+            verify_subscription(&query_pairs(request.uri()), &secrets.verify_tokens).map_err(|e| match e {
                 HandshakeError::WrongToken => HttpError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
                 HandshakeError::Missing(_) | HandshakeError::WrongMode(_) => HttpError::bad_request(e.to_string()),
             })?;
@@ -78,11 +89,16 @@ impl Webhook {
             ));
         }
         let signature = request.headers().get("x-hub-signature-256").and_then(|v| v.to_str().ok());
-        verify_signature(signature, body, &self.config.meta.app_secrets).map_err(|e| {
-            // A spike is a wrong app secret (every delivery refused) or an attack: it alarms.
-            wapisnap::metrics::webhook_delivery("bad_signature");
-            HttpError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
-        })?;
+        let secrets = self.secrets.current().await.map_err(secrets_unavailable)?;
+        if let Err(mismatch) = verify_signature(signature, body, &secrets.app_secrets) {
+            // A rotation may have landed since the last read: look once more before refusing.
+            let rotated = self.secrets.refreshed_after_mismatch().await;
+            if rotated.is_none_or(|rotated| verify_signature(signature, body, &rotated.app_secrets).is_err()) {
+                // A spike is a wrong app secret (every delivery refused) or an attack: it alarms.
+                wapisnap::metrics::webhook_delivery("bad_signature");
+                return Err(HttpError::new(StatusCode::UNAUTHORIZED, "invalid_signature", mismatch.to_string()));
+            }
+        }
         let receipt = self.receiver.receive(body).await.map_err(|e| {
             // 5xx: Meta redelivers, and the redelivery completes what this attempt could not.
             HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "not_stored", format!("delivery not fully stored: {e}"))
@@ -98,4 +114,14 @@ impl Webhook {
         );
         Ok(text(StatusCode::OK, "EVENT_RECEIVED"))
     }
+}
+
+/// 503: Meta redelivers later, by when Secrets Manager may answer again.
+fn secrets_unavailable(error: wapisnap::secrets::SecretsError) -> HttpError {
+    tracing::error!(%error, "webhook cannot verify deliveries");
+    HttpError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "secrets_unavailable",
+        "the webhook's secrets cannot be read; retry later",
+    )
 }

@@ -13,7 +13,9 @@ async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::from_env(&env));
     wapisnap::metrics::init("webhook");
     let config = Config::from_env(&env)?;
-    let webhook = Webhook::new(config, &AwsClients::from_env().await, Arc::new(SystemClock));
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
+    let webhook = Webhook::new(config, &AwsClients::from_sdk_config(&sdk), secrets_manager, Arc::new(SystemClock));
     let webhook = &webhook;
     lambda_http::run(service_fn(move |request| async move {
         let response = webhook.handle(request).await;

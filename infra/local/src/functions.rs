@@ -19,7 +19,41 @@ pub struct BuildError {
     pub reason: String,
 }
 
+/// How long each handler invocation took, in the order they ended: the runner times every
+/// invocation it makes (API Gateway, the SQS event source mappings, Scheduler and rate
+/// targets), as Lambda bills it. `make bench-cost` reads it.
+#[derive(Debug, Clone, Default)]
+pub struct InvocationTimings {
+    ended: Arc<std::sync::Mutex<Vec<(&'static str, std::time::Duration)>>>,
+}
+
+impl InvocationTimings {
+    /// How many invocations ended so far (a mark for [`Self::since`]).
+    pub fn mark(&self) -> usize {
+        self.ended.lock().expect("invocation timings").len()
+    }
+
+    /// The invocations that ended after `mark`, as (function logical id, duration).
+    pub fn since(&self, mark: usize) -> Vec<(&'static str, std::time::Duration)> {
+        self.ended.lock().expect("invocation timings").get(mark..).map(<[_]>::to_vec).unwrap_or_default()
+    }
+
+    fn record(&self, function: &'static str, took: std::time::Duration) {
+        self.ended.lock().expect("invocation timings").push((function, took));
+    }
+
+    /// Runs one invocation of `function` and records how long it took.
+    async fn time<T>(&self, function: &'static str, invocation: impl std::future::Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let result = invocation.await;
+        self.record(function, started.elapsed());
+        result
+    }
+}
+
 pub struct LocalFunctions {
+    /// Every invocation the runner made, timed.
+    pub timings: InvocationTimings,
     pub webhook: Arc<wapisnap_webhook::Webhook>,
     pub api: Arc<wapisnap_api::Api>,
     pub sender: Arc<wapisnap_sender::SenderFunction>,
@@ -31,16 +65,24 @@ pub struct LocalFunctions {
     pub sweeper: Arc<wapisnap_sweeper::Sweeper>,
 }
 
+/// What the local stack sets differently from the template (tests and benches).
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionTuning {
+    pub graph_timeout: std::time::Duration,
+    pub sender_concurrency: Option<usize>,
+    pub api_workspace_rate: Option<u32>,
+}
+
 impl LocalFunctions {
     pub fn build(
         template: &Template,
         stack: &Provisioned,
         aws: &AwsClients,
-        graph_timeout: std::time::Duration,
-        sender_concurrency: Option<usize>,
-        api_workspace_rate: Option<u32>,
+        secrets_manager: &aws_sdk_secretsmanager::Client,
+        tuning: FunctionTuning,
         clock: SharedClock,
     ) -> Result<Self, BuildError> {
+        let FunctionTuning { graph_timeout, sender_concurrency, api_workspace_rate } = tuning;
         fn env(
             template: &Template,
             stack: &Provisioned,
@@ -64,9 +106,11 @@ impl LocalFunctions {
         }
         let graph = wapisnap::meta::graph::GraphClient::with_timeout(&sender_config.meta, graph_timeout);
         Ok(Self {
+            timings: InvocationTimings::default(),
             webhook: Arc::new(wapisnap_webhook::Webhook::new(
                 config("WebhookFunction", wapisnap_webhook::Config::from_env(&webhook_env))?,
                 aws,
+                secrets_manager.clone(),
                 clock.clone(),
             )),
             api: Arc::new(wapisnap_api::Api::new(
@@ -76,6 +120,7 @@ impl LocalFunctions {
                     api
                 },
                 aws,
+                secrets_manager.clone(),
                 graph.clone(),
                 clock.clone(),
             )),
@@ -105,37 +150,37 @@ impl LocalFunctions {
     }
 
     pub fn webhook_handler(&self) -> HttpHandler {
-        let webhook = self.webhook.clone();
+        let (webhook, timings) = (self.webhook.clone(), self.timings.clone());
         Arc::new(move |request| {
-            let webhook = webhook.clone();
-            async move { webhook.handle(request).await }.boxed()
+            let (webhook, timings) = (webhook.clone(), timings.clone());
+            async move { timings.time("WebhookFunction", webhook.handle(request)).await }.boxed()
         })
     }
 
     pub fn api_handler(&self) -> HttpHandler {
-        let api = self.api.clone();
+        let (api, timings) = (self.api.clone(), self.timings.clone());
         Arc::new(move |request| {
-            let api = api.clone();
-            async move { api.handle(request).await }.boxed()
+            let (api, timings) = (api.clone(), timings.clone());
+            async move { timings.time("ApiFunction", api.handle(request)).await }.boxed()
         })
     }
 
     /// The SQS-triggered function with this logical id.
     pub fn sqs_handler(&self, function: &str) -> Option<SqsHandler> {
         macro_rules! sqs {
-            ($field:ident, |$f:ident, $event:ident, $deadline:ident| $call:expr) => {{
-                let f = self.$field.clone();
+            ($name:literal, $field:ident, |$f:ident, $event:ident, $deadline:ident| $call:expr) => {{
+                let (f, timings) = (self.$field.clone(), self.timings.clone());
                 let handler: SqsHandler = Arc::new(move |$event, $deadline| {
-                    let $f = f.clone();
-                    async move { $call.await.map_err(|e| e.to_string()) }.boxed()
+                    let ($f, timings) = (f.clone(), timings.clone());
+                    async move { timings.time($name, $call).await.map_err(|e| e.to_string()) }.boxed()
                 });
                 Some(handler)
             }};
         }
         match function {
-            "SenderFunction" => sqs!(sender, |f, event, deadline| f.handle(event, Some(deadline))),
-            "FlowsFunction" => sqs!(flows, |f, event, _deadline| f.handle(event)),
-            "RetryFunction" => sqs!(retry, |f, event, _deadline| f.handle(event)),
+            "SenderFunction" => sqs!("SenderFunction", sender, |f, event, deadline| f.handle(event, Some(deadline))),
+            "FlowsFunction" => sqs!("FlowsFunction", flows, |f, event, _deadline| f.handle(event)),
+            "RetryFunction" => sqs!("RetryFunction", retry, |f, event, _deadline| f.handle(event)),
             _ => None,
         }
     }
@@ -146,22 +191,27 @@ impl LocalFunctions {
             "BroadcastFunction" => {
                 let broadcast = self.broadcast.clone();
                 let arn = self.broadcast_arn.clone();
+                let timings = self.timings.clone();
                 Some(Arc::new(move |payload| {
-                    let (broadcast, arn) = (broadcast.clone(), arn.clone());
+                    let (broadcast, arn, timings) = (broadcast.clone(), arn.clone(), timings.clone());
                     async move {
                         let fired = serde_json::from_value(payload).map_err(|e| format!("broadcast input: {e}"))?;
-                        let outcome = broadcast.handle(fired, &arn, None).await.map_err(|e| e.to_string())?;
+                        let outcome = timings
+                            .time("BroadcastFunction", broadcast.handle(fired, &arn, None))
+                            .await
+                            .map_err(|e| e.to_string())?;
                         Ok(serde_json::Value::String(format!("{outcome:?}")))
                     }
                     .boxed()
                 }))
             }
             "SweeperFunction" => {
-                let sweeper = self.sweeper.clone();
+                let (sweeper, timings) = (self.sweeper.clone(), self.timings.clone());
                 Some(Arc::new(move |_| {
-                    let sweeper = sweeper.clone();
+                    let (sweeper, timings) = (sweeper.clone(), timings.clone());
                     async move {
-                        let report = sweeper.handle().await.map_err(|e| e.to_string())?;
+                        let report =
+                            timings.time("SweeperFunction", sweeper.handle()).await.map_err(|e| e.to_string())?;
                         serde_json::to_value(report).map_err(|e| e.to_string())
                     }
                     .boxed()

@@ -1,5 +1,6 @@
 //! Creates, on the emulator, the resources `infra/template.yaml` declares: the table with its
-//! index and TTL, the queues with their redrive policies, the KMS key and the schedule group.
+//! index and TTL, the queues with their redrive policies, the KMS key, the schedule group and
+//! the Meta secrets.
 //! Every name carries a prefix, so stacks (and tests) sharing one emulator never meet.
 
 use std::collections::BTreeMap;
@@ -81,6 +82,11 @@ impl Provisioned {
         self.reference("Table").unwrap_or_default()
     }
 
+    /// The secret holding the Meta app secret and verify token (`MetaSecrets`).
+    pub fn meta_secrets_arn(&self) -> Option<String> {
+        self.reference("MetaSecrets")
+    }
+
     pub fn schedule_group(&self) -> String {
         self.reference("ScheduleGroup").unwrap_or_default()
     }
@@ -105,6 +111,7 @@ impl Provisioned {
 
 pub async fn provision(
     aws: &AwsClients,
+    secrets_manager: &aws_sdk_secretsmanager::Client,
     template: &Template,
     prefix: &str,
     local_parameters: &BTreeMap<String, String>,
@@ -127,6 +134,10 @@ pub async fn provision(
             "AWS::DynamoDB::Table" => create_table(aws, &name, &resource.properties).await?,
             "AWS::KMS::Key" => create_key(aws, &name).await?,
             "AWS::Scheduler::ScheduleGroup" => create_schedule_group(aws, &name).await?,
+            "AWS::SecretsManager::Secret" => {
+                let value = stack.resolve(&resource.properties["SecretString"])?;
+                create_secret(secrets_manager, &name, value).await?
+            }
             "AWS::IAM::Role" => arn_only(&name, format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/{name}")),
             "AWS::Serverless::Function" => {
                 arn_only(&name, format!("arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{name}"))
@@ -143,6 +154,18 @@ pub async fn provision(
         stack.physical.insert(logical.clone(), physical);
     }
     Ok(stack)
+}
+
+/// `Ref` of a secret is its ARN.
+async fn create_secret(
+    secrets_manager: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: String,
+) -> Result<Physical, ProvisionError> {
+    let created =
+        secrets_manager.create_secret().name(name).secret_string(value).send().await.map_err(|e| aws_error(name, e))?;
+    let arn = created.arn().unwrap_or_default().to_owned();
+    Ok(Physical { reference: arn.clone(), attributes: BTreeMap::from([("Id".to_owned(), arn)]) })
 }
 
 fn arn_only(name: &str, arn: String) -> Physical {

@@ -92,11 +92,36 @@ pub enum StackError {
     Listen(SocketAddr, std::io::Error),
     #[error("the template's {0} has no local queue")]
     MissingQueue(String),
+    #[error("the template has no MetaSecrets secret")]
+    MissingMetaSecrets,
+    #[error("storing the Meta secrets on the emulator failed: {0}")]
+    MetaSecrets(String),
+}
+
+/// A new value of the Meta secrets, as an operator's `put-secret-value` stores it (the value
+/// it replaces becomes `AWSPREVIOUS`).
+pub async fn put_meta_secrets(
+    secrets_manager: &aws_sdk_secretsmanager::Client,
+    secret_arn: &str,
+    app_secret: &str,
+    verify_token: &str,
+) -> Result<(), StackError> {
+    let value = serde_json::json!({ "appSecret": app_secret, "verifyToken": verify_token }).to_string();
+    secrets_manager
+        .put_secret_value()
+        .secret_id(secret_arn)
+        .secret_string(value)
+        .send()
+        .await
+        .map_err(|e| StackError::MetaSecrets(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()))?;
+    Ok(())
 }
 
 pub struct LocalStack {
     pub http_url: String,
     pub aws: AwsClients,
+    /// Where the Meta app secret and verify token live (the webhook's and the API's client).
+    pub secrets_manager: aws_sdk_secretsmanager::Client,
     pub resources: Provisioned,
     pub template: Template,
     pub clock: Arc<ControlledClock>,
@@ -105,35 +130,57 @@ pub struct LocalStack {
     pub mappings: Vec<EventSourceMapping>,
     /// Every AWS request the stack's clients made, by service and operation.
     pub aws_requests: AwsRequestCounter,
+    /// The local Scheduler's requests (finding due schedules, delivering them), kept apart:
+    /// in AWS they are Scheduler's own work, billed as one invocation per schedule fired.
+    pub runner_requests: AwsRequestCounter,
     sqs_pollers: usize,
     scheduler_tick: Duration,
     shutdown: watch::Sender<bool>,
 }
 
 impl LocalStack {
+    /// Rotates the Meta secrets the way an operator does, with a new value in Secrets Manager:
+    /// no restart, no redeploy; the value replaced keeps verifying.
+    pub async fn rotate_meta_secrets(&self, app_secret: &str, verify_token: &str) -> Result<(), StackError> {
+        let arn = self.resources.meta_secrets_arn().ok_or(StackError::MissingMetaSecrets)?;
+        put_meta_secrets(&self.secrets_manager, &arn, app_secret, verify_token).await
+    }
+
     pub async fn start(options: StackOptions) -> Result<Self, StackError> {
         let aws_requests = AwsRequestCounter::default();
         let aws: AwsClients = aws_requests.clients_for_emulator(&options.aws_endpoint).await;
+        let secrets_manager = aws_requests.secrets_manager_for_emulator(&options.aws_endpoint).await;
+        // The local Scheduler's own calls (listing and reading schedules to find the due ones)
+        // are this emulation's, not the stack's: Scheduler does that inside AWS, unbilled.
+        let runner_requests = AwsRequestCounter::default();
+        let runner_aws = runner_requests.clients_for_emulator(&options.aws_endpoint).await;
         let template = Template::load()?;
-        let mut parameters = BTreeMap::from([
+        let parameters = BTreeMap::from([
             ("MetaAppSecret".to_owned(), options.meta_app_secret.clone()),
             ("MetaVerifyToken".to_owned(), options.meta_verify_token.clone()),
             ("MetaGraphUrl".to_owned(), options.meta_graph_url.clone()),
             ("MetaAppId".to_owned(), "local-app".to_owned()),
         ]);
+        let resources = provision(&aws, &secrets_manager, &template, &options.prefix, &parameters).await?;
         if let Some(previous) = &options.meta_app_secret_previous {
-            parameters.insert("MetaAppSecretPrevious".to_owned(), previous.clone());
+            // A rotation under way: the previous value, then the current one on top of it.
+            let meta_secrets = resources.meta_secrets_arn().ok_or(StackError::MissingMetaSecrets)?;
+            for secret in [previous, &options.meta_app_secret] {
+                put_meta_secrets(&secrets_manager, &meta_secrets, secret, &options.meta_verify_token).await?;
+            }
         }
-        let resources = provision(&aws, &template, &options.prefix, &parameters).await?;
         let clock = Arc::new(ControlledClock::new());
         let shared_clock: SharedClock = clock.clone();
         let functions = Arc::new(LocalFunctions::build(
             &template,
             &resources,
             &aws,
-            options.graph_timeout,
-            options.sender_concurrency,
-            options.api_workspace_rate,
+            &secrets_manager,
+            crate::functions::FunctionTuning {
+                graph_timeout: options.graph_timeout,
+                sender_concurrency: options.sender_concurrency,
+                api_workspace_rate: options.api_workspace_rate,
+            },
             shared_clock.clone(),
         )?);
 
@@ -175,8 +222,8 @@ impl LocalStack {
             }
         }
         let scheduler = Arc::new(SchedulerEmulator::new(
-            aws.scheduler.clone(),
-            aws.sqs.clone(),
+            runner_aws.scheduler.clone(),
+            runner_aws.sqs.clone(),
             shared_clock.clone(),
             vec![resources.schedule_group()],
             targets,
@@ -250,6 +297,7 @@ impl LocalStack {
         Ok(Self {
             http_url,
             aws,
+            secrets_manager,
             resources,
             template,
             clock,
@@ -257,6 +305,7 @@ impl LocalStack {
             scheduler,
             mappings,
             aws_requests,
+            runner_requests,
             sqs_pollers: options.sqs_pollers,
             scheduler_tick,
             shutdown,

@@ -16,8 +16,12 @@ pub enum HandshakeError {
     WrongToken,
 }
 
-/// Returns the challenge to echo when the request is a valid subscription for our token.
-pub fn verify_subscription(query: &[(String, String)], verify_token: &SecretString) -> Result<String, HandshakeError> {
+/// Returns the challenge to echo when the request is a valid subscription for one of our
+/// tokens (the current one, or the previous one during a rotation).
+pub fn verify_subscription(
+    query: &[(String, String)],
+    verify_tokens: &[SecretString],
+) -> Result<String, HandshakeError> {
     let param = |name: &'static str| {
         query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).ok_or(HandshakeError::Missing(name))
     };
@@ -27,7 +31,11 @@ pub fn verify_subscription(query: &[(String, String)], verify_token: &SecretStri
     if mode != "subscribe" {
         return Err(HandshakeError::WrongMode(mode.to_owned()));
     }
-    if !bool::from(token.as_bytes().ct_eq(verify_token.expose_secret().as_bytes())) {
+    // Every token compared, in constant time: which one matched (or how many) leaks nothing.
+    let matched = verify_tokens
+        .iter()
+        .fold(subtle::Choice::from(0), |matched, ours| matched | token.as_bytes().ct_eq(ours.expose_secret().as_bytes()));
+    if !bool::from(matched) {
         return Err(HandshakeError::WrongToken);
     }
     Ok(challenge.to_owned())
@@ -41,8 +49,8 @@ mod tests {
         pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 
-    fn token() -> SecretString {
-        SecretString::from("s3cret")
+    fn token() -> [SecretString; 1] {
+        [SecretString::from("s3cret")]
     }
 
     #[test]
@@ -55,6 +63,13 @@ mod tests {
     fn a_wrong_token_is_refused() {
         let q = query(&[("hub.mode", "subscribe"), ("hub.verify_token", "guess"), ("hub.challenge", "1")]);
         assert_eq!(verify_subscription(&q, &token()), Err(HandshakeError::WrongToken));
+    }
+
+    #[test]
+    fn during_a_rotation_the_previous_token_is_accepted_too() {
+        let tokens = [SecretString::from("new"), SecretString::from("old")];
+        let q = query(&[("hub.mode", "subscribe"), ("hub.verify_token", "old"), ("hub.challenge", "7")]);
+        assert_eq!(verify_subscription(&q, &tokens).unwrap(), "7");
     }
 
     #[test]

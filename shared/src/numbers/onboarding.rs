@@ -26,7 +26,7 @@ pub enum OnboardError {
     MetaUnreachable(String),
     #[error("WhatsApp number {0} already belongs to another workspace")]
     OwnedElsewhere(String),
-    #[error("Embedded Signup is not configured: set META_APP_ID (and META_APP_SECRET) for the API")]
+    #[error("Embedded Signup is not configured: set META_APP_ID and META_SECRET_ARN for the API")]
     SignupNotConfigured,
     #[error("the WhatsApp Business Account has no phone number to onboard")]
     NoNumbers,

@@ -347,7 +347,8 @@ async fn diagnostics(
     let scheme =
         headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or(if local { "http" } else { "https" });
     let callback = host.map(|host| format!("{scheme}://{host}/webhook"));
-    let app = state.app_id.as_deref().map(|id| (id, &state.app_secret));
+    let credentials = state.app_credentials().await?;
+    let app = credentials.as_ref().map(|(id, secret)| (id.as_str(), secret));
     let checks = wapisnap::numbers::diagnostics::diagnose(
         &state.vault,
         &state.graph,
@@ -393,9 +394,11 @@ async fn embedded_signup(
     if body.code.trim().is_empty() {
         return Err(ApiError::field("code", "must not be empty"));
     }
+    let credentials = state.app_credentials().await?;
+    let unset = secrecy::SecretString::from("");
     let app = wapisnap::numbers::onboarding::AppCredentials {
-        app_id: state.app_id.as_deref(),
-        app_secret: &state.app_secret,
+        app_id: credentials.as_ref().map(|(id, _)| id.as_str()),
+        app_secret: credentials.as_ref().map_or(&unset, |(_, secret)| secret),
     };
     let onboarding = Onboarding { store: &state.store, vault: &state.vault, graph: &state.graph };
     let numbers = onboarding
