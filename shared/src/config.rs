@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("missing required environment variable {name} ({purpose})")]

@@ -612,11 +612,7 @@ fn graph_status() -> BoxedStrategy<u16> {
 
 /// A Graph client of the local answerer.
 fn graph_client(answerer: &Answerer) -> GraphClient {
-    let config = crate::config::MetaConfig {
-        graph_url: answerer.url(),
-        api_version: "v23.0".into(),
-        app_id: None,
-    };
+    let config = crate::config::MetaConfig { graph_url: answerer.url(), api_version: "v23.0".into(), app_id: None };
     GraphClient::with_timeout(&config, std::time::Duration::from_secs(10))
 }
 

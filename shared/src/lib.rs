@@ -18,6 +18,7 @@ pub mod broadcasts;
 pub mod clock;
 pub mod config;
 pub mod contacts;
+pub mod correlation;
 pub mod domain;
 pub mod flows;
 #[cfg(test)]

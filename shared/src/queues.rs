@@ -119,7 +119,13 @@ impl Queues {
     }
 
     pub async fn emit_flow_tick(&self, tick: &FlowTick) -> Result<(), QueueError> {
-        let body = serde_json::to_string(tick).expect("flow ticks serialize");
+        // A customer's message starts a chain of its own, whoever queues it.
+        let correlation = match tick {
+            FlowTick::Inbound { conversation, message_id, .. } => crate::correlation::current()
+                .or_else(|| Some(crate::correlation::for_inbound(&conversation.workspace_id, message_id))),
+            _ => crate::correlation::current(),
+        };
+        let body = crate::correlation::body_in(correlation, tick);
         self.sqs
             .send_message()
             .queue_url(&self.config.flow_queue_url)
@@ -138,7 +144,7 @@ impl Queues {
 
     /// Puts a send request on the send queue, optionally delayed (SQS allows up to 15 minutes).
     pub async fn enqueue_send(&self, request: &SendRequest, delay: chrono::Duration) -> Result<(), QueueError> {
-        let body = serde_json::to_string(request).expect("send requests serialize");
+        let body = crate::correlation::body(request);
         self.sqs
             .send_message()
             .queue_url(&self.config.send_queue_url)
@@ -169,7 +175,7 @@ impl Queues {
                 .map(|(i, request)| {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .message_body(serde_json::to_string(request).expect("send requests serialize"))
+                        .message_body(crate::correlation::body(request))
                         .build()
                         .expect("id and body are set")
                 })
@@ -216,7 +222,7 @@ impl Queues {
     }
 
     pub async fn hand_to_retry(&self, failure: &SendFailure) -> Result<(), QueueError> {
-        let body = serde_json::to_string(failure).expect("failures serialize");
+        let body = crate::correlation::body(failure);
         self.sqs.send_message().queue_url(&self.config.retry_queue_url).message_body(body).send().await.map_err(
             |e| QueueError {
                 operation: "SendMessage",

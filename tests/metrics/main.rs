@@ -25,12 +25,17 @@ fn counts(emf: &[u8]) -> BTreeMap<(String, String), u64> {
     sums
 }
 
+/// One scenario at a time: the recorder and the log capture are global to the process, so two
+/// scenarios at once would count each other's work.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn of(sums: &BTreeMap<(String, String), u64>, metric: &str, value: &str) -> u64 {
     sums.get(&(metric.to_owned(), value.to_owned())).copied().unwrap_or(0)
 }
 
 #[tokio::test]
 async fn one_inbound_message_delivered_three_times_is_counted_once_and_twice_as_duplicate() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     wapisnap::metrics::init("webhook");
     let app = TestApp::spawn_idle().await;
     app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
@@ -70,6 +75,7 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn no_log_line_holds_a_phone_number_a_message_text_a_token_or_a_pin() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let _ = tracing_subscriber::fmt()
         .json()
         .with_current_span(true)
@@ -112,5 +118,49 @@ async fn no_log_line_holds_a_phone_number_a_message_text_a_token_or_a_pin() {
     ] {
         let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).take(3).collect();
         assert!(leaks.is_empty(), "{what} in the logs: {leaks:#?}");
+    }
+}
+
+/// The log lines written inside one chain of work.
+fn lines_of(chain: &str) -> Vec<Value> {
+    let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
+    logs.lines().filter(|l| l.contains(chain)).filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+#[tokio::test]
+async fn one_customer_message_can_be_followed_from_the_webhook_through_its_flow_its_send_and_its_retry() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(|| Captured)
+        .try_init();
+    let app = TestApp::spawn().await;
+    let ws = app.workspace_with_number().await;
+    let reply = serde_json::json!({
+        "name": "Echo", "priority": 1,
+        "trigger": { "type": "keyword", "keywords": ["where"] },
+        "start": "answer",
+        "nodes": [{ "id": "answer", "type": "sendMessage", "text": "On its way!", "next": "done" },
+                  { "id": "done", "type": "end" }]
+    });
+    app.automate(&ws, reply).await;
+    app.env.sandbox.inject(wapisnap_tests::fault(wapisnap_tests::meta_error(131000), 1));
+
+    let wamid = app.customer_says(wapisnap_tests::flows::BEN, "where is my parcel?").await;
+    let chain = wapisnap::correlation::for_inbound(&ws, &wapisnap::domain::MessageId::parse(wamid).unwrap());
+    let targets = |lines: &[Value]| -> Vec<String> {
+        lines.iter().filter_map(|l| l["target"].as_str().map(str::to_owned)).collect()
+    };
+    let reached_retry =
+        wapisnap_tests::eventually("the chain to reach Smart Retry", std::time::Duration::from_secs(60), || {
+            let lines = lines_of(chain.as_str());
+            async move { targets(&lines).iter().any(|t| t.starts_with("wapisnap::retry")).then_some(lines) }
+        })
+        .await;
+    let seen = targets(&reached_retry);
+    for stage in ["wapisnap::flows", "wapisnap::outbound", "wapisnap::retry"] {
+        assert!(seen.iter().any(|t| t.starts_with(stage)), "no {stage} line in chain {chain}: {seen:?}");
     }
 }

@@ -103,6 +103,19 @@ pub fn router(state: ApiState) -> Router {
             ApiError::not_found("no such route; the workspace API lives under /v1/ (see /v1/openapi.json)")
         })
         .with_state(Arc::new(state))
+        .layer(axum::middleware::from_fn(correlated))
+}
+
+/// Each request starts a chain of work (its sends carry the id to the sender and Smart Retry);
+/// the id comes back in `x-correlation-id`, for a support request to quote.
+async fn correlated(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let id = wapisnap::correlation::fresh();
+    let header = axum::http::HeaderValue::from_str(id.as_str()).ok();
+    let mut response = wapisnap::correlation::scope(Some(id), next.run(request)).await;
+    if let Some(header) = header {
+        response.headers_mut().insert("x-correlation-id", header);
+    }
+    response
 }
 
 /// The API as one value: built once per cold start, handed requests by Lambda or the local stack.

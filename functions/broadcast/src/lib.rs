@@ -57,7 +57,9 @@ impl Broadcast {
     ) -> Result<FanoutOutcome, FanoutError> {
         let span = tracing::info_span!("broadcast", workspace = %fired.workspace_id, broadcast = %fired.broadcast_id);
         let _entered = span.enter();
-        let outcome = Box::pin(self.fanout.run(&fired, deadline, function_arn)).await?;
+        let chain = wapisnap::correlation::for_broadcast(&fired.workspace_id, &fired.broadcast_id);
+        let run = Box::pin(self.fanout.run(&fired, deadline, function_arn));
+        let outcome = wapisnap::correlation::scope(Some(chain), run).await?;
         tracing::info!(?outcome, "broadcast run done");
         Ok(outcome)
     }

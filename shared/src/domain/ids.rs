@@ -147,6 +147,12 @@ id_type!(
     RunId, "run id", digits_only = false
 );
 id_type!(
+    /// Follows one piece of work across functions (`c-…`): a customer's message from the
+    /// webhook through its flow, the sends it caused and their Smart Retries. See
+    /// [`crate::correlation`].
+    CorrelationId, "correlation id", digits_only = false
+);
+id_type!(
     /// A node of an automation's graph, named by its author (`greet`, `ask-size`).
     NodeId, "node id", digits_only = false
 );
@@ -160,6 +166,12 @@ id_type!(
 );
 
 impl ContactId {
+    /// For a log line or an alarm: the last 4 characters only (`…1234`), never a whole phone
+    /// number or Instagram-scoped id.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+
     /// The customer `raw` names on `channel`, normalised.
     pub fn for_channel(channel: super::Channel, raw: &str) -> Result<Self, InvalidId> {
         match channel {
@@ -202,6 +214,13 @@ pub fn conversation_id(channel: super::Channel, account_id: &str, contact_id: &s
     format!("{}:{account_id}:{contact_id}", channel.as_str())
 }
 
+/// A phone number (or any customer identifier) cut to its last 4 characters: `…1234`. What
+/// a log line at info or above may show of a customer.
+pub fn mask(identifier: &str) -> String {
+    let tail: String = identifier.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("…{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +261,12 @@ mod tests {
     fn ids_deserialize_only_when_valid() {
         assert!(serde_json::from_str::<WaId>("\"16505551234\"").is_ok());
         assert!(serde_json::from_str::<WaId>("\"not a number\"").is_err());
+    }
+
+    #[test]
+    fn a_customer_shows_in_a_log_line_by_the_last_4_digits_only() {
+        let contact = ContactId::for_channel(Channel::WhatsApp, "+1 650-555-1234").unwrap();
+        assert_eq!(contact.masked(), "…1234");
+        assert_eq!(mask("12"), "…12");
     }
 }

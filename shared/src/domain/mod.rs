@@ -14,8 +14,8 @@ pub use account::{NumberState, TemplateStatus};
 pub use channel::Channel;
 pub use delivery::DeliveryState;
 pub use ids::{
-    AccountId, AutomationId, BroadcastId, ContactId, InvalidId, MessageId, NodeId, PhoneNumberId, RunId, SendJobId,
-    WaId, WabaId, WorkspaceId, conversation_id,
+    AccountId, AutomationId, BroadcastId, ContactId, CorrelationId, InvalidId, MessageId, NodeId, PhoneNumberId, RunId,
+    SendJobId, WaId, WabaId, WorkspaceId, conversation_id,
 };
 pub use inbound::{
     AccountEvent, AccountUpdate, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent,

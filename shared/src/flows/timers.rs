@@ -49,7 +49,7 @@ impl FlowTimers {
 
     pub async fn wake_at(&self, tick: &FlowTick, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Parked, TimerError> {
         let wait = at - now;
-        let body = serde_json::to_string(tick).expect("flow ticks serialize");
+        let body = crate::correlation::body(tick);
         if wait <= Duration::seconds(MAX_SQS_DELAY) {
             // Rounded up: a wake-up never arrives before its time.
             let seconds = (wait.num_milliseconds().max(0) + 999) / 1000;

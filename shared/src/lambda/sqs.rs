@@ -10,6 +10,8 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 
+use crate::correlation::Traced;
+
 /// Why one message of a batch was not processed; it comes back after the visibility timeout.
 #[derive(Debug, thiserror::Error)]
 pub enum MessageFailure<E: Display> {
@@ -78,8 +80,8 @@ where
     Ok(response)
 }
 
-/// Like [`each_message`] for JSON bodies: a body that does not decode as `T` is a failure of
-/// that message alone (it goes to the DLQ after `maxReceiveCount`), never of the batch.
+/// Like [`each_message`] for JSON bodies (with their correlation id beside the fields, see
+/// [`crate::correlation`]): a body that does not decode as `T` is a failure of that message alone (it goes to the DLQ after `maxReceiveCount`), never of the batch.
 pub async fn each_json_message<T, F, Fut, E>(
     event: SqsEvent,
     handler: F,
@@ -107,14 +109,15 @@ where
     E: Display,
 {
     each_message_concurrently(event, concurrency, |record| {
-        let decoded = serde_json::from_str::<T>(record.body.as_deref().unwrap_or(""));
+        let decoded = serde_json::from_str::<Traced<T>>(record.body.as_deref().unwrap_or(""));
         let handler = &handler;
         async move {
-            let job = decoded.map_err(|e| MessageFailure::Undecodable {
+            let Traced { correlation_id, message } = decoded.map_err(|e| MessageFailure::Undecodable {
                 expected: std::any::type_name::<T>().rsplit("::").next().unwrap_or("message"),
                 reason: e.to_string(),
             })?;
-            handler(job, record).await.map_err(MessageFailure::Handler)
+            // The message's chain: its log lines say so, the messages it queues carry it on.
+            crate::correlation::scope(correlation_id, handler(message, record)).await.map_err(MessageFailure::Handler)
         }
     })
     .await

@@ -32,9 +32,9 @@ pub fn verify_subscription(
         return Err(HandshakeError::WrongMode(mode.to_owned()));
     }
     // Every token compared, in constant time: which one matched (or how many) leaks nothing.
-    let matched = verify_tokens
-        .iter()
-        .fold(subtle::Choice::from(0), |matched, ours| matched | token.as_bytes().ct_eq(ours.expose_secret().as_bytes()));
+    let matched = verify_tokens.iter().fold(subtle::Choice::from(0), |matched, ours| {
+        matched | token.as_bytes().ct_eq(ours.expose_secret().as_bytes())
+    });
     if !bool::from(matched) {
         return Err(HandshakeError::WrongToken);
     }

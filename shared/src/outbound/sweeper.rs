@@ -179,7 +179,8 @@ impl Sweeper {
                     job_id: job.job_id.clone(),
                     attempt: record.attempt + 1,
                 };
-                self.queues.enqueue_send(&request, Duration::zero()).await?;
+                let resend = self.queues.enqueue_send(&request, Duration::zero());
+                crate::correlation::scope(record.correlation_id.clone(), resend).await?;
                 report.uncertain_resent += 1;
             }
             return Ok(());
@@ -257,7 +258,8 @@ impl Sweeper {
                 job_id: job.job_id.clone(),
                 attempt: record.attempt,
             };
-            self.queues.enqueue_send(&request, Duration::zero()).await?;
+            let requeue = self.queues.enqueue_send(&request, Duration::zero());
+            crate::correlation::scope(record.correlation_id.clone(), requeue).await?;
             report.overdue_requeued += 1;
         }
         Ok(())

@@ -36,7 +36,7 @@ pub async fn not_on_whatsapp(
     let tagged = tags_do_not_send(streak)
         && store.add_contact_tag(workspace, channel, contact.as_str(), DO_NOT_SEND_TAG).await?;
     if tagged {
-        tracing::info!(streak, "131026 twice in a row: contact tagged do-not-send");
+        tracing::info!(streak, contact = %contact.masked(), "131026 twice in a row: contact tagged do-not-send");
     }
     Ok(tagged)
 }

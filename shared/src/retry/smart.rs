@@ -20,7 +20,7 @@ use crate::domain::{SendJobId, WorkspaceId};
 use crate::outbound::undeliverable;
 use crate::queues::{QueueError, Queues, SendFailure};
 use crate::schedules::{OneTime, create_once};
-use crate::store::jobs::{AttemptRef, Counted, RetryPlan};
+use crate::store::jobs::{AttemptRef, Counted, JobRecord, RetryPlan};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -88,9 +88,25 @@ impl SmartRetry {
         let Some(job_id) = failure.job_id.as_deref().and_then(|j| SendJobId::parse(j).ok()) else {
             return Ok(RetryOutcome::Ignored("the failed message was not sent by a job of ours"));
         };
-        let Some(mut record) = self.store.job(ws, &job_id).await? else {
+        let Some(record) = self.store.job(ws, &job_id).await? else {
             return Ok(RetryOutcome::Ignored("no such job"));
         };
+        // Meta's `failed` webhook starts no chain of its own: the job's chain goes on.
+        match record.correlation_id.clone() {
+            Some(chain) if crate::correlation::current().as_ref() != Some(&chain) => {
+                crate::correlation::scope(Some(chain), self.judge(failure, job_id, record)).await
+            }
+            _ => self.judge(failure, job_id, record).await,
+        }
+    }
+
+    async fn judge(
+        &self,
+        failure: SendFailure,
+        job_id: SendJobId,
+        mut record: JobRecord,
+    ) -> Result<RetryOutcome, RetryError> {
+        let ws = &failure.workspace_id;
         let now = self.clock.now();
         // Meta's `failed` webhook can overtake the sender's own record of the attempt: come back
         // later (SQS redelivers) rather than judge an attempt that is not written down yet.
@@ -214,9 +230,11 @@ impl SmartRetry {
         class: FailureClass,
     ) -> Result<String, RetryError> {
         let name = schedule_name(ws, job_id, attempt);
-        let input =
-            serde_json::to_string(&SendRequest::Attempt { workspace_id: ws.clone(), job_id: job_id.clone(), attempt })
-                .expect("send requests serialize");
+        let input = crate::correlation::body(&SendRequest::Attempt {
+            workspace_id: ws.clone(),
+            job_id: job_id.clone(),
+            attempt,
+        });
         let schedule = OneTime {
             name: &name,
             group: &self.config.group_name,

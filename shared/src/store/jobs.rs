@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::update::{Update, n, s};
 use super::{Store, StoreError, keys};
-use crate::domain::{DeliveryState, JobState, MessageId, Origin, SendJob, SendJobId, WorkspaceId};
+use crate::domain::{CorrelationId, DeliveryState, JobState, MessageId, Origin, SendJob, SendJobId, WorkspaceId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -77,6 +77,9 @@ pub struct JobRecord {
     /// for it (absent when the refusal came in Meta's answer to the send).
     #[serde(default)]
     pub failure_wamid: Option<MessageId>,
+    /// The chain of work the job is part of ([`crate::correlation`]).
+    #[serde(default)]
+    pub correlation_id: Option<CorrelationId>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub updated_at: DateTime<Utc>,
 }
@@ -226,6 +229,7 @@ impl JobRecord {
     /// A job as accepted: QUEUED, first attempt, nothing tried yet.
     pub fn new(job: &SendJob, now: DateTime<Utc>) -> Self {
         Self {
+            correlation_id: crate::correlation::current(),
             job: job.clone(),
             state: JobState::Queued,
             attempt: 0,
@@ -602,19 +606,22 @@ impl Store {
         let mut values: Vec<AttributeValue> = from.iter().map(|st| state(*st)).collect();
         values.push(s(wamid));
         let read = matches!(reported, DeliveryState::Read | DeliveryState::Played);
-        let update = if read { update.set("read", AttributeValue::Bool(true)) } else { update };
-        let update = update.condition(&template, &["state", "failed_wamids"], values);
-        let moved = self.update_job(workspace, job_id, update, "UpdateItem job reconcile").await?;
-        if read && !moved {
-            // Already DELIVERED: the read is still worth knowing (the broadcast report counts it).
+        if read {
+            // Usually already DELIVERED (Meta reports delivered, then read): the read is still
+            // worth knowing (the broadcast report counts it), and marking it is the one write
+            // needed. Tried first, because a write refused by its condition is billed too.
             let update = Update::new().set("read", AttributeValue::Bool(true)).condition(
                 "{state} = {0} AND {wamid} = {1}",
                 &["state", "wamid"],
                 vec![state(JobState::Delivered), s(wamid)],
             );
-            self.update_job(workspace, job_id, update, "UpdateItem job read").await?;
+            if self.update_job(workspace, job_id, update, "UpdateItem job read").await? {
+                return Ok(false);
+            }
         }
-        Ok(moved)
+        let update = if read { update.set("read", AttributeValue::Bool(true)) } else { update };
+        let update = update.condition(&template, &["state", "failed_wamids"], values);
+        self.update_job(workspace, job_id, update, "UpdateItem job reconcile").await
     }
 
     /// The sweeper's resend of an UNCERTAIN free-form job, at most once.

@@ -130,7 +130,7 @@ async fn start_tag_automations(
             event_id: format!("{:032x}", rand::random::<u128>()),
         };
         if let Err(error) = state.queues.emit_flow_tick(&tick).await {
-            tracing::warn!(%error, conversation = %conversation.id(), tag = tag.as_str(),
+            tracing::warn!(%error, contact = %conversation.contact_id.masked(), tag = tag.as_str(),
                 "the tag is stored but its automations were not started: the flow queue did not take the tick");
         }
     }
