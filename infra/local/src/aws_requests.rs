@@ -176,7 +176,8 @@ impl Intercept for CountRequests {
         let (service, operation) = (metadata.service().to_owned(), metadata.name().to_owned());
         if operation == "ReceiveMessage"
             && let Ok(output) = context.output_or_error()
-            && let Some(received) = output.downcast_ref::<aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput>()
+            && let Some(received) =
+                output.downcast_ref::<aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput>()
             && received.messages().is_empty()
         {
             self.counter.recount_empty_receive();

@@ -84,6 +84,12 @@ impl Template {
         std::time::Duration::from_secs(seconds)
     }
 
+    /// A function's `MemorySize` in MB (its own, else the Globals'; Lambda's default is 128).
+    pub fn function_memory_mb(&self, function: &str) -> u64 {
+        let own = self.resources.get(function).and_then(|r| r.properties["MemorySize"].as_u64());
+        own.or_else(|| self.globals["Function"]["MemorySize"].as_u64()).unwrap_or(128)
+    }
+
     pub fn sqs_event_sources(&self) -> Vec<SqsEventSource> {
         let mut sources = Vec::new();
         for (function, resource) in self.of_kind("AWS::Serverless::Function") {

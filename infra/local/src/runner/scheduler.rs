@@ -64,15 +64,8 @@ impl SchedulerEmulator {
     /// Fires everything that is due now. A target that cannot be reached keeps its schedule,
     /// which is retried on the next tick (Scheduler retries too).
     pub async fn tick(&self) -> Result<Vec<Fired>, String> {
+        let fired = self.fire_due_schedules().await?;
         let now = self.clock.now();
-        let mut fired = Vec::new();
-        for group in &self.groups {
-            for name in self.schedule_names(group).await? {
-                if let Some(f) = self.fire_if_due(group, &name, now).await? {
-                    fired.push(f);
-                }
-            }
-        }
         for rate in &self.rates {
             let due = {
                 let mut last = rate.last_fired.lock().expect("rate lock");
@@ -84,6 +77,21 @@ impl SchedulerEmulator {
             };
             if due && let Err(error) = (rate.handler)(serde_json::json!({ "source": "local.rate" })).await {
                 tracing::warn!(function = %rate.function, %error, "rate schedule invocation failed");
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Fires the one-time schedules that are due now, and nothing else (no rate schedule):
+    /// what `make bench-cost` uses to play one retry without a sweeper run in its figures.
+    pub async fn fire_due_schedules(&self) -> Result<Vec<Fired>, String> {
+        let now = self.clock.now();
+        let mut fired = Vec::new();
+        for group in &self.groups {
+            for name in self.schedule_names(group).await? {
+                if let Some(f) = self.fire_if_due(group, &name, now).await? {
+                    fired.push(f);
+                }
             }
         }
         Ok(fired)
