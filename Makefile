@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo dev test fuzz-engine lint bench bench-broadcast build deploy clean
+.PHONY: setup demo dev test fuzz-engine lint bench bench-broadcast bench-peers build deploy clean
 
 # Project-local Python tools (AWS emulator, cfn-lint), reinstalled when the pins change.
 $(STAMP): infra/requirements.txt
@@ -44,6 +44,14 @@ bench:
 ## BENCH_ARGS, e.g. BENCH_ARGS="--recipients 2000 --mps 80".
 bench-broadcast: setup
 	cargo run --release -p wapisnap-local --bin bench-broadcast -- $(BENCH_ARGS)
+
+## The webhook's CPU path (signature + parse + routing) against the JavaScript it replaces, on
+## the same signed payloads: a hand-written Node handler (createHmac + timingSafeEqual +
+## JSON.parse) and whatsapp-api-js (bench/peers, pinned); medians per delivery and the ratios.
+## Needs Node 20+; not run in CI.
+bench-peers:
+	cd bench/peers && npm ci --silent --no-audit --no-fund
+	cargo run --release --quiet -p wapisnap --example bench_peers -- $(BENCH_ARGS)
 
 $(VENV)/.deploy-tools: infra/requirements-deploy.txt $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt

@@ -1,17 +1,27 @@
 //! A webhook body, parsed into the events we act on. Parsing is pure and allocation-light,
 //! so it can be benchmarked on its own (signature + parse + routing is the hot path).
+//!
+//! The hot path reads the body once down to its elements (entries, changes, messages,
+//! statuses) as slices of the body (`&RawValue`, `Cow<str>`: nothing is copied), then each
+//! element once into its event. Whatever that fast path does not handle — a shape it does not
+//! expect, an id that is not valid, keys we do not read, an element that does not parse — is
+//! handed to the general path ([`meta::webhook`](crate::meta::webhook)'s owned types), which
+//! decides what happens to it: so the events (and the reasons of the ones kept as unknown) are
+//! the same either way, only faster when Meta's payload is what it documents.
 
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::domain::{
     AccountEvent, AccountId, AccountUpdate, Channel, ContactId, DeliveryState, InboundMessage, MessageContent,
     MessageId, SendJobId, StatusEvent, TemplateStatus, UnknownEvent, WebhookEvent,
 };
-use crate::meta::webhook::{Envelope, TimeUnit, instagram, resolve_time, whatsapp};
+use crate::meta::webhook::{Envelope, MetaTimestamp, TimeUnit, instagram, resolve_time, whatsapp};
 
 /// A parsed webhook body.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,22 +44,249 @@ pub fn parse_delivery(body: &[u8]) -> Delivery {
 /// [`UnknownEvent`] with its reason and raw JSON, on its own, and never costs the elements
 /// around it.
 pub fn parse_delivery_at(body: &[u8], received_at: DateTime<Utc>) -> Delivery {
-    let envelope: Envelope = match serde_json::from_slice(body) {
-        Ok(e) => e,
-        Err(e) => return Delivery::Malformed { error: e.to_string() },
+    parse_delivery_with(body, received_at, Path::Fast)
+}
+
+/// Whether the fast path may be tried; the general path alone is what it must agree with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Fast,
+    #[cfg_attr(not(test), allow(dead_code))]
+    General,
+}
+
+fn parse_delivery_with(body: &[u8], received_at: DateTime<Utc>, path: Path) -> Delivery {
+    if path == Path::Fast
+        && let Some(events) = whatsapp_delivery_fast(body, received_at)
+    {
+        return Delivery::Events(events);
+    }
+    // The envelope borrowed from the body; the owned one decides (and words the error) when
+    // the borrowed one cannot be read.
+    let owned: Envelope;
+    let (object, entries): (Cow<str>, Vec<&RawValue>) = match serde_json::from_slice::<EnvelopeRef>(body) {
+        Ok(envelope) => (envelope.object, envelope.entry),
+        Err(_) => match serde_json::from_slice::<Envelope>(body) {
+            Ok(envelope) => {
+                owned = envelope;
+                (Cow::Borrowed(owned.object.as_str()), owned.entry.iter().map(|e| &**e).collect())
+            }
+            Err(e) => return Delivery::Malformed { error: e.to_string() },
+        },
     };
     let mut events = Vec::new();
-    match envelope.object.as_str() {
+    match &*object {
         "whatsapp_business_account" => {
-            envelope.entry.iter().for_each(|e| whatsapp_entry(e, received_at, &mut events));
+            entries.iter().for_each(|e| whatsapp_entry(e, received_at, path, &mut events));
         }
-        "instagram" => envelope.entry.iter().for_each(|e| instagram_entry(e, received_at, &mut events)),
+        "instagram" => entries.iter().for_each(|e| instagram_entry(e, received_at, &mut events)),
         other => {
-            let raw = Value::Array(envelope.entry.iter().map(|e| to_value(e)).collect());
+            let raw = Value::Array(entries.iter().map(|e| to_value(e)).collect());
             events.push(unknown(format!("unknown object {other:?}"), None, raw));
         }
     }
     Delivery::Events(events)
+}
+
+/// A WhatsApp delivery whose changes are all `messages` changes as Meta documents them, read
+/// in one pass down to its elements; `None` for anything else, which is read level by level.
+fn whatsapp_delivery_fast(body: &[u8], received_at: DateTime<Utc>) -> Option<Vec<WebhookEvent>> {
+    let delivery: DeliveryRef = serde_json::from_slice(body).ok()?;
+    if delivery.object != "whatsapp_business_account" {
+        return None;
+    }
+    let mut changes = Vec::new();
+    for change in delivery.entry.into_iter().flat_map(|entry| entry.changes) {
+        let value = change.value;
+        if change.field != "messages" || value.unhandled || (value.messages.is_empty() && value.statuses.is_empty()) {
+            return None;
+        }
+        let account_id = AccountId::parse(value.metadata.phone_number_id.into_owned()).ok()?;
+        changes.push((account_id, value.contacts, value.messages, value.statuses));
+    }
+    let mut events = Vec::with_capacity(changes.iter().map(|(_, _, m, s)| m.len() + s.len()).sum());
+    for (account_id, contacts, messages, statuses) in changes {
+        messages_change_elements(&account_id, &contacts, messages, statuses, received_at, Path::Fast, &mut events);
+    }
+    Some(events)
+}
+
+// The fast path's views of Meta's payload, borrowed from the body. Each accepts exactly what
+// the owned type it stands for accepts (same fields, same defaults, unknown keys ignored,
+// a repeated field refused); where it cannot tell, it refuses and the owned type decides.
+
+#[derive(Deserialize)]
+struct EnvelopeRef<'a> {
+    #[serde(borrow)]
+    object: Cow<'a, str>,
+    #[serde(default, borrow)]
+    entry: Vec<&'a RawValue>,
+}
+
+/// A whole WhatsApp delivery of `messages` changes, borrowed: the fast path's one pass.
+#[derive(Deserialize)]
+struct DeliveryRef<'a> {
+    #[serde(borrow)]
+    object: Cow<'a, str>,
+    #[serde(default, borrow)]
+    entry: Vec<MessagesEntryRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MessagesEntryRef<'a> {
+    #[serde(borrow, rename = "id")]
+    _id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    changes: Vec<MessagesChangeRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MessagesChangeRef<'a> {
+    #[serde(borrow)]
+    field: Cow<'a, str>,
+    #[serde(borrow)]
+    value: MessagesValueRef<'a>,
+}
+
+/// [`whatsapp::Entry`], borrowed.
+#[derive(Deserialize)]
+struct EntryRef<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    changes: Vec<ChangeRef<'a>>,
+}
+
+/// [`whatsapp::Change`], borrowed.
+#[derive(Deserialize)]
+struct ChangeRef<'a> {
+    #[serde(borrow)]
+    field: Cow<'a, str>,
+    #[serde(borrow)]
+    value: &'a RawValue,
+}
+
+/// A key of a JSON object, borrowed unless it has escapes.
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// [`whatsapp::Metadata`], borrowed.
+#[derive(Deserialize)]
+struct MetadataRef<'a> {
+    #[serde(borrow, rename = "display_phone_number")]
+    _display_phone_number: Cow<'a, str>,
+    #[serde(borrow)]
+    phone_number_id: Cow<'a, str>,
+}
+
+/// [`whatsapp::MessagesValue`], borrowed; `unhandled` only says whether there were other keys
+/// (the general path keeps them).
+struct MessagesValueRef<'a> {
+    metadata: MetadataRef<'a>,
+    contacts: Vec<&'a RawValue>,
+    messages: Vec<&'a RawValue>,
+    statuses: Vec<&'a RawValue>,
+    unhandled: bool,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for MessagesValueRef<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Fields<'a> {
+            type Value = MessagesValueRef<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a messages change value")
+            }
+
+            // The keys `whatsapp::MessagesValue` reads; any other key, or one of these
+            // repeated, is left to it.
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut metadata = None;
+                let (mut contacts, mut messages, mut statuses, mut unhandled) = (None, None, None, false);
+                fn once<T>(slot: &mut Option<T>, value: T, unhandled: &mut bool) {
+                    *unhandled |= slot.replace(value).is_some();
+                }
+                while let Some(Key(key)) = map.next_key::<Key>()? {
+                    match &*key {
+                        "metadata" => once(&mut metadata, map.next_value()?, &mut unhandled),
+                        "contacts" => once(&mut contacts, map.next_value()?, &mut unhandled),
+                        "messages" => once(&mut messages, map.next_value()?, &mut unhandled),
+                        "statuses" => once(&mut statuses, map.next_value()?, &mut unhandled),
+                        "messaging_product" => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            unhandled = true;
+                        }
+                    }
+                }
+                let (contacts, messages, statuses) =
+                    (contacts.unwrap_or_default(), messages.unwrap_or_default(), statuses.unwrap_or_default());
+                let metadata = metadata.ok_or_else(|| de::Error::missing_field("metadata"))?;
+                Ok(MessagesValueRef { metadata, contacts, messages, statuses, unhandled })
+            }
+        }
+        deserializer.deserialize_map(Fields(std::marker::PhantomData))
+    }
+}
+
+/// [`MetaTimestamp`] read in place: an integer, or a string (parsed as `MetaTimestamp` parses
+/// it). Anything else (a fraction, a huge number, an object) is refused, for the general path.
+struct TimestampRef(MetaTimestamp);
+
+impl<'de> Deserialize<'de> for TimestampRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Time;
+        impl<'de> Visitor<'de> for Time {
+            type Value = TimestampRef;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer timestamp, or one in a string")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TimestampRef, E> {
+                Ok(TimestampRef(MetaTimestamp::Integer(v)))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TimestampRef, E> {
+                i64::try_from(v).map(|v| TimestampRef(MetaTimestamp::Integer(v))).map_err(E::custom)
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<TimestampRef, E> {
+                Ok(TimestampRef(
+                    text.trim()
+                        .parse()
+                        .map_or_else(|_| MetaTimestamp::Unreadable(text.to_owned()), MetaTimestamp::Integer),
+                ))
+            }
+        }
+        deserializer.deserialize_any(Time)
+    }
+}
+
+/// [`whatsapp::Status`], borrowed.
+#[derive(Deserialize)]
+struct StatusRef<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(default)]
+    timestamp: Option<TimestampRef>,
+    #[serde(borrow)]
+    recipient_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    recipient_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    biz_opaque_callback_data: Option<Cow<'a, str>>,
+    #[serde(default)]
+    conversation: Option<Value>,
+    #[serde(default)]
+    pricing: Option<Value>,
+    #[serde(default)]
+    errors: Vec<whatsapp::ErrorDetail>,
 }
 
 fn unknown(reason: String, account_id: Option<String>, raw: Value) -> WebhookEvent {
@@ -102,68 +339,133 @@ fn account_event(waba_id: &str, field: &str, raw: &RawValue) -> WebhookEvent {
     }
 }
 
-fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<WebhookEvent>) {
-    let entry: whatsapp::Entry = match typed(raw) {
-        Ok(e) => e,
-        Err(e) => return events.push(unknown(format!("unreadable WhatsApp entry: {e}"), None, to_value(raw))),
+fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, path: Path, events: &mut Vec<WebhookEvent>) {
+    let owned: whatsapp::Entry;
+    let (id, changes): (Cow<str>, Vec<(Cow<str>, &RawValue)>) = match serde_json::from_str::<EntryRef>(raw.get()) {
+        Ok(entry) => (entry.id, entry.changes.into_iter().map(|c| (c.field, c.value)).collect()),
+        Err(_) => match typed::<whatsapp::Entry>(raw) {
+            Ok(entry) => {
+                owned = entry;
+                let changes = owned.changes.iter().map(|c| (Cow::Borrowed(c.field.as_str()), &*c.value)).collect();
+                (Cow::Borrowed(owned.id.as_str()), changes)
+            }
+            Err(e) => return events.push(unknown(format!("unreadable WhatsApp entry: {e}"), None, to_value(raw))),
+        },
     };
-    for change in entry.changes {
-        if change.field != "messages" {
-            events.push(account_event(&entry.id, &change.field, &change.value));
-            continue;
+    for (field, value) in changes {
+        if field != "messages" {
+            events.push(account_event(&id, &field, value));
+        } else if path == Path::General || !messages_change_fast(value, received_at, events) {
+            messages_change(&id, value, received_at, path, events);
         }
-        let value: whatsapp::MessagesValue = match typed(&change.value) {
-            Ok(v) => v,
+    }
+}
+
+/// A `messages` change as Meta documents it (metadata with a valid number id, messages or
+/// statuses, no other keys), read in place; `false`, with nothing done, for anything else.
+fn messages_change_fast(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<WebhookEvent>) -> bool {
+    let Ok(value) = serde_json::from_str::<MessagesValueRef>(raw.get()) else { return false };
+    if value.unhandled || (value.messages.is_empty() && value.statuses.is_empty()) {
+        return false;
+    }
+    let Ok(account_id) = AccountId::parse(value.metadata.phone_number_id.into_owned()) else { return false };
+    let (contacts, messages, statuses) = (value.contacts, value.messages, value.statuses);
+    messages_change_elements(&account_id, &contacts, messages, statuses, received_at, Path::Fast, events);
+    true
+}
+
+/// The elements of a `messages` change, each on its own: contacts, then messages, then statuses.
+fn messages_change_elements(
+    account_id: &AccountId,
+    contacts: &[&RawValue],
+    messages: Vec<&RawValue>,
+    statuses: Vec<&RawValue>,
+    received_at: DateTime<Utc>,
+    path: Path,
+    events: &mut Vec<WebhookEvent>,
+) {
+    events.reserve(messages.len() + statuses.len());
+    let contacts = whatsapp_contacts(account_id, contacts, events);
+    for raw_message in messages {
+        events.push(whatsapp_message_event(account_id, raw_message, &contacts, received_at));
+    }
+    for raw_status in statuses {
+        events.push(whatsapp_status(account_id, raw_status, received_at, path));
+    }
+}
+
+/// The general path of a `messages` change: whatever its shape, every element is kept.
+fn messages_change(
+    entry_id: &str,
+    raw: &RawValue,
+    received_at: DateTime<Utc>,
+    path: Path,
+    events: &mut Vec<WebhookEvent>,
+) {
+    let value: whatsapp::MessagesValue = match typed(raw) {
+        Ok(v) => v,
+        Err(e) => {
+            let reason = format!("unreadable messages value: {e}");
+            return events.push(unknown(reason, Some(entry_id.to_string()), to_value(raw)));
+        }
+    };
+    let account_id = value.metadata.phone_number_id.clone();
+    if value.messages.is_empty() && value.statuses.is_empty() {
+        // Only `errors` (Meta reporting a problem with the number), only contacts, or a
+        // shape Meta has not documented yet: nothing to act on, and nothing to drop.
+        let keys: Vec<&str> = value.unhandled.iter().map(|(key, _)| key.as_str()).collect();
+        let reason = format!("messages change without messages or statuses (other keys: {keys:?})");
+        return events.push(unknown(reason, Some(account_id.to_string()), to_value(raw)));
+    }
+    if !value.unhandled.is_empty() {
+        // E.g. `errors` next to the messages: kept on their own, the messages are read below.
+        let kept: serde_json::Map<String, Value> =
+            value.unhandled.iter().map(|(key, raw)| (key.clone(), to_value(raw))).collect();
+        let reason = format!("messages change with keys we do not handle: {:?}", kept.keys().collect::<Vec<_>>());
+        events.push(unknown(reason, Some(account_id.to_string()), Value::Object(kept)));
+    }
+    let contacts: Vec<&RawValue> = value.contacts.iter().map(|c| &**c).collect();
+    let messages = value.messages.iter().map(|m| &**m).collect();
+    let statuses = value.statuses.iter().map(|s| &**s).collect();
+    messages_change_elements(&account_id, &contacts, messages, statuses, received_at, path, events);
+}
+
+/// Meta lists each sender once in `contacts`; a batch can hold hundreds of senders. A contact
+/// that cannot be read is kept on its own.
+fn whatsapp_contacts(
+    account_id: &AccountId,
+    raw_contacts: &[&RawValue],
+    events: &mut Vec<WebhookEvent>,
+) -> HashMap<ContactId, whatsapp::Contact> {
+    let mut contacts: HashMap<ContactId, whatsapp::Contact> = HashMap::with_capacity(raw_contacts.len());
+    for raw_contact in raw_contacts {
+        match typed::<whatsapp::Contact>(raw_contact) {
+            Ok(contact) => {
+                contacts.insert(contact.wa_id.clone(), contact);
+            }
             Err(e) => {
-                let reason = format!("unreadable messages value: {e}");
-                events.push(unknown(reason, Some(entry.id.to_string()), to_value(&change.value)));
-                continue;
-            }
-        };
-        let account_id = value.metadata.phone_number_id.clone();
-        if value.messages.is_empty() && value.statuses.is_empty() {
-            // Only `errors` (Meta reporting a problem with the number), only contacts, or a
-            // shape Meta has not documented yet: nothing to act on, and nothing to drop.
-            let keys: Vec<&str> = value.unhandled.iter().map(|(key, _)| key.as_str()).collect();
-            let reason = format!("messages change without messages or statuses (other keys: {keys:?})");
-            events.push(unknown(reason, Some(account_id.to_string()), to_value(&change.value)));
-            continue;
-        }
-        if !value.unhandled.is_empty() {
-            // E.g. `errors` next to the messages: kept on their own, the messages are read below.
-            let kept: serde_json::Map<String, Value> =
-                value.unhandled.iter().map(|(key, raw)| (key.clone(), to_value(raw))).collect();
-            let reason = format!("messages change with keys we do not handle: {:?}", kept.keys().collect::<Vec<_>>());
-            events.push(unknown(reason, Some(account_id.to_string()), Value::Object(kept)));
-        }
-        // Meta lists each sender once in `contacts`; a batch can hold hundreds of senders.
-        let mut contacts: HashMap<ContactId, whatsapp::Contact> = HashMap::with_capacity(value.contacts.len());
-        for raw_contact in &value.contacts {
-            match typed::<whatsapp::Contact>(raw_contact) {
-                Ok(contact) => {
-                    contacts.insert(contact.wa_id.clone(), contact);
-                }
-                Err(e) => {
-                    let reason = format!("unreadable WhatsApp contact: {e}");
-                    events.push(unknown(reason, Some(account_id.to_string()), to_value(raw_contact)));
-                }
+                let reason = format!("unreadable WhatsApp contact: {e}");
+                events.push(unknown(reason, Some(account_id.to_string()), to_value(raw_contact)));
             }
         }
-        for raw_message in &value.messages {
-            let message: whatsapp::Message = match typed(raw_message) {
-                Ok(m) => m,
-                Err(e) => {
-                    let reason = format!("unreadable WhatsApp message: {e}");
-                    events.push(unknown(reason, Some(account_id.to_string()), to_value(raw_message)));
-                    continue;
-                }
-            };
+    }
+    contacts
+}
+
+fn whatsapp_message_event(
+    account_id: &AccountId,
+    raw: &RawValue,
+    contacts: &HashMap<ContactId, whatsapp::Contact>,
+    received_at: DateTime<Utc>,
+) -> WebhookEvent {
+    match typed::<whatsapp::Message>(raw) {
+        Ok(message) => {
             let contact = contacts.get(&message.from);
-            let inbound = whatsapp_message(&account_id, message, contact, raw_message, received_at);
-            events.push(WebhookEvent::Message(inbound));
+            WebhookEvent::Message(whatsapp_message(account_id, message, contact, raw, received_at))
         }
-        for raw_status in &value.statuses {
-            events.push(whatsapp_status(&account_id, raw_status, received_at));
+        Err(e) => {
+            let reason = format!("unreadable WhatsApp message: {e}");
+            unknown(reason, Some(account_id.to_string()), to_value(raw))
         }
     }
 }
@@ -197,7 +499,7 @@ fn whatsapp_message(
         }
         ("location", whatsapp::Message { location: Some(l), .. }) => MessageContent::Location { location: l },
         ("contacts", whatsapp::Message { contacts: Some(c), .. }) => MessageContent::Contacts { contacts: c },
-        ("interactive", whatsapp::Message { interactive: Some(i), .. }) => interactive(i, to_value(raw)),
+        ("interactive", whatsapp::Message { interactive: Some(i), .. }) => interactive(i, raw),
         ("button", whatsapp::Message { button: Some(b), .. }) => {
             MessageContent::TemplateButton { payload: b.payload, text: b.text }
         }
@@ -231,7 +533,7 @@ fn whatsapp_message(
     }
 }
 
-fn interactive(reply: whatsapp::Interactive, raw: Value) -> MessageContent {
+fn interactive(reply: whatsapp::Interactive, raw: &RawValue) -> MessageContent {
     let kind = reply.kind.clone();
     match (kind.as_str(), reply) {
         ("button_reply", whatsapp::Interactive { button_reply: Some(b), .. }) => {
@@ -245,11 +547,39 @@ fn interactive(reply: whatsapp::Interactive, raw: Value) -> MessageContent {
             let response = serde_json::from_str(&f.response_json).unwrap_or(Value::String(f.response_json));
             MessageContent::FlowReply { name: f.name, response }
         }
-        (kind, _) => MessageContent::Unknown { kind: format!("interactive/{kind}"), raw },
+        (kind, _) => MessageContent::Unknown { kind: format!("interactive/{kind}"), raw: to_value(raw) },
     }
 }
 
-fn whatsapp_status(account_id: &AccountId, raw: &RawValue, received_at: DateTime<Utc>) -> WebhookEvent {
+fn whatsapp_status(account_id: &AccountId, raw: &RawValue, received_at: DateTime<Utc>, path: Path) -> WebhookEvent {
+    let fast = if path == Path::Fast { whatsapp_status_fast(account_id, raw, received_at) } else { None };
+    fast.unwrap_or_else(|| whatsapp_status_general(account_id, raw, received_at))
+}
+
+/// A status as Meta documents it (valid id, known state), read in place; `None` for anything
+/// else, which the general path decides.
+fn whatsapp_status_fast(account_id: &AccountId, raw: &RawValue, received_at: DateTime<Utc>) -> Option<WebhookEvent> {
+    let status: StatusRef = serde_json::from_str(raw.get()).ok()?;
+    let state = DeliveryState::parse(&status.status)?;
+    let message_id = MessageId::parse(status.id.into_owned()).ok()?;
+    let at = resolve_time(status.timestamp.as_ref().map(|t| &t.0), TimeUnit::Seconds, received_at);
+    Some(WebhookEvent::Status(StatusEvent {
+        channel: Channel::WhatsApp,
+        account_id: account_id.clone(),
+        message_id,
+        state,
+        at: at.at,
+        timestamp_note: at.note,
+        recipient_id: status.recipient_id.into_owned(),
+        recipient_user_id: status.recipient_user_id.map(Cow::into_owned),
+        job_id: status.biz_opaque_callback_data.and_then(|d| SendJobId::parse(d.into_owned()).ok()),
+        error: status.errors.into_iter().next(),
+        pricing: status.pricing,
+        conversation: status.conversation,
+    }))
+}
+
+fn whatsapp_status_general(account_id: &AccountId, raw: &RawValue, received_at: DateTime<Utc>) -> WebhookEvent {
     let status: whatsapp::Status = match typed(raw) {
         Ok(s) => s,
         Err(e) => {
@@ -374,9 +704,65 @@ fn instagram_entry(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<
     }
 }
 
+/// Meta-shaped bodies for the fast path's agreement with the general path (the fuzz
+/// strategies, included by path as `tests/integration/webhook_fuzz.rs` does).
+#[cfg(test)]
+#[path = "../fuzz/payloads.rs"]
+#[allow(dead_code, clippy::duplicate_mod)]
+mod test_payloads;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::test_payloads as payloads;
+    use proptest::prelude::*;
+
+    /// The fast path agrees with the general path, event for event (reasons included).
+    fn same_on_both_paths(body: &[u8]) -> Result<(), TestCaseError> {
+        let fast = parse_delivery_with(body, received_at(), Path::Fast);
+        let general = parse_delivery_with(body, received_at(), Path::General);
+        prop_assert_eq!(fast, general, "body: {}", String::from_utf8_lossy(body));
+        Ok(())
+    }
+
+    #[test]
+    fn the_fast_path_reads_every_sample_as_the_general_path_does() {
+        for (name, body) in payloads::SAMPLES {
+            same_on_both_paths(body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn documented_statuses_and_messages_take_the_fast_path() {
+        for name in ["whatsapp-statuses-sent-delivered.json", "whatsapp-text.json", "whatsapp-batch-two-numbers.json"] {
+            let (_, body) = payloads::SAMPLES.iter().find(|(n, _)| *n == name).expect("sample");
+            assert!(whatsapp_delivery_fast(body, received_at()).is_some(), "{name}");
+        }
+        let body: Value = payloads::sample_value(
+            payloads::SAMPLES.iter().position(|(n, _)| *n == "whatsapp-statuses-sent-delivered.json").expect("sample"),
+        );
+        let status = serde_json::to_string(&body["entry"][0]["changes"][0]["value"]["statuses"][0]).unwrap();
+        let raw = RawValue::from_string(status).unwrap();
+        let account = AccountId::parse("106540352242922").unwrap();
+        assert!(whatsapp_status_fast(&account, &raw, received_at()).is_some());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_fast_path_reads_any_body_as_the_general_path_does(body in payloads::webhook_body(payloads::Limits::PARSER)) {
+            same_on_both_paths(&body)?;
+        }
+
+        #[test]
+        fn the_fast_path_reads_structured_deliveries_as_the_general_path_does(
+            body in payloads::structured_body(payloads::Limits::PARSER)
+        ) {
+            same_on_both_paths(&serde_json::to_vec(&body).expect("serializes"))?;
+        }
+    }
 
     macro_rules! sample {
         ($name:literal) => {

@@ -8,6 +8,7 @@
 //! conversations are stored concurrently; events of one conversation in Meta's time order.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -84,17 +85,31 @@ impl RouteCache {
 /// (and per sent message for statuses), each in Meta's time order, so a conversation's flow
 /// events and window updates happen in the order the customer wrote.
 pub fn in_storage_order(events: Vec<WebhookEvent>) -> Vec<Vec<WebhookEvent>> {
-    let mut groups: HashMap<String, Vec<WebhookEvent>> = HashMap::new();
-    for (index, event) in events.into_iter().enumerate() {
-        let key = match &event {
-            WebhookEvent::Message(m) => format!("conversation {}", m.conversation_id()),
-            WebhookEvent::Status(s) => format!("message {}", s.message_id),
-            WebhookEvent::Account(_) | WebhookEvent::Unknown(_) => format!("unknown {index}"),
-        };
-        groups.entry(key).or_default().push(event);
+    // Each event's group, numbered in the order groups first appear; the keys borrow from the
+    // events, so nothing is formatted or copied to group them.
+    let mut group_of = Vec::with_capacity(events.len());
+    let mut sizes: Vec<usize> = Vec::new();
+    {
+        let mut numbers: HashMap<GroupKey<'_>, usize, BuildHasherDefault<KeyHasher>> =
+            HashMap::with_capacity_and_hasher(events.len(), Default::default());
+        for event in &events {
+            let new_group = sizes.len();
+            let group = match GroupKey::of(event) {
+                Some(key) => *numbers.entry(key).or_insert(new_group),
+                None => new_group,
+            };
+            if group == new_group {
+                sizes.push(0);
+            }
+            sizes[group] += 1;
+            group_of.push(group);
+        }
     }
-    let mut groups: Vec<_> = groups.into_values().collect();
-    for group in &mut groups {
+    let mut groups: Vec<Vec<WebhookEvent>> = sizes.into_iter().map(Vec::with_capacity).collect();
+    for (event, group) in events.into_iter().zip(group_of) {
+        groups[group].push(event);
+    }
+    for group in groups.iter_mut().filter(|group| group.len() > 1) {
         group.sort_by_key(|event| match event {
             WebhookEvent::Message(m) => (m.sent_at, 0),
             WebhookEvent::Status(s) => (s.at, s.state.rank()),
@@ -102,6 +117,101 @@ pub fn in_storage_order(events: Vec<WebhookEvent>) -> Vec<Vec<WebhookEvent>> {
         });
     }
     groups
+}
+
+/// What a group of [`in_storage_order`] is for: a conversation, equal to another when their
+/// conversation ids (`channel:account:contact`) are equal, or a sent message (its statuses).
+/// Events we only keep have no key: each is a group of its own.
+enum GroupKey<'a> {
+    Conversation([&'a str; 5]),
+    Message(&'a str),
+}
+
+impl<'a> GroupKey<'a> {
+    fn of(event: &'a WebhookEvent) -> Option<Self> {
+        match event {
+            // The parts of `InboundMessage::conversation_id`, not joined.
+            WebhookEvent::Message(m) => {
+                Some(Self::Conversation([m.channel.as_str(), ":", m.account_id.as_str(), ":", m.contact_id.as_str()]))
+            }
+            WebhookEvent::Status(s) => Some(Self::Message(s.message_id.as_str())),
+            WebhookEvent::Account(_) | WebhookEvent::Unknown(_) => None,
+        }
+    }
+}
+
+impl PartialEq for GroupKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Conversation(a), Self::Conversation(b)) => {
+                a.iter().flat_map(|part| part.bytes()).eq(b.iter().flat_map(|part| part.bytes()))
+            }
+            (Self::Message(a), Self::Message(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for GroupKey<'_> {}
+
+impl Hash for GroupKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            // FNV-1a over the joined bytes, so that keys equal as joined strings hash alike
+            // however their parts are split.
+            Self::Conversation(parts) => {
+                let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+                for byte in parts.iter().flat_map(|part| part.bytes()) {
+                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+                state.write_u8(0);
+                state.write_u64(hash);
+            }
+            Self::Message(id) => {
+                state.write_u8(1);
+                state.write(id.as_bytes());
+            }
+        }
+    }
+}
+
+/// A fast hasher for the group keys of one delivery (8 bytes per step, as FxHash does). Not
+/// resistant to chosen collisions, which only a body signed with the app secret could carry,
+/// and a delivery holds at most a few thousand keys.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.add(word);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 pub struct Receiver {
