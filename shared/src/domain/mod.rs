@@ -15,7 +15,7 @@ pub use channel::Channel;
 pub use delivery::DeliveryState;
 pub use ids::{
     AccountId, AutomationId, BroadcastId, ContactId, CorrelationId, InvalidId, MessageId, NodeId, PhoneNumberId, RunId,
-    SendJobId, WaId, WabaId, WorkspaceId, conversation_id,
+    SendJobId, WaId, WabaId, WorkspaceId, conversation_id, mask,
 };
 pub use inbound::{
     AccountEvent, AccountUpdate, InboundMessage, MessageContent, StatusEvent, UnknownEvent, WebhookEvent,

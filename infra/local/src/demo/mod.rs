@@ -4,6 +4,7 @@
 mod automations;
 mod broadcasts;
 mod inbox;
+mod operations;
 mod receiving;
 mod sending;
 
@@ -78,6 +79,7 @@ pub async fn run(options: EnvironmentOptions) -> Result<(), Failure> {
     demo.automations().await?;
     demo.sending().await?;
     demo.broadcasts().await?;
+    demo.operations().await?;
     demo.api().await?;
 
     demo.timeline.chapter("Where to look");
