@@ -73,15 +73,20 @@ impl std::io::Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn no_log_line_holds_a_phone_number_a_message_text_a_token_or_a_pin() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+/// Every log line from here on goes to [`LOGS`], as JSON lines like Lambda's.
+fn capture_logs() {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_current_span(true)
         .with_max_level(tracing::Level::INFO)
         .with_writer(|| Captured)
         .try_init();
+}
+
+#[tokio::test]
+async fn no_log_line_holds_a_phone_number_a_message_text_a_token_or_a_pin() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    capture_logs();
     let app = TestApp::spawn().await;
     let (ws, key) = app.workspace_with_key().await;
     app.connect_number(&ws, NUMBER_A).await;
@@ -130,12 +135,7 @@ fn lines_of(chain: &str) -> Vec<Value> {
 #[tokio::test]
 async fn one_customer_message_can_be_followed_from_the_webhook_through_its_flow_its_send_and_its_retry() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(|| Captured)
-        .try_init();
+    capture_logs();
     let app = TestApp::spawn().await;
     let ws = app.workspace_with_number().await;
     let reply = serde_json::json!({
