@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo dev test fuzz-engine lint bench bench-broadcast bench-peers build deploy clean
+.PHONY: setup demo dev test fuzz-engine lint bench bench-broadcast bench-peers bench-cold build deploy clean
 
 # Project-local Python tools (AWS emulator, cfn-lint), reinstalled when the pins change.
 $(STAMP): infra/requirements.txt
@@ -45,6 +45,15 @@ bench:
 bench-broadcast: setup
 	cargo run --release -p wapisnap-local --bin bench-broadcast -- $(BENCH_ARGS)
 
+## What each unit of work costs in AWS: an inbound text with its flow reply, a status webhook, an
+## inbox reply, a 131049 retry cycle, a broadcast recipient, a sweeper run. Counts each unit's AWS
+## requests by operation on the local stack, times its Lambda invocations, prices both at list
+## prices; totals per 1M inbound messages and per 100,000-recipient broadcast. Options go in
+## BENCH_ARGS, e.g. BENCH_ARGS="--recipients 500 --open-jobs 1000"; BENCH_COST_CALLS=1 lists each call.
+.PHONY: bench-cost
+bench-cost: setup
+	cargo run --release --quiet -p wapisnap-local --bin bench-cost -- $(BENCH_ARGS)
+
 ## The webhook's CPU path (signature + parse + routing) against the JavaScript it replaces, on
 ## the same signed payloads: a hand-written Node handler (createHmac + timingSafeEqual +
 ## JSON.parse) and whatsapp-api-js (bench/peers, pinned); medians per delivery and the ratios.
@@ -52,6 +61,15 @@ bench-broadcast: setup
 bench-peers:
 	cd bench/peers && npm ci --silent --no-audit --no-fund
 	cargo run --release --quiet -p wapisnap --example bench_peers -- $(BENCH_ARGS)
+
+## Cold start and size of every function: release binaries run as Lambda runs them, against a
+## stand-in of the Lambda runtime API and the local stack, with real events; per function the
+## init (process start to the first /next), the first and a warm invocation, peak RSS and binary
+## size beside the goals. Options go in BENCH_ARGS, e.g. BENCH_ARGS="--runs 5 --only webhook".
+COLD_FUNCTIONS := webhook api sender flows retry broadcast sweeper
+bench-cold: setup
+	cargo build --release $(addprefix -p wapisnap-,$(COLD_FUNCTIONS))
+	cargo run --release --quiet -p wapisnap-local --bin bench-cold -- $(BENCH_ARGS)
 
 $(VENV)/.deploy-tools: infra/requirements-deploy.txt $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt

@@ -10,6 +10,7 @@ pub mod functions;
 pub mod moto;
 pub mod provision;
 pub mod runner;
+pub mod runtime_api;
 pub mod sandbox;
 pub mod stack;
 pub mod template;
