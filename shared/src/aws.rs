@@ -1,9 +1,60 @@
 //! AWS SDK clients, built once per cold start and shared by every invocation.
 //!
-//! The SDK reads the standard `AWS_ENDPOINT_URL` variable itself, which is how the same code
-//! talks to the local emulator.
+//! A function's cold start builds only the clients it uses, each from [`lambda_config`] with its
+//! own constructor ([`dynamodb`], [`sqs`], [`kms`], [`scheduler`]): a client that is never built
+//! is not linked (its endpoint rules, its runtime plugins), and the default provider chain of
+//! `aws_config` (profile files, IMDS, ECS, SSO, STS web identity) is not linked either, because
+//! Lambda gives everything in the environment. [`AwsClients`] builds all four at once, for the
+//! local stack, the tests and the operator CLI.
+//!
+//! Both read the standard `AWS_ENDPOINT_URL` variable, which is how the same code talks to the
+//! local emulator.
 
 use aws_config::{BehaviorVersion, SdkConfig};
+
+pub use {aws_sdk_dynamodb, aws_sdk_kms, aws_sdk_scheduler, aws_sdk_sqs};
+
+/// The SDK configuration of a Lambda cold start, from what Lambda puts in the environment: the
+/// region (`AWS_REGION`, else `AWS_DEFAULT_REGION`), the execution role's credentials
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, read when a request is
+/// signed) and `AWS_ENDPOINT_URL` when set (locally). Nothing is read from disk or the network,
+/// nothing waits: `aws_config::load_defaults` took a few milliseconds of every cold start and
+/// linked a provider chain a Lambda never gets past the environment of. The clients' own
+/// defaults supply the rest (HTTP client, retries, timeouts, identity cache), as with `load`.
+pub fn lambda_config() -> SdkConfig {
+    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let region = variable("AWS_REGION").or_else(|| variable("AWS_DEFAULT_REGION"));
+    let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region.map(aws_config::Region::new))
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials));
+    if let Some(endpoint) = variable("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    config.build()
+}
+
+/// The DynamoDB client (every function).
+pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
+}
+
+/// The SQS client (every function).
+pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}
+
+/// The KMS client (the sender and the API, which seal and open access tokens).
+pub fn kms(config: &SdkConfig) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(config)
+}
+
+/// The EventBridge Scheduler client (the functions that schedule: api, retry, flows,
+/// broadcast, sweeper).
+pub fn scheduler(config: &SdkConfig) -> aws_sdk_scheduler::Client {
+    aws_sdk_scheduler::Client::new(config)
+}
 
 #[derive(Debug, Clone)]
 pub struct AwsClients {
@@ -21,12 +72,7 @@ impl AwsClients {
     }
 
     pub fn from_sdk_config(config: &SdkConfig) -> Self {
-        Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            sqs: aws_sdk_sqs::Client::new(config),
-            kms: aws_sdk_kms::Client::new(config),
-            scheduler: aws_sdk_scheduler::Client::new(config),
-        }
+        Self { dynamodb: dynamodb(config), sqs: sqs(config), kms: kms(config), scheduler: scheduler(config) }
     }
 
     /// Clients for an AWS emulator at `endpoint` (the local stack), with fixed dummy credentials

@@ -15,7 +15,8 @@ async fn main() -> Result<(), Error> {
     wapisnap::metrics::init("api");
     let config = Config::from_env(&env)?;
     let graph = GraphClient::new(&config.meta);
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // From Lambda's environment (no provider chain); the API uses every client.
+    let sdk = wapisnap::aws::lambda_config();
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
     let api = Api::new(config, &AwsClients::from_sdk_config(&sdk), secrets_manager, graph, Arc::new(SystemClock));
     // The runtime serves any tower service: the router itself.

@@ -39,9 +39,20 @@ pub struct Broadcast {
 
 impl Broadcast {
     pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
-        let queues = Queues::new(aws.sqs.clone(), config.queues);
-        Self { fanout: Fanout::new(store, queues, aws.scheduler.clone(), config.schedules, clock) }
+        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), aws.scheduler.clone(), clock)
+    }
+
+    /// With only the AWS clients broadcast uses (its Lambda builds, and so links, no other).
+    pub fn with_clients(
+        config: Config,
+        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
+        sqs: wapisnap::aws::aws_sdk_sqs::Client,
+        scheduler: wapisnap::aws::aws_sdk_scheduler::Client,
+        clock: SharedClock,
+    ) -> Self {
+        let store = Store::new(dynamodb, &config.store.table_name);
+        let queues = Queues::new(sqs, config.queues);
+        Self { fanout: Fanout::new(store, queues, scheduler, config.schedules, clock) }
     }
 
     pub fn fanout(&self) -> &Fanout {

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use wapisnap::aws::AwsClients;
+use wapisnap::aws;
 use wapisnap::broadcasts::fanout::Fired;
 use wapisnap::clock::SystemClock;
 use wapisnap::config::Env;
@@ -14,7 +14,16 @@ async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     telemetry::init(LogFormat::from_env(&env));
     wapisnap::metrics::init("broadcast");
-    let broadcast = Broadcast::new(Config::from_env(&env)?, &AwsClients::from_env().await, Arc::new(SystemClock));
+    let config = Config::from_env(&env)?;
+    // Only the clients broadcast uses, from Lambda's environment (no provider chain).
+    let sdk = aws::lambda_config();
+    let broadcast = Broadcast::with_clients(
+        config,
+        aws::dynamodb(&sdk),
+        aws::sqs(&sdk),
+        aws::scheduler(&sdk),
+        Arc::new(SystemClock),
+    );
     let broadcast = &broadcast;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Fired>| async move {
         let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

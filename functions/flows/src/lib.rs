@@ -34,9 +34,20 @@ pub struct Flows {
 
 impl Flows {
     pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
-        let queues = Queues::new(aws.sqs.clone(), config.queues);
-        let timers = FlowTimers::new(aws.sqs.clone(), aws.scheduler.clone(), config.timers);
+        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), aws.scheduler.clone(), clock)
+    }
+
+    /// With only the AWS clients flows uses (its Lambda builds, and so links, no other).
+    pub fn with_clients(
+        config: Config,
+        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
+        sqs: wapisnap::aws::aws_sdk_sqs::Client,
+        scheduler: wapisnap::aws::aws_sdk_scheduler::Client,
+        clock: SharedClock,
+    ) -> Self {
+        let store = Store::new(dynamodb, &config.store.table_name);
+        let queues = Queues::new(sqs.clone(), config.queues);
+        let timers = FlowTimers::new(sqs, scheduler, config.timers);
         Self { runner: FlowRunner::new(store, queues, timers, clock) }
     }
 

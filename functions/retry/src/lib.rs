@@ -34,9 +34,20 @@ pub struct Retry {
 
 impl Retry {
     pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
-        let queues = Queues::new(aws.sqs.clone(), config.queues.clone());
-        Self { smart_retry: SmartRetry::new(store, aws.scheduler.clone(), config.scheduler, queues, clock) }
+        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), aws.scheduler.clone(), clock)
+    }
+
+    /// With only the AWS clients retry uses (its Lambda builds, and so links, no other).
+    pub fn with_clients(
+        config: Config,
+        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
+        sqs: wapisnap::aws::aws_sdk_sqs::Client,
+        scheduler: wapisnap::aws::aws_sdk_scheduler::Client,
+        clock: SharedClock,
+    ) -> Self {
+        let store = Store::new(dynamodb, &config.store.table_name);
+        let queues = Queues::new(sqs, config.queues.clone());
+        Self { smart_retry: SmartRetry::new(store, scheduler, config.scheduler, queues, clock) }
     }
 
     pub fn smart_retry(&self) -> &SmartRetry {

@@ -52,9 +52,21 @@ pub struct SenderFunction {
 
 impl SenderFunction {
     pub fn new(config: Config, aws: &AwsClients, graph: GraphClient, clock: SharedClock) -> Self {
-        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
-        let vault = Arc::new(Vault::new(aws.kms.clone(), &config.vault.kms_key_id));
-        let queues = Queues::new(aws.sqs.clone(), config.queues.clone());
+        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), aws.kms.clone(), graph, clock)
+    }
+
+    /// With only the AWS clients the sender uses (its Lambda builds, and so links, no other).
+    pub fn with_clients(
+        config: Config,
+        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
+        sqs: wapisnap::aws::aws_sdk_sqs::Client,
+        kms: wapisnap::aws::aws_sdk_kms::Client,
+        graph: GraphClient,
+        clock: SharedClock,
+    ) -> Self {
+        let store = Store::new(dynamodb, &config.store.table_name);
+        let vault = Arc::new(Vault::new(kms, &config.vault.kms_key_id));
+        let queues = Queues::new(sqs, config.queues.clone());
         Self {
             sender: Sender::new(store, vault, graph, queues.clone(), clock),
             queues,

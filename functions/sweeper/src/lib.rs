@@ -56,15 +56,20 @@ pub struct Sweeper {
 
 impl Sweeper {
     pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
-        let queues = Queues::new(aws.sqs.clone(), config.queues.clone());
-        let fanout = Fanout::new(
-            store.clone(),
-            queues.clone(),
-            aws.scheduler.clone(),
-            config.broadcasts.schedules,
-            clock.clone(),
-        );
+        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), aws.scheduler.clone(), clock)
+    }
+
+    /// With only the AWS clients the sweeper uses (its Lambda builds, and so links, no other).
+    pub fn with_clients(
+        config: Config,
+        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
+        sqs: wapisnap::aws::aws_sdk_sqs::Client,
+        scheduler: wapisnap::aws::aws_sdk_scheduler::Client,
+        clock: SharedClock,
+    ) -> Self {
+        let store = Store::new(dynamodb, &config.store.table_name);
+        let queues = Queues::new(sqs, config.queues.clone());
+        let fanout = Fanout::new(store.clone(), queues.clone(), scheduler, config.broadcasts.schedules, clock.clone());
         Self {
             service: SweepService::new(store, queues, clock, config.policy),
             fanout,

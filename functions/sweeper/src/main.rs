@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use wapisnap::aws::AwsClients;
+use wapisnap::aws;
 use wapisnap::clock::SystemClock;
 use wapisnap::config::Env;
 use wapisnap::telemetry::{self, LogFormat};
@@ -13,7 +13,10 @@ async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::from_env(&env));
     wapisnap::metrics::init("sweeper");
     let config = Config::from_env(&env)?;
-    let sweeper = Sweeper::new(config, &AwsClients::from_env().await, Arc::new(SystemClock));
+    // Only the clients sweeper uses, from Lambda's environment (no provider chain).
+    let sdk = aws::lambda_config();
+    let sweeper =
+        Sweeper::with_clients(config, aws::dynamodb(&sdk), aws::sqs(&sdk), aws::scheduler(&sdk), Arc::new(SystemClock));
     let sweeper = &sweeper;
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
         let handled = sweeper.handle().await.map_err(Error::from);

@@ -52,8 +52,19 @@ impl Webhook {
         secrets_manager: aws_sdk_secretsmanager::Client,
         clock: SharedClock,
     ) -> Self {
-        let store = Store::new(aws.dynamodb.clone(), &config.store.table_name);
-        let queues = Queues::new(aws.sqs.clone(), config.queues.clone());
+        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), secrets_manager, clock)
+    }
+
+    /// With only the AWS clients the webhook uses (its Lambda builds, and so links, no other).
+    pub fn with_clients(
+        config: Config,
+        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
+        sqs: wapisnap::aws::aws_sdk_sqs::Client,
+        secrets_manager: aws_sdk_secretsmanager::Client,
+        clock: SharedClock,
+    ) -> Self {
+        let store = Store::new(dynamodb, &config.store.table_name);
+        let queues = Queues::new(sqs, config.queues.clone());
         let secrets = MetaSecretsSource::new(secrets_manager, config.secrets.clone(), clock.clone());
         Self { receiver: Receiver::new(store, queues, clock), secrets, config }
     }

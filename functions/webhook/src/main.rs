@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use lambda_http::{Error, service_fn};
-use wapisnap::aws::AwsClients;
+use wapisnap::aws;
 use wapisnap::clock::SystemClock;
 use wapisnap::config::Env;
 use wapisnap::telemetry::{self, LogFormat};
@@ -13,9 +13,11 @@ async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::from_env(&env));
     wapisnap::metrics::init("webhook");
     let config = Config::from_env(&env)?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // Only the clients the webhook uses, from Lambda's environment (no provider chain).
+    let sdk = aws::lambda_config();
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
-    let webhook = Webhook::new(config, &AwsClients::from_sdk_config(&sdk), secrets_manager, Arc::new(SystemClock));
+    let webhook =
+        Webhook::with_clients(config, aws::dynamodb(&sdk), aws::sqs(&sdk), secrets_manager, Arc::new(SystemClock));
     let webhook = &webhook;
     lambda_http::run(service_fn(move |request| async move {
         let response = webhook.handle(request).await;
