@@ -16,6 +16,9 @@
 //! bench-cold [--runs 3] [--bin-dir target/release] [--only webhook,sender]
 //! ```
 //!
+//! `--only`: print only these functions; the ones before the last named still run, since each
+//! one's events are made from what the previous ones did.
+//!
 //! The binaries are built first (`make bench-cold` does:
 //! `cargo build --release -p wapisnap-<function>`); the processes' logs go to
 //! `target/bench-cold/<function>-<run>.log`.
@@ -163,17 +166,21 @@ async fn bench(args: Args) -> Result<(), Failure> {
         broadcasts: 0,
         args,
     };
+    // With --only, the functions before the last one named still run (their work makes the
+    // next one's events) but are not printed.
+    let listed = |function: &str| bench.args.only.as_ref().is_none_or(|only| only.iter().any(|o| o == function));
+    let last = FUNCTIONS.iter().rposition(|(function, _)| listed(function)).ok_or("--only names no function")?;
+    let shown: Vec<bool> = FUNCTIONS.iter().map(|(function, _)| listed(function)).collect();
     let mut table = Vec::new();
-    for (function, logical) in FUNCTIONS {
-        if bench.args.only.as_ref().is_some_and(|only| !only.iter().any(|o| o == function)) {
-            continue;
-        }
+    for (index, (function, logical)) in FUNCTIONS.into_iter().enumerate().take(last + 1) {
         let binary = bench.args.bin_dir.join(function);
         let size = match std::fs::metadata(&binary) {
             Ok(metadata) => metadata.len(),
             Err(e) => {
                 eprintln!("{function}: no binary at {} ({e}); build it with cargo build --release", binary.display());
-                table.push((function, None, Vec::new(), Some(format!("no binary: {e}"))));
+                if shown[index] {
+                    table.push((function, None, Vec::new(), Some(format!("no binary: {e}"))));
+                }
                 continue;
             }
         };
@@ -202,7 +209,9 @@ async fn bench(args: Args) -> Result<(), Failure> {
         if let Some(reason) = &failed {
             eprintln!("{function}: {reason}");
         }
-        table.push((function, Some(size), runs, failed));
+        if shown[index] {
+            table.push((function, Some(size), runs, failed));
+        }
     }
     print_table(&bench, &table);
     Ok(())
