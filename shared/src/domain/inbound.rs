@@ -178,8 +178,8 @@ pub struct StatusEvent {
     /// Our send job id, echoed from `biz_opaque_callback_data`; Instagram echoes nothing.
     pub job_id: Option<SendJobId>,
     pub error: Option<whatsapp::ErrorDetail>,
-    pub pricing: Option<Value>,
-    pub conversation: Option<Value>,
+    pub pricing: Option<whatsapp::RawJson>,
+    pub conversation: Option<whatsapp::RawJson>,
 }
 
 /// Something well-signed we cannot act on: kept with its raw JSON for inspection.

@@ -281,12 +281,84 @@ struct StatusRef<'a> {
     recipient_user_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     biz_opaque_callback_data: Option<Cow<'a, str>>,
-    #[serde(default)]
-    conversation: Option<Value>,
-    #[serde(default)]
-    pricing: Option<Value>,
+    #[serde(default, borrow)]
+    conversation: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pricing: Option<&'a RawValue>,
     #[serde(default)]
     errors: Vec<whatsapp::ErrorDetail>,
+}
+
+/// [`whatsapp::Contact`], borrowed.
+#[derive(Deserialize)]
+struct ContactRef<'a> {
+    #[serde(default, borrow)]
+    profile: Option<ProfileRef<'a>>,
+    #[serde(borrow)]
+    wa_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    user_id: Option<Cow<'a, str>>,
+}
+
+/// [`whatsapp::Profile`], borrowed.
+#[derive(Deserialize)]
+struct ProfileRef<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "username")]
+    _username: Option<Cow<'a, str>>,
+}
+
+/// [`whatsapp::Message`], its ids and type borrowed, the blocks `lenient` reads left raw
+/// (read by [`lenient_raw`]); the content blocks are the owned types, which the event keeps.
+#[derive(Deserialize)]
+struct MessageRef<'a> {
+    #[serde(borrow)]
+    from: Cow<'a, str>,
+    #[serde(default, borrow)]
+    from_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default)]
+    timestamp: Option<TimestampRef>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    context: Option<&'a RawValue>,
+    #[serde(default)]
+    text: Option<whatsapp::Text>,
+    #[serde(default)]
+    image: Option<whatsapp::Media>,
+    #[serde(default)]
+    audio: Option<whatsapp::Media>,
+    #[serde(default)]
+    video: Option<whatsapp::Media>,
+    #[serde(default)]
+    document: Option<whatsapp::Media>,
+    #[serde(default)]
+    sticker: Option<whatsapp::Media>,
+    #[serde(default)]
+    location: Option<whatsapp::Location>,
+    #[serde(default)]
+    contacts: Option<Vec<Value>>,
+    #[serde(default)]
+    interactive: Option<whatsapp::Interactive>,
+    #[serde(default)]
+    button: Option<whatsapp::Button>,
+    #[serde(default)]
+    reaction: Option<whatsapp::Reaction>,
+    #[serde(default)]
+    order: Option<whatsapp::Order>,
+    #[serde(default)]
+    system: Option<whatsapp::System>,
+    #[serde(default, borrow)]
+    unsupported: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    referral: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    identity: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    errors: Option<&'a RawValue>,
 }
 
 fn unknown(reason: String, account_id: Option<String>, raw: Value) -> WebhookEvent {
@@ -385,9 +457,9 @@ fn messages_change_elements(
     events: &mut Vec<WebhookEvent>,
 ) {
     events.reserve(messages.len() + statuses.len());
-    let contacts = whatsapp_contacts(account_id, contacts, events);
+    let contacts = whatsapp_contacts(account_id, contacts, path, events);
     for raw_message in messages {
-        events.push(whatsapp_message_event(account_id, raw_message, &contacts, received_at));
+        events.push(whatsapp_message_event(account_id, raw_message, &contacts, received_at, path));
     }
     for raw_status in statuses {
         events.push(whatsapp_status(account_id, raw_status, received_at, path));
@@ -430,18 +502,38 @@ fn messages_change(
     messages_change_elements(&account_id, &contacts, messages, statuses, received_at, path, events);
 }
 
+/// What a message takes from its sender's entry in `contacts`.
+struct ContactInfo<'a> {
+    name: Option<Cow<'a, str>>,
+    user_id: Option<Cow<'a, str>>,
+}
+
+/// The senders of a change, by WhatsApp id.
+type Contacts<'a> = HashMap<Cow<'a, str>, ContactInfo<'a>>;
+
 /// Meta lists each sender once in `contacts`; a batch can hold hundreds of senders. A contact
 /// that cannot be read is kept on its own.
-fn whatsapp_contacts(
+fn whatsapp_contacts<'a>(
     account_id: &AccountId,
-    raw_contacts: &[&RawValue],
+    raw_contacts: &[&'a RawValue],
+    path: Path,
     events: &mut Vec<WebhookEvent>,
-) -> HashMap<ContactId, whatsapp::Contact> {
-    let mut contacts: HashMap<ContactId, whatsapp::Contact> = HashMap::with_capacity(raw_contacts.len());
+) -> Contacts<'a> {
+    let mut contacts: Contacts<'a> = HashMap::with_capacity(raw_contacts.len());
     for raw_contact in raw_contacts {
+        if path == Path::Fast
+            && let Ok(contact) = serde_json::from_str::<ContactRef>(raw_contact.get())
+            && ContactId::parse(&*contact.wa_id).is_ok()
+        {
+            let name = contact.profile.and_then(|p| p.name);
+            contacts.insert(contact.wa_id, ContactInfo { name, user_id: contact.user_id });
+            continue;
+        }
         match typed::<whatsapp::Contact>(raw_contact) {
             Ok(contact) => {
-                contacts.insert(contact.wa_id.clone(), contact);
+                let name = contact.profile.and_then(|p| p.name).map(Cow::Owned);
+                let info = ContactInfo { name, user_id: contact.user_id.map(Cow::Owned) };
+                contacts.insert(Cow::Owned(contact.wa_id.into()), info);
             }
             Err(e) => {
                 let reason = format!("unreadable WhatsApp contact: {e}");
@@ -455,12 +547,19 @@ fn whatsapp_contacts(
 fn whatsapp_message_event(
     account_id: &AccountId,
     raw: &RawValue,
-    contacts: &HashMap<ContactId, whatsapp::Contact>,
+    contacts: &Contacts,
     received_at: DateTime<Utc>,
+    path: Path,
 ) -> WebhookEvent {
+    if path == Path::Fast
+        && let Some(message) = whatsapp_message_fast(raw)
+    {
+        let contact = contacts.get(message.from.as_str());
+        return WebhookEvent::Message(whatsapp_message(account_id, message, contact, raw, received_at));
+    }
     match typed::<whatsapp::Message>(raw) {
         Ok(message) => {
-            let contact = contacts.get(&message.from);
+            let contact = contacts.get(message.from.as_str());
             WebhookEvent::Message(whatsapp_message(account_id, message, contact, raw, received_at))
         }
         Err(e) => {
@@ -470,65 +569,125 @@ fn whatsapp_message_event(
     }
 }
 
+/// [`whatsapp::Message`] read from a borrowed view: the same message when the view reads it
+/// (`None`, for the general path to decide, when it does not).
+fn whatsapp_message_fast(raw: &RawValue) -> Option<whatsapp::Message> {
+    let m: MessageRef = serde_json::from_str(raw.get()).ok()?;
+    Some(whatsapp::Message {
+        from: ContactId::parse(m.from.into_owned()).ok()?,
+        from_user_id: m.from_user_id.map(Cow::into_owned),
+        id: MessageId::parse(m.id.into_owned()).ok()?,
+        timestamp: m.timestamp.map(|t| t.0),
+        kind: m.kind.into_owned(),
+        context: lenient_raw(m.context),
+        text: m.text,
+        image: m.image,
+        audio: m.audio,
+        video: m.video,
+        document: m.document,
+        sticker: m.sticker,
+        location: m.location,
+        contacts: m.contacts,
+        interactive: m.interactive,
+        button: m.button,
+        reaction: m.reaction,
+        order: m.order,
+        system: m.system,
+        unsupported: lenient_raw(m.unsupported),
+        referral: lenient_raw(m.referral),
+        identity: lenient_raw(m.identity),
+        errors: lenient_raw(m.errors),
+    })
+}
+
+/// What `meta::webhook::lenient` reads from a block, read from its text: typed directly when
+/// it reads so (then it reads the same as through a `Value`), through a `Value` otherwise
+/// (e.g. a key repeated, which a `Value` keeps the last of); absent or `null`, the default.
+fn lenient_raw<T: DeserializeOwned + Default>(raw: Option<&RawValue>) -> T {
+    let Some(raw) = raw else { return T::default() };
+    serde_json::from_str(raw.get()).unwrap_or_else(|_| {
+        serde_json::from_str::<Value>(raw.get()).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+    })
+}
+
 fn whatsapp_message(
     account_id: &AccountId,
-    mut message: whatsapp::Message,
-    contact: Option<&whatsapp::Contact>,
+    message: whatsapp::Message,
+    contact: Option<&ContactInfo>,
     raw: &RawValue,
     received_at: DateTime<Utc>,
 ) -> InboundMessage {
-    let message_id = message.id.clone();
-    let contact_id = message.from.clone();
-    let profile = contact.and_then(|c| c.profile.as_ref());
-    let profile_name = profile.and_then(|p| p.name.clone());
-    let contact_user_id = message.from_user_id.clone().or_else(|| contact.and_then(|c| c.user_id.clone()));
-    let sent = resolve_time(message.timestamp.as_ref(), TimeUnit::Seconds, received_at);
-    let context = message.context.take().unwrap_or_default();
-    let referral = message.referral.take().map(Box::new);
-    let identity = message.identity.take().map(Box::new);
-    let errors = message.errors.clone();
-    let kind = message.kind.clone();
-    let content = match (kind.as_str(), message) {
-        ("text", whatsapp::Message { text: Some(t), .. }) => MessageContent::Text { body: t.body },
-        ("image", whatsapp::Message { image: Some(m), .. })
-        | ("audio", whatsapp::Message { audio: Some(m), .. })
-        | ("video", whatsapp::Message { video: Some(m), .. })
-        | ("document", whatsapp::Message { document: Some(m), .. })
-        | ("sticker", whatsapp::Message { sticker: Some(m), .. }) => {
-            MessageContent::Media { kind: kind.clone(), media: m }
-        }
-        ("location", whatsapp::Message { location: Some(l), .. }) => MessageContent::Location { location: l },
-        ("contacts", whatsapp::Message { contacts: Some(c), .. }) => MessageContent::Contacts { contacts: c },
-        ("interactive", whatsapp::Message { interactive: Some(i), .. }) => interactive(i, raw),
-        ("button", whatsapp::Message { button: Some(b), .. }) => {
-            MessageContent::TemplateButton { payload: b.payload, text: b.text }
-        }
-        ("reaction", whatsapp::Message { reaction: Some(r), .. }) => {
-            MessageContent::Reaction { message_id: r.message_id, emoji: r.emoji }
-        }
-        ("order", whatsapp::Message { order: Some(o), .. }) => MessageContent::Order { order: o },
-        ("system", whatsapp::Message { system: Some(s), .. }) => MessageContent::System { system: s },
-        ("unsupported", m) => {
-            MessageContent::Unsupported { kind: m.unsupported.and_then(|u| u.kind), errors: m.errors }
-        }
-        _ => MessageContent::Unknown { kind, raw: to_value(raw) },
+    let whatsapp::Message {
+        from,
+        from_user_id,
+        id,
+        timestamp,
+        kind,
+        context,
+        text,
+        image,
+        audio,
+        video,
+        document,
+        sticker,
+        location,
+        contacts,
+        interactive: interactive_reply,
+        button,
+        reaction,
+        order,
+        system,
+        unsupported,
+        referral,
+        identity,
+        errors,
+    } = message;
+    let profile_name = contact.and_then(|c| c.name.as_deref()).map(str::to_owned);
+    let contact_user_id = from_user_id.or_else(|| contact.and_then(|c| c.user_id.as_deref()).map(str::to_owned));
+    let sent = resolve_time(timestamp.as_ref(), TimeUnit::Seconds, received_at);
+    let context = context.unwrap_or_default();
+    let media = match kind.as_str() {
+        "image" => image,
+        "audio" => audio,
+        "video" => video,
+        "document" => document,
+        "sticker" => sticker,
+        _ => None,
     };
+    let content = match kind.as_str() {
+        "text" => text.map(|t| MessageContent::Text { body: t.body }),
+        "image" | "audio" | "video" | "document" | "sticker" => {
+            media.map(|m| MessageContent::Media { kind: kind.clone(), media: m })
+        }
+        "location" => location.map(|l| MessageContent::Location { location: l }),
+        "contacts" => contacts.map(|c| MessageContent::Contacts { contacts: c }),
+        "interactive" => interactive_reply.map(|i| interactive(i, raw)),
+        "button" => button.map(|b| MessageContent::TemplateButton { payload: b.payload, text: b.text }),
+        "reaction" => reaction.map(|r| MessageContent::Reaction { message_id: r.message_id, emoji: r.emoji }),
+        "order" => order.map(|o| MessageContent::Order { order: o }),
+        "system" => system.map(|s| MessageContent::System { system: s }),
+        "unsupported" => {
+            Some(MessageContent::Unsupported { kind: unsupported.and_then(|u| u.kind), errors: errors.clone() })
+        }
+        _ => None,
+    };
+    let content = content.unwrap_or_else(|| MessageContent::Unknown { kind, raw: to_value(raw) });
     InboundMessage {
         channel: Channel::WhatsApp,
         account_id: account_id.clone(),
-        message_id,
-        contact_id,
+        message_id: id,
+        contact_id: from,
         profile_name,
         sent_at: sent.at,
         timestamp_note: sent.note,
         reply_to: context.id,
         content,
         contact_user_id,
-        referral,
+        referral: referral.map(Box::new),
         forwarded: context.forwarded,
         frequently_forwarded: context.frequently_forwarded,
         errors,
-        identity,
+        identity: identity.map(Box::new),
         raw_json: Some(raw.get().to_owned()),
     }
 }
@@ -574,8 +733,8 @@ fn whatsapp_status_fast(account_id: &AccountId, raw: &RawValue, received_at: Dat
         recipient_user_id: status.recipient_user_id.map(Cow::into_owned),
         job_id: status.biz_opaque_callback_data.and_then(|d| SendJobId::parse(d.into_owned()).ok()),
         error: status.errors.into_iter().next(),
-        pricing: status.pricing,
-        conversation: status.conversation,
+        pricing: status.pricing.map(whatsapp::RawJson::from),
+        conversation: status.conversation.map(whatsapp::RawJson::from),
     }))
 }
 
@@ -603,8 +762,8 @@ fn whatsapp_status_general(account_id: &AccountId, raw: &RawValue, received_at: 
         recipient_user_id: status.recipient_user_id,
         job_id: status.biz_opaque_callback_data.and_then(|d| SendJobId::parse(d).ok()),
         error: status.errors.into_iter().next(),
-        pricing: status.pricing,
-        conversation: status.conversation,
+        pricing: status.pricing.map(whatsapp::RawJson::from),
+        conversation: status.conversation.map(whatsapp::RawJson::from),
     })
 }
 

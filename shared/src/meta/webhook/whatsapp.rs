@@ -361,9 +361,70 @@ pub struct Status {
     #[serde(default)]
     pub biz_opaque_callback_data: Option<String>,
     #[serde(default)]
-    pub conversation: Option<Value>,
+    pub conversation: Option<Box<RawValue>>,
     #[serde(default)]
-    pub pricing: Option<Value>,
+    pub pricing: Option<Box<RawValue>>,
     #[serde(default)]
     pub errors: Vec<ErrorDetail>,
+}
+
+/// A JSON block we keep but do not read (a status's `pricing` and `conversation`), as Meta
+/// wrote it: no tree of small allocations is built for it on the hot path. It is read as a
+/// [`Value`] only when it is looked at: it compares, prints and serializes exactly as that
+/// `Value` would (keys in `Value`'s order), so what is stored or logged of it is the same.
+#[derive(Clone)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    /// The JSON text, as Meta wrote it.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The JSON as a value.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).expect("raw JSON is valid JSON")
+    }
+}
+
+impl From<Box<RawValue>> for RawJson {
+    fn from(raw: Box<RawValue>) -> Self {
+        Self(raw)
+    }
+}
+
+impl From<&RawValue> for RawJson {
+    fn from(raw: &RawValue) -> Self {
+        Self(raw.to_owned())
+    }
+}
+
+impl From<&Value> for RawJson {
+    fn from(value: &Value) -> Self {
+        Self(serde_json::value::to_raw_value(value).expect("a JSON value serializes"))
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get() || self.to_value() == other.to_value()
+    }
+}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_value(), f)
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self::from(&Value::deserialize(deserializer)?))
+    }
 }
