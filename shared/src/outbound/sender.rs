@@ -19,10 +19,11 @@ use crate::domain::{MessageId, SendJobId, WorkspaceId};
 use crate::meta::graph::{GraphClient, GraphError, SentMessage};
 use crate::outbound::content::OutboundContent;
 use crate::outbound::pacing::{DEFAULT_MPS, SLOWDOWN, Slot};
-use crate::policy::send::{SendFacts, may_send};
+use crate::policy::send::{ContentKind, SendFacts, SentBy, may_send};
 use crate::queues::{QueueError, Queues, SendFailure};
 use crate::retry::{FailureClass, classify, throttle_backoff};
 use crate::store::jobs::{Accepted, AttemptOutcome, AttemptRef, Claim, JobRecord};
+use crate::store::numbers::NumberRecord;
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
 
@@ -101,17 +102,84 @@ pub enum SendOutcome {
     },
 }
 
+/// How long a warm container reuses a number it read (ACTIVE) and a template it read as
+/// APPROVED, instead of reading them again for every send of a batch or a broadcast: a change
+/// (a number disconnected, its throughput or token changed, a template paused) reaches the
+/// sends at most this late. What refuses a send (a number not ACTIVE or missing, a template
+/// not approved) is never reused, so a fix is seen by the next send.
+pub const READ_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+type NumberKey = (String, crate::domain::Channel, String);
+type TemplateKey = (String, String, String, String);
+
+/// The reads a warm container reuses for [`READ_CACHE_TTL`].
+#[derive(Default)]
+struct ReadCache {
+    numbers: std::sync::Mutex<std::collections::HashMap<NumberKey, (NumberRecord, std::time::Instant)>>,
+    approved: std::sync::Mutex<std::collections::HashMap<TemplateKey, std::time::Instant>>,
+}
+
 pub struct Sender {
     store: Store,
     vault: Arc<Vault>,
     graph: GraphClient,
     queues: Queues,
     clock: SharedClock,
+    reads: ReadCache,
 }
 
 impl Sender {
     pub fn new(store: Store, vault: Arc<Vault>, graph: GraphClient, queues: Queues, clock: SharedClock) -> Self {
-        Self { store, vault, graph, queues, clock }
+        Self { store, vault, graph, queues, clock, reads: ReadCache::default() }
+    }
+
+    /// The number, from this container's recent read of it when it was ACTIVE.
+    async fn number(
+        &self,
+        ws: &WorkspaceId,
+        channel: crate::domain::Channel,
+        account: &str,
+    ) -> Result<Option<NumberRecord>, StoreError> {
+        let key = (ws.to_string(), channel, account.to_owned());
+        if let Ok(numbers) = self.reads.numbers.lock()
+            && let Some((number, at)) = numbers.get(&key)
+            && at.elapsed() < READ_CACHE_TTL
+        {
+            return Ok(Some(number.clone()));
+        }
+        let number = self.store.number(ws, channel, account).await?;
+        if let Some(active) = number.as_ref().filter(|n| n.state == crate::domain::NumberState::Active)
+            && let Ok(mut numbers) = self.reads.numbers.lock()
+        {
+            numbers.retain(|_, (_, at)| at.elapsed() < READ_CACHE_TTL);
+            numbers.insert(key, (active.clone(), std::time::Instant::now()));
+        }
+        Ok(number)
+    }
+
+    /// A template's status, from this container's recent read of it as APPROVED.
+    async fn template_status(
+        &self,
+        ws: &WorkspaceId,
+        waba: &str,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<crate::domain::TemplateStatus>, StoreError> {
+        use crate::domain::TemplateStatus;
+        let key = (ws.to_string(), waba.to_owned(), name.to_owned(), language.to_owned());
+        if let Ok(approved) = self.reads.approved.lock()
+            && approved.get(&key).is_some_and(|at| at.elapsed() < READ_CACHE_TTL)
+        {
+            return Ok(Some(TemplateStatus::Approved));
+        }
+        let status = self.store.template_status(ws, waba, name, language).await?;
+        if status == Some(TemplateStatus::Approved)
+            && let Ok(mut approved) = self.reads.approved.lock()
+        {
+            approved.retain(|_, at| at.elapsed() < READ_CACHE_TTL);
+            approved.insert(key, std::time::Instant::now());
+        }
+        Ok(status)
     }
 
     /// Sends with no deadline of its own (the caller's timeout aside).
@@ -202,7 +270,7 @@ impl Sender {
             return Ok(SendOutcome::Reconciled { wamid });
         }
 
-        let Some(number) = self.store.number(ws, job.channel, &job.account_id).await? else {
+        let Some(number) = self.number(ws, job.channel, &job.account_id).await? else {
             let reason =
                 format!("{} account {} is not connected to this workspace", job.channel.as_str(), job.account_id);
             self.store.refuse_job(current, &reason, now).await?;
@@ -210,18 +278,30 @@ impl Sender {
         };
         let template_status = match (&job.content, &number.waba_id) {
             (OutboundContent::Template { name, language, .. }, Some(waba)) => {
-                self.store.template_status(ws, waba, name, language).await?
+                self.template_status(ws, waba, name, language).await?
             }
             _ => None,
         };
-        let conversation = self.store.conversation(ws, &job.conversation_id()).await?;
+        // Only what the policy reads for this send is read: the 24-hour window does not apply
+        // to a template, and a contact's dnd / do-not-send tags not to an agent's own reply.
+        let (kind, sent_by) = (job.content.kind(), job.sent_by(record.attempt));
+        let last_inbound_at = if kind == ContentKind::Template {
+            None
+        } else {
+            self.store.conversation(ws, &job.conversation_id()).await?.map(|c| c.last_inbound_at)
+        };
+        let contact_tags = if sent_by == SentBy::Human {
+            Default::default()
+        } else {
+            self.store.contact_tags(ws, job.channel, job.to.as_str()).await?
+        };
         let facts = SendFacts {
             channel: job.channel,
-            sent_by: job.sent_by(record.attempt),
-            kind: job.content.kind(),
+            sent_by,
+            kind,
             number_state: number.state,
-            contact_tags: self.store.contact_tags(ws, job.channel, job.to.as_str()).await?,
-            last_inbound_at: conversation.map(|c| c.last_inbound_at),
+            contact_tags,
+            last_inbound_at,
             now,
             template_status,
         };

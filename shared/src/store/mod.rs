@@ -113,6 +113,11 @@ pub(crate) fn refused_by_condition<E: ProvideErrorMetadata, R>(err: &SdkError<E,
 pub struct Store {
     pub(crate) client: aws_sdk_dynamodb::Client,
     pub(crate) table: String,
+    /// The next free slot (`tat`, microseconds) this container last saw on each pacing item:
+    /// whether a send should first try the one write that takes an idle item's slot, or the
+    /// one that takes a busy item's (see `pacing.rs`). A hint only: either write is checked
+    /// by its condition.
+    pub(crate) pace_seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
@@ -132,7 +137,7 @@ pub(crate) fn item_at<T: serde::Serialize>(
 
 impl Store {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), pace_seen: Default::default() }
     }
 
     /// Writes (or overwrites) an entity under its key, listed in `gsi1` under `(gsi1pk, gsi1sk)`.
