@@ -36,6 +36,9 @@ fn of(sums: &BTreeMap<(String, String), u64>, metric: &str, value: &str) -> u64 
 #[tokio::test]
 async fn one_inbound_message_delivered_three_times_is_counted_once_and_twice_as_duplicate() {
     let _alone = ONE_AT_A_TIME.lock().await;
+    // Before any log line of the process: a callsite first hit with no subscriber can stay
+    // silent for the subscriber installed later, and the other scenarios read the logs.
+    capture_logs();
     wapisnap::metrics::init("webhook");
     let app = TestApp::spawn_idle().await;
     app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
