@@ -101,7 +101,9 @@ pub struct SentMessage {
 
 #[derive(Debug, Clone)]
 pub struct GraphClient {
-    http: reqwest::Client,
+    // Built on first use (its TLS set-up is most of a cold start's init otherwise) and shared
+    // by every clone, so a container builds it once.
+    http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     base_url: String,
     version: String,
     timeout: Duration,
@@ -113,13 +115,23 @@ impl GraphClient {
     }
 
     pub fn with_timeout(config: &MetaConfig, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(timeout)
-            .user_agent("wapisnap/1")
-            .build()
-            .expect("the HTTP client builds");
-        Self { http, base_url: config.graph_url.clone(), version: config.api_version.clone(), timeout }
+        Self {
+            http: Default::default(),
+            base_url: config.graph_url.clone(),
+            version: config.api_version.clone(),
+            timeout,
+        }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .timeout(self.timeout)
+                .user_agent("wapisnap/1")
+                .build()
+                .expect("the HTTP client builds")
+        })
     }
 
     /// `POST /{version}/{sender}/messages`; returns Meta's id for the message.
@@ -152,7 +164,7 @@ impl GraphClient {
 
     /// A GET of the Graph API (a number's status, a WABA's templates).
     pub async fn get(&self, url: &str, token: &SecretString) -> Result<Value, GraphError> {
-        let response = self.http.get(url).bearer_auth(token.expose_secret()).send().await.map_err(unanswered)?;
+        let response = self.http().get(url).bearer_auth(token.expose_secret()).send().await.map_err(unanswered)?;
         Self::answer(response).await
     }
 
@@ -166,7 +178,7 @@ impl GraphClient {
     ) -> Result<SecretString, GraphError> {
         let url = self.endpoint("oauth/access_token");
         let query = [("client_id", app_id), ("client_secret", app_secret.expose_secret()), ("code", code)];
-        let response = self.http.get(&url).query(&query).send().await.map_err(unanswered)?;
+        let response = self.http().get(&url).query(&query).send().await.map_err(unanswered)?;
         let answer = Self::answer(response).await?;
         answer["access_token"]
             .as_str()
@@ -184,7 +196,7 @@ impl GraphClient {
     /// Any other POST to the Graph API (register, deregister, codes, subscriptions, ...).
     pub async fn post(&self, url: &str, token: &SecretString, body: &Value) -> Result<Value, GraphError> {
         let response =
-            self.http.post(url).bearer_auth(token.expose_secret()).json(body).send().await.map_err(unanswered)?;
+            self.http().post(url).bearer_auth(token.expose_secret()).json(body).send().await.map_err(unanswered)?;
         Self::answer(response).await
     }
 
