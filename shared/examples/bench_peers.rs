@@ -28,6 +28,10 @@ use wapisnap::inbound::event::{Delivery, parse_delivery};
 use wapisnap::inbound::receiver::in_storage_order;
 use wapisnap::meta::signature::verify_signature;
 
+/// The webhook function's allocator, so that what is measured is what runs.
+#[global_allocator]
+static ALLOCATOR: wapisnap::inbound::Allocator = wapisnap::inbound::Allocator;
+
 const SECRET: &str = "bench-peers-app-secret";
 
 struct Payload {

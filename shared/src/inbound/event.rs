@@ -106,7 +106,12 @@ fn whatsapp_delivery_fast(body: &[u8], received_at: DateTime<Utc>) -> Option<Vec
     }
     let mut events = Vec::with_capacity(changes.iter().map(|(_, _, m, s)| m.len() + s.len()).sum());
     for (account_id, contacts, messages, statuses) in changes {
-        messages_change_elements(&account_id, &contacts, messages, statuses, received_at, Path::Fast, &mut events);
+        // As `messages_change_elements` does, with the statuses read already: one the fast
+        // path does not take leaves the whole delivery to the paths below.
+        messages_change_elements(&account_id, &contacts, messages, Vec::new(), received_at, Path::Fast, &mut events);
+        for status in statuses {
+            events.push(status_event_fast(&account_id, status, received_at)?);
+        }
     }
     Some(events)
 }
@@ -145,7 +150,7 @@ struct MessagesChangeRef<'a> {
     #[serde(borrow)]
     field: Cow<'a, str>,
     #[serde(borrow)]
-    value: MessagesValueRef<'a>,
+    value: MessagesValueRef<'a, StatusRef<'a>>,
 }
 
 /// [`whatsapp::Entry`], borrowed.
@@ -180,20 +185,21 @@ struct MetadataRef<'a> {
 }
 
 /// [`whatsapp::MessagesValue`], borrowed; `unhandled` only says whether there were other keys
-/// (the general path keeps them).
-struct MessagesValueRef<'a> {
+/// (the general path keeps them). The statuses raw (`&RawValue`), or read in the same pass
+/// ([`StatusRef`]) when the whole delivery is.
+struct MessagesValueRef<'a, S> {
     metadata: MetadataRef<'a>,
     contacts: Vec<&'a RawValue>,
     messages: Vec<&'a RawValue>,
-    statuses: Vec<&'a RawValue>,
+    statuses: Vec<S>,
     unhandled: bool,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for MessagesValueRef<'a> {
+impl<'de: 'a, 'a, S: Deserialize<'de>> Deserialize<'de> for MessagesValueRef<'a, S> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for Fields<'a> {
-            type Value = MessagesValueRef<'a>;
+        struct Fields<'a, S>(std::marker::PhantomData<(&'a (), S)>);
+        impl<'de: 'a, 'a, S: Deserialize<'de>> Visitor<'de> for Fields<'a, S> {
+            type Value = MessagesValueRef<'a, S>;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a messages change value")
@@ -436,7 +442,7 @@ fn whatsapp_entry(raw: &RawValue, received_at: DateTime<Utc>, path: Path, events
 /// A `messages` change as Meta documents it (metadata with a valid number id, messages or
 /// statuses, no other keys), read in place; `false`, with nothing done, for anything else.
 fn messages_change_fast(raw: &RawValue, received_at: DateTime<Utc>, events: &mut Vec<WebhookEvent>) -> bool {
-    let Ok(value) = serde_json::from_str::<MessagesValueRef>(raw.get()) else { return false };
+    let Ok(value) = serde_json::from_str::<MessagesValueRef<&RawValue>>(raw.get()) else { return false };
     if value.unhandled || (value.messages.is_empty() && value.statuses.is_empty()) {
         return false;
     }
@@ -718,7 +724,10 @@ fn whatsapp_status(account_id: &AccountId, raw: &RawValue, received_at: DateTime
 /// A status as Meta documents it (valid id, known state), read in place; `None` for anything
 /// else, which the general path decides.
 fn whatsapp_status_fast(account_id: &AccountId, raw: &RawValue, received_at: DateTime<Utc>) -> Option<WebhookEvent> {
-    let status: StatusRef = serde_json::from_str(raw.get()).ok()?;
+    status_event_fast(account_id, serde_json::from_str(raw.get()).ok()?, received_at)
+}
+
+fn status_event_fast(account_id: &AccountId, status: StatusRef, received_at: DateTime<Utc>) -> Option<WebhookEvent> {
     let state = DeliveryState::parse(&status.status)?;
     let message_id = MessageId::parse(status.id.into_owned()).ok()?;
     let at = resolve_time(status.timestamp.as_ref().map(|t| &t.0), TimeUnit::Seconds, received_at);
