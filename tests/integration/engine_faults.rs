@@ -25,7 +25,9 @@ async fn an_unreadable_item_before_the_claim_leaves_the_job_waiting_and_it_is_se
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     app.corrupt_contact(&ws, CUSTOMER, true).await;
-    let reply = job(&ws, "corrupt-1", CUSTOMER, agent(), text("hi"));
+    // An automated send: its policy reads the contact (dnd, do-not-send); an agent's own reply
+    // does not need to.
+    let reply = job(&ws, "corrupt-1", CUSTOMER, flow(), text("hi"));
 
     let request = wapisnap::domain::SendRequest::New { job: Box::new(reply.clone()) };
     assert!(app.sender().send(request).await.is_err(), "the request goes back to the queue");
