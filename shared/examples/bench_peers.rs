@@ -13,7 +13,8 @@
 //! then samples of a batch of deliveries each) and the median per delivery is compared.
 //!
 //! Run: `make bench-peers` (or `cargo run --release -p wapisnap --example bench_peers`, after
-//! `npm ci` in `bench/peers`). Options: `--samples N`, `--sample-ms N`, `--rust-only`.
+//! `npm ci` in `bench/peers`). Options: `--samples N`, `--sample-ms N`, `--rust-only`, `--breakdown`,
+//! `--only 2kb|20kb|1000` (one payload, e.g. to profile it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -65,11 +66,15 @@ fn main() {
     let out = root.join("target/bench-peers");
     std::fs::create_dir_all(&out).expect("target/bench-peers");
     let now = chrono::Utc::now().timestamp();
-    let payloads = [
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let payloads: Vec<Payload> = [
         payload("2 KB delivery", "delivery-2kb.json", messages_and_statuses(now, 2 * 1024, false)),
         payload("20 KB batch", "batch-20kb.json", messages_and_statuses(now, 20 * 1024, true)),
         payload("1,000 statuses", "statuses-1000.json", statuses(now, 1000)),
-    ];
+    ]
+    .into_iter()
+    .filter(|p| only.as_ref().is_none_or(|only| p.file.contains(only.as_str())))
+    .collect();
     let manifest = write_manifest(&out, &payloads, &timing);
 
     let rust: Vec<f64> = payloads.iter().map(|p| rust_median_ns(p, &timing)).collect();

@@ -22,7 +22,10 @@ fn check(kind: &'static str, value: &str, digits_only: bool) -> Result<(), Inval
     if value.len() > MAX_ID_LEN {
         return fail("is longer than 256 characters");
     }
-    if value.contains('#') || value.chars().any(char::is_control) {
+    // Ids are printable ASCII almost always: one branch-free pass over the bytes (it
+    // vectorises), the per-character check only for the others.
+    let printable_ascii = value.bytes().fold(true, |ok, b| ok & (b' '..=b'~').contains(&b) & (b != b'#'));
+    if !printable_ascii && (value.contains('#') || value.chars().any(char::is_control)) {
         return fail("must not contain '#' or control characters");
     }
     if digits_only && !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -255,6 +258,14 @@ mod tests {
     fn the_key_separator_is_refused() {
         assert!(WorkspaceId::parse("acme#evil").is_err());
         assert!(WorkspaceId::parse("").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn an_id_is_refused_exactly_when_it_holds_the_separator_or_a_control_character(value in "\\PC{0,8}[\\x00-\\x7f\\u{80}-\\u{a0}#]{0,4}\\PC{0,8}") {
+            let refused = value.contains('#') || value.chars().any(char::is_control);
+            proptest::prop_assert_eq!(MessageId::parse(value.clone()).is_err(), refused || value.is_empty(), "{:?}", value);
+        }
     }
 
     #[test]

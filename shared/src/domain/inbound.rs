@@ -212,9 +212,11 @@ pub enum AccountUpdate {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+/// Boxed, so that a delivery's events (up to a thousand) are moved as pointers while they are
+/// read, grouped and sorted.
 pub enum WebhookEvent {
-    Message(InboundMessage),
-    Status(StatusEvent),
+    Message(Box<InboundMessage>),
+    Status(Box<StatusEvent>),
     Account(AccountEvent),
     Unknown(UnknownEvent),
 }

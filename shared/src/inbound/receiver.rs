@@ -260,8 +260,8 @@ impl Receiver {
         let mut receipt = Receipt::default();
         for event in group {
             let handled = match event {
-                WebhookEvent::Message(message) => self.receive_message(message).await,
-                WebhookEvent::Status(status) => self.receive_status(status).await,
+                WebhookEvent::Message(message) => self.receive_message(*message).await,
+                WebhookEvent::Status(status) => self.receive_status(*status).await,
                 WebhookEvent::Account(update) => self.receive_account_update(update).await,
                 WebhookEvent::Unknown(unknown) => self.keep_unknown(unknown).await,
             };

@@ -9,6 +9,11 @@
 //!
 //! Both read the standard `AWS_ENDPOINT_URL` variable, which is how the same code talks to the
 //! local emulator.
+//!
+//! The HTTPS client trusts Amazon Trust Services' roots, compiled in ([`amazon_trust_https_client`]):
+//! the SDK's default reads and parses the whole system certificate store (some 150 roots, from
+//! both the bundle file and the directory) while the first client is built, about 7 ms of every
+//! cold start, to reach endpoints that all present Amazon Trust Services certificates.
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
@@ -28,11 +33,41 @@ pub fn lambda_config() -> SdkConfig {
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(region.map(aws_config::Region::new))
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials));
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
+        .http_client(amazon_trust_https_client(system_roots_requested(variable("AWS_TLS_SYSTEM_ROOTS"))));
     if let Some(endpoint) = variable("AWS_ENDPOINT_URL") {
         config = config.endpoint_url(endpoint);
     }
     config.build()
+}
+
+/// Amazon Trust Services' root certificates (Amazon Root CA 1–4, and the Starfield Services root
+/// that cross-signs them): every AWS service endpoint a function calls (DynamoDB, SQS, KMS,
+/// Scheduler, Secrets Manager) presents a certificate that chains to one of them.
+/// <https://www.amazontrust.com/repository/>
+const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("amazon-trust-services-roots.pem");
+
+/// `AWS_TLS_SYSTEM_ROOTS=true` (or `1`): trust the system's certificate store instead, for
+/// networks whose proxy re-signs TLS or partitions whose endpoints use other roots.
+fn system_roots_requested(value: Option<String>) -> bool {
+    value.is_some_and(|value| matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// The SDK's HTTPS client (rustls with aws-lc, as its default), trusting only Amazon Trust
+/// Services' roots unless the system's are asked for. Plain `http://` endpoints (the local
+/// emulator) are reached as with the default client.
+pub fn amazon_trust_https_client(system_roots: bool) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let trust_store = if system_roots {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS.as_bytes())
+    };
+    let context = TlsContext::builder().with_trust_store(trust_store).build().expect("a trust store of valid roots");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
 }
 
 /// The DynamoDB client (every function).
@@ -104,5 +139,42 @@ where
             format!("{}: {}", service.code().unwrap_or("UnknownError"), service.message().unwrap_or("no message"))
         }
         None => format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn the_compiled_in_roots_are_amazon_trust_services_five_certificates() {
+        let roots: Vec<_> = CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_ROOTS.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("every root parses");
+        assert_eq!(roots.len(), 5);
+    }
+
+    #[test]
+    fn a_client_is_built_with_amazon_roots_or_the_systems() {
+        for system_roots in [false, true] {
+            let config = SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(aws_config::Region::new(LOCAL_REGION))
+                .http_client(amazon_trust_https_client(system_roots))
+                .build();
+            let _ = dynamodb(&config);
+        }
+    }
+
+    #[test]
+    fn the_system_store_is_used_only_when_asked_for() {
+        for yes in ["1", "true", "TRUE", " yes "] {
+            assert!(system_roots_requested(Some(yes.into())), "{yes}");
+        }
+        for no in [None, Some(""), Some("0"), Some("false"), Some("amazon")] {
+            assert!(!system_roots_requested(no.map(str::to_owned)), "{no:?}");
+        }
     }
 }
