@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use wapisnap::broadcasts::fanout::{FanoutOutcome, Fired};
 use wapisnap::broadcasts::report::{Report, tally};
-use wapisnap::broadcasts::spec::{Audience, BroadcastRecord, BroadcastSpec, BroadcastState, OverLimit};
+use wapisnap::broadcasts::spec::{Audience, BroadcastRecord, BroadcastSpec, OverLimit};
 use wapisnap::clock::Clock;
 use wapisnap::contacts::Tag;
 use wapisnap::domain::{AccountId, BroadcastId, Channel, ContactId, WorkspaceId};
@@ -44,31 +44,17 @@ impl TestApp {
     ) -> BroadcastId {
         let now = self.env.stack.clock.now();
         let id = BroadcastId::parse(id).unwrap();
-        let record = BroadcastRecord {
-            broadcast_id: id.clone(),
-            workspace_id: ws.clone(),
-            spec: BroadcastSpec {
-                name: id.to_string(),
-                account_id: AccountId::parse(number).unwrap(),
-                template: template.into(),
-                language: "en_US".into(),
-                body_parameters: vec![wapisnap::flows::text::TextTemplate::parse("{{name|there}}").unwrap()],
-                audience: Audience::Tags { tags: vec![tag.into()] },
-                send_at: None,
-                over_limit,
-            },
-            state: BroadcastState::Scheduled,
-            created_at: now,
-            updated_at: now,
-            reason: None,
-            cursor: None,
-            enumerated: 0,
-            pages: 0,
-            audience_total: None,
-            resume_at: None,
-            started_at: None,
-            cancelled_at: None,
+        let spec = BroadcastSpec {
+            name: id.to_string(),
+            account_id: AccountId::parse(number).unwrap(),
+            template: template.into(),
+            language: "en_US".into(),
+            body_parameters: vec![wapisnap::flows::text::TextTemplate::parse("{{name|there}}").unwrap()],
+            audience: Audience::Tags { tags: vec![tag.into()] },
+            send_at: None,
+            over_limit,
         };
+        let record = BroadcastRecord::scheduled(id.clone(), ws.clone(), spec, now);
         assert!(self.store().create_broadcast(&record).await.unwrap());
         id
     }

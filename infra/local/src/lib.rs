@@ -4,6 +4,7 @@
 //! [`functions`], [`stack`]) and a Meta Graph API sandbox ([`sandbox`]).
 
 pub mod aws_requests;
+pub mod bench;
 pub mod demo;
 pub mod environment;
 pub mod functions;

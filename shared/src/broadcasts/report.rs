@@ -137,31 +137,22 @@ mod tests {
     use crate::domain::{AccountId, BroadcastId, WorkspaceId};
 
     fn broadcast(total: Option<u64>, enumerated: u64) -> BroadcastRecord {
-        BroadcastRecord {
-            broadcast_id: BroadcastId::parse("bc_1").unwrap(),
-            workspace_id: WorkspaceId::parse("acme").unwrap(),
-            spec: BroadcastSpec {
-                name: "Spring".into(),
-                account_id: AccountId::parse("1065").unwrap(),
-                template: "spring_sale".into(),
-                language: "en_US".into(),
-                body_parameters: Vec::new(),
-                audience: Audience::Tags { tags: vec!["vip".into()] },
-                send_at: None,
-                over_limit: OverLimit::Defer,
-            },
-            state: BroadcastState::Sending,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-            reason: None,
-            cursor: None,
-            enumerated,
-            pages: 0,
-            audience_total: total,
-            resume_at: None,
-            started_at: None,
-            cancelled_at: None,
-        }
+        let spec = BroadcastSpec {
+            name: "Spring".into(),
+            account_id: AccountId::parse("1065").unwrap(),
+            template: "spring_sale".into(),
+            language: "en_US".into(),
+            body_parameters: Vec::new(),
+            audience: Audience::Tags { tags: vec!["vip".into()] },
+            send_at: None,
+            over_limit: OverLimit::Defer,
+        };
+        let id = BroadcastId::parse("bc_1").unwrap();
+        let mut record = BroadcastRecord::scheduled(id, WorkspaceId::parse("acme").unwrap(), spec, Utc::now());
+        record.state = BroadcastState::Sending;
+        record.enumerated = enumerated;
+        record.audience_total = total;
+        record
     }
 
     fn line(contact: &str, state: JobState) -> JobLine {

@@ -96,6 +96,33 @@ pub struct BroadcastRecord {
     pub cancelled_at: Option<DateTime<Utc>>,
 }
 
+impl BroadcastRecord {
+    /// A broadcast as created: scheduled, nothing of its audience handled yet.
+    pub fn scheduled(
+        broadcast_id: BroadcastId,
+        workspace_id: WorkspaceId,
+        spec: BroadcastSpec,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            broadcast_id,
+            workspace_id,
+            spec,
+            state: BroadcastState::Scheduled,
+            created_at: now,
+            updated_at: now,
+            reason: None,
+            cursor: None,
+            enumerated: 0,
+            pages: 0,
+            audience_total: None,
+            resume_at: None,
+            started_at: None,
+            cancelled_at: None,
+        }
+    }
+}
+
 mod spec_json {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 

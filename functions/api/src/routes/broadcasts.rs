@@ -873,22 +873,7 @@ async fn create(
             (recipients, Some(import))
         }
     };
-    let record = BroadcastRecord {
-        broadcast_id: id.clone(),
-        workspace_id: ws.clone(),
-        spec,
-        state: BroadcastState::Scheduled,
-        created_at: now,
-        updated_at: now,
-        reason: None,
-        cursor: None,
-        enumerated: 0,
-        pages: 0,
-        audience_total: None,
-        resume_at: None,
-        started_at: None,
-        cancelled_at: None,
-    };
+    let record = BroadcastRecord::scheduled(id.clone(), ws.clone(), spec, now);
     if !state.store.create_broadcast(&record).await? {
         // The same key, at the same time: the other request made it.
         return match state.store.broadcast(ws, &id).await? {

@@ -23,26 +23,18 @@
 //! `--tier`: the portfolio's messaging limit (unique customers in 24 h); unlimited by default,
 //! so the whole audience is sent at once (`TIER_10K`, `TIER_100K` also count each recipient).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use futures_util::{StreamExt, stream};
 use wapisnap::broadcasts::fanout::{FanoutOutcome, Fired};
-use wapisnap::broadcasts::spec::{Audience, BroadcastRecord, BroadcastSpec, BroadcastState, OverLimit};
 use wapisnap::clock::Clock;
-use wapisnap::contacts::Tag;
-use wapisnap::domain::{AccountId, BroadcastId, Channel, ContactId, TemplateStatus, WorkspaceId};
+use wapisnap::domain::{BroadcastId, Channel, WorkspaceId};
 use wapisnap::store::Store;
 use wapisnap_local::environment::{EnvironmentOptions, LocalEnvironment};
 use wapisnap_local::sandbox::{RecordedRequest, THROUGHPUT_REACHED};
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
-
-const NUMBER: &str = "106540352242922";
-const TOKEN: &str = "EAAGbenchACCESStokenNEVERshown1234";
-const TEMPLATE: &str = "spring_sale";
-const TAG: &str = "bench";
+use wapisnap_local::bench::{Failure, NUMBER, audience_broadcast, connect_number_with_template, tag_audience};
 /// A run stops waiting when no send arrived for this long.
 const STALLED: Duration = Duration::from_secs(180);
 
@@ -271,12 +263,10 @@ async fn run(args: &Args, mps: u32) -> Result<Figures, Failure> {
 
     // The workspace, its number paced at `mps`, the template, the audience.
     let workspace = WorkspaceId::parse("bench")?;
-    let waba = format!("9{NUMBER}");
-    let mut number = environment.connect_number(&workspace, NUMBER, &waba, TOKEN).await?;
+    let mut number = connect_number_with_template(&environment, &store, &workspace).await?;
     number.business_id = Some("bench-portfolio".into());
     number.messaging_limit = Some(args.tier.clone());
     store.put_number(&number).await?;
-    store.put_template(&workspace, &waba, TEMPLATE, "en_US", TemplateStatus::Approved).await?;
     let now = stack.clock.now();
     if !store.set_number_throughput(&workspace, Channel::WhatsApp, NUMBER, mps, now).await? {
         return Err("the number's throughput was not set".into());
@@ -285,48 +275,9 @@ async fn run(args: &Args, mps: u32) -> Result<Figures, Failure> {
     let statuses: Vec<&str> = args.statuses.iter().map(String::as_str).collect();
     sandbox.set_auto_statuses(&statuses);
 
-    let tags = BTreeSet::from([Tag::parse(TAG)?]);
-    let saved = stream::iter(0..recipients)
-        .map(|i| {
-            let (store, workspace, tags) = (&store, &workspace, &tags);
-            async move {
-                let contact = ContactId::for_channel(Channel::WhatsApp, &format!("1650{i:07}"))?;
-                store.save_contact(workspace, Channel::WhatsApp, &contact, Some("Sam"), tags, now).await?;
-                Ok::<(), Failure>(())
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
-    if let Some(Err(error)) = saved.into_iter().find(Result::is_err) {
-        return Err(error);
-    }
-    let id = BroadcastId::parse("bench-broadcast")?;
-    let record = BroadcastRecord {
-        broadcast_id: id.clone(),
-        workspace_id: workspace.clone(),
-        spec: BroadcastSpec {
-            name: "bench".into(),
-            account_id: AccountId::parse(NUMBER)?,
-            template: TEMPLATE.into(),
-            language: "en_US".into(),
-            body_parameters: vec![wapisnap::flows::text::TextTemplate::parse("{{name|there}}")?],
-            audience: Audience::Tags { tags: vec![TAG.into()] },
-            send_at: None,
-            over_limit: OverLimit::Defer,
-        },
-        state: BroadcastState::Scheduled,
-        created_at: now,
-        updated_at: now,
-        reason: None,
-        cursor: None,
-        enumerated: 0,
-        pages: 0,
-        audience_total: None,
-        resume_at: None,
-        started_at: None,
-        cancelled_at: None,
-    };
+    tag_audience(&store, &workspace, "1650", recipients, now).await?;
+    let record = audience_broadcast(BroadcastId::parse("bench-broadcast")?, &workspace, "bench", now)?;
+    let id = record.broadcast_id.clone();
     if !store.create_broadcast(&record).await? {
         return Err("the broadcast already exists".into());
     }

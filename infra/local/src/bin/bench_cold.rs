@@ -29,10 +29,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{Value, json};
-use wapisnap::broadcasts::spec::{Audience, BroadcastRecord, BroadcastSpec, BroadcastState, OverLimit};
 use wapisnap::clock::Clock;
-use wapisnap::contacts::Tag;
-use wapisnap::domain::{AccountId, AutomationId, BroadcastId, Channel, ContactId, SendJobId, WorkspaceId};
+use wapisnap::domain::{AutomationId, BroadcastId, SendJobId, WorkspaceId};
 use wapisnap::store::Store;
 use wapisnap::store::automations::Automation;
 use wapisnap_local::environment::{EnvironmentOptions, LocalEnvironment};
@@ -40,13 +38,9 @@ use wapisnap_local::runtime_api::{Answer, RuntimeApi};
 use wapisnap_local::sandbox::webhooks::{InboundText, NumberRef, inbound_text_payload, signature};
 use wapisnap_local::template::Resolver;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
+use wapisnap_local::bench::{Failure, NUMBER, audience_broadcast, connect_number_with_template, tag_audience, waba};
 
-const NUMBER: &str = "106540352242922";
 const DISPLAY_NUMBER: &str = "15550001111";
-const TOKEN: &str = "EAAGbenchACCESStokenNEVERshown1234";
-const TEMPLATE: &str = "spring_sale";
-const TAG: &str = "bench";
 const AUDIENCE: usize = 20;
 
 /// The goals of issue 11.
@@ -148,8 +142,8 @@ async fn bench(args: Args) -> Result<(), Failure> {
     let workspace = WorkspaceId::parse("bench")?;
     let opened = env.open_workspace(&workspace, "Bench").await?;
     let api_key = secrecy::ExposeSecret::expose_secret(&opened.key.key).to_owned();
-    env.connect_number(&workspace, NUMBER, &format!("9{NUMBER}"), TOKEN).await?;
     let store = Store::new(env.stack.aws.dynamodb.clone(), env.stack.resources.table_name());
+    connect_number_with_template(&env, &store, &workspace).await?;
     seed(&env, &store, &workspace).await?;
 
     let mut bench = Bench {
@@ -233,15 +227,7 @@ async fn seed(env: &LocalEnvironment, store: &Store, workspace: &WorkspaceId) ->
         definition,
     };
     store.create_automation(&automation).await?;
-    store
-        .put_template(workspace, &format!("9{NUMBER}"), TEMPLATE, "en_US", wapisnap::domain::TemplateStatus::Approved)
-        .await?;
-    let tags = std::collections::BTreeSet::from([Tag::parse(TAG)?]);
-    for i in 0..AUDIENCE {
-        let contact = ContactId::for_channel(Channel::WhatsApp, &format!("1650557{i:04}"))?;
-        store.save_contact(workspace, Channel::WhatsApp, &contact, Some("Sam"), &tags, now).await?;
-    }
-    Ok(())
+    tag_audience(store, workspace, "1650557", AUDIENCE, now).await
 }
 
 fn events_dir() -> PathBuf {
@@ -361,11 +347,8 @@ impl Bench {
             timestamp: Some(self.env.stack.clock.now().timestamp()),
             button_id: None,
         };
-        let number = NumberRef {
-            phone_number_id: NUMBER.into(),
-            display_phone_number: DISPLAY_NUMBER.into(),
-            waba_id: format!("9{NUMBER}"),
-        };
+        let number =
+            NumberRef { phone_number_id: NUMBER.into(), display_phone_number: DISPLAY_NUMBER.into(), waba_id: waba() };
         let wamid = format!("wamid.BENCH_COLD_{}_{:04}", self.env.stack.resources.prefix, self.customers);
         let body = serde_json::to_string(&inbound_text_payload(&number, &message, &wamid))?;
         let mut event = sample("apigw/webhook-delivery.json")?;
@@ -390,31 +373,7 @@ impl Bench {
         self.broadcasts += 1;
         let now = self.env.stack.clock.now();
         let id = BroadcastId::parse(format!("bc-bench-{}", self.broadcasts))?;
-        let record = BroadcastRecord {
-            broadcast_id: id.clone(),
-            workspace_id: self.workspace.clone(),
-            spec: BroadcastSpec {
-                name: id.to_string(),
-                account_id: AccountId::parse(NUMBER)?,
-                template: TEMPLATE.into(),
-                language: "en_US".into(),
-                body_parameters: vec![wapisnap::flows::text::TextTemplate::parse("{{name|there}}")?],
-                audience: Audience::Tags { tags: vec![TAG.into()] },
-                send_at: None,
-                over_limit: OverLimit::Defer,
-            },
-            state: BroadcastState::Scheduled,
-            created_at: now,
-            updated_at: now,
-            reason: None,
-            cursor: None,
-            enumerated: 0,
-            pages: 0,
-            audience_total: None,
-            resume_at: None,
-            started_at: None,
-            cancelled_at: None,
-        };
+        let record = audience_broadcast(id.clone(), &self.workspace, id.as_str(), now)?;
         self.store.create_broadcast(&record).await?;
         Ok(json!({ "workspace_id": self.workspace.to_string(), "broadcast_id": id.to_string() }))
     }
