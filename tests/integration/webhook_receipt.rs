@@ -409,6 +409,41 @@ async fn the_sandbox_plays_meta_end_to_end_with_signed_webhooks() {
     assert!(status.sent_at.is_some() && status.delivered_at.is_some());
 }
 
+#[tokio::test]
+async fn meta_reaches_the_webhook_through_its_function_url_not_through_api_gateway() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
+    assert!(app.webhook_url().ends_with("/webhook"), "the path registered at Meta is unchanged");
+
+    assert_eq!(app.deliver(&sample("whatsapp-text.json")).await, (200, "EVENT_RECEIVED".into()));
+    assert!(app.store().message(&ws, TEXT_WAMID).await.unwrap().is_some());
+    let health = app.http.get(format!("{}/health", app.api_url())).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    // What the webhook function was invoked with: a function URL's event — payload 2.0, the
+    // `$default` route (no API Gateway route), a lambda-url domain, no path parameters.
+    let events = app.env.stack.http_events.of("WebhookFunction");
+    let [delivery] = events.as_slice() else { panic!("one webhook invocation, got {}", events.len()) };
+    assert_eq!(delivery["version"], "2.0");
+    assert_eq!(delivery["routeKey"], "$default");
+    assert_eq!(delivery["requestContext"]["routeKey"], "$default");
+    assert_eq!(delivery["requestContext"]["http"]["method"], "POST");
+    assert_eq!(delivery["rawPath"], "/webhook");
+    let domain = delivery["requestContext"]["domainName"].as_str().unwrap();
+    let url_id = domain.strip_suffix(".lambda-url.us-east-1.on.aws").unwrap_or_else(|| panic!("{domain}"));
+    assert!(url_id.len() == 32 && url_id.chars().all(|c| c.is_ascii_alphanumeric()), "{url_id}");
+    assert_eq!(delivery["requestContext"]["domainPrefix"], url_id);
+    assert!(delivery.get("pathParameters").is_none_or(Value::is_null));
+    assert!(delivery["headers"]["x-hub-signature-256"].as_str().is_some_and(|s| s.starts_with("sha256=")));
+
+    // The workspace API stays behind API Gateway's HTTP API, with its route.
+    let api = app.env.stack.http_events.of("ApiFunction");
+    let [health] = api.as_slice() else { panic!("one API invocation, got {}", api.len()) };
+    assert_eq!(health["routeKey"], "ANY /v1/{proxy+}");
+    assert_eq!(health["pathParameters"]["proxy"], "health");
+    assert!(health["requestContext"]["domainName"].as_str().unwrap().contains(".execute-api."));
+}
+
 /// A sample body with its first change's `value` edited.
 fn with_value(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     let mut payload: Value = serde_json::from_slice(&sample(name)).unwrap();

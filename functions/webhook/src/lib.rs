@@ -1,6 +1,9 @@
-//! The webhook function: Meta's deliveries (WhatsApp and Instagram) arrive here through API
-//! Gateway. `GET` is the subscription handshake; `POST` carries messages and statuses, which
-//! are authenticated, then stored exactly once before Meta gets its 200.
+//! The webhook function: Meta's deliveries (WhatsApp and Instagram) arrive here through its
+//! Lambda function URL (payload format 2.0; no API Gateway in front, and no AWS authentication:
+//! Meta cannot sign AWS requests). `GET` is the subscription handshake, checked against the
+//! verify token; `POST` carries messages and statuses, which are authenticated by their
+//! `X-Hub-Signature-256`, then stored exactly once before Meta gets its 200. Any path is
+//! answered alike (a function URL passes every path; Meta is given `/webhook`).
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};

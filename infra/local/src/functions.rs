@@ -20,8 +20,8 @@ pub struct BuildError {
 }
 
 /// How long each handler invocation took, in the order they ended: the runner times every
-/// invocation it makes (API Gateway, the SQS event source mappings, Scheduler and rate
-/// targets), as Lambda bills it. `make bench-cost` reads it.
+/// invocation it makes (the webhook's function URL, API Gateway, the SQS event source
+/// mappings, Scheduler and rate targets), as Lambda bills it. `make bench-cost` reads it.
 #[derive(Debug, Clone, Default)]
 pub struct InvocationTimings {
     ended: Arc<std::sync::Mutex<Vec<(&'static str, std::time::Duration)>>>,

@@ -91,6 +91,11 @@ impl Provisioned {
         self.reference("ScheduleGroup").unwrap_or_default()
     }
 
+    /// The URL Lambda gives `function`'s `FunctionUrlConfig` (`https://<url-id>.lambda-url.<region>.on.aws/`).
+    pub fn function_url(&self, function: &str) -> Option<String> {
+        self.attribute(&format!("{function}Url"), "FunctionUrl")
+    }
+
     /// The function's logical id for a physical ARN (what a schedule's target names).
     pub fn function_by_arn(&self, arn: &str) -> Option<String> {
         self.physical
@@ -140,9 +145,17 @@ pub async fn provision(
             }
             "AWS::IAM::Role" => arn_only(&name, format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/{name}")),
             "AWS::Serverless::Function" => {
-                arn_only(&name, format!("arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{name}"))
+                let arn = format!("arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{name}");
+                if resource.properties.get("FunctionUrlConfig").is_some_and(|c| c.is_object()) {
+                    // SAM's generated `{function}Url`; the runner serves it and names its
+                    // domain in the events it builds.
+                    stack.physical.insert(format!("{logical}Url"), function_url(&name, &arn));
+                }
+                arn_only(&name, arn)
             }
-            _ => continue, // queues below, once their dead-letter queues exist; HTTP API is the runner
+            // The runner plays the HTTP API; locally it is only an id (`Ref`) for its events.
+            "AWS::Serverless::HttpApi" => Physical { reference: local_id(&name, 10), attributes: BTreeMap::new() },
+            _ => continue, // queues below, once their dead-letter queues exist
         };
         stack.physical.insert(logical.clone(), physical);
     }
@@ -166,6 +179,28 @@ async fn create_secret(
         secrets_manager.create_secret().name(name).secret_string(value).send().await.map_err(|e| aws_error(name, e))?;
     let arn = created.arn().unwrap_or_default().to_owned();
     Ok(Physical { reference: arn.clone(), attributes: BTreeMap::from([("Id".to_owned(), arn)]) })
+}
+
+/// A stable id of `len` lowercase hex characters for a local resource (API Gateway ids are 10
+/// characters, function URL ids 32).
+fn local_id(name: &str, len: usize) -> String {
+    use sha2::Digest;
+    let mut id = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    id.truncate(len);
+    id
+}
+
+/// A function URL (`AWS::Lambda::Url`): `Ref` and `FunctionArn` are the function's ARN,
+/// `FunctionUrl` is `https://<url-id>.lambda-url.<region>.on.aws/` as Lambda gives it.
+fn function_url(function_name: &str, function_arn: &str) -> Physical {
+    let url = format!("https://{}.lambda-url.{LOCAL_REGION}.on.aws/", local_id(function_name, 32));
+    Physical {
+        reference: function_arn.to_owned(),
+        attributes: BTreeMap::from([
+            ("FunctionArn".to_owned(), function_arn.to_owned()),
+            ("FunctionUrl".to_owned(), url),
+        ]),
+    }
 }
 
 fn arn_only(name: &str, arn: String) -> Physical {

@@ -1,6 +1,7 @@
 //! The whole local stack in one value: provisioned resources on the emulator, the functions
-//! built from the template's environment, and the runner playing API Gateway, the SQS event
-//! source mappings and Scheduler around them. Dropping it stops everything it started.
+//! built from the template's environment, and the runner playing what the template puts in
+//! front of them: the webhook's function URL, API Gateway, the SQS event source mappings and
+//! Scheduler. Dropping it stops everything it started.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -16,10 +17,10 @@ use wapisnap::clock::{ControlledClock, SharedClock};
 use crate::aws_requests::AwsRequestCounter;
 use crate::functions::LocalFunctions;
 use crate::provision::{Provisioned, provision};
-use crate::runner::http::{Routes, serve};
+use crate::runner::http::{EventSource, HttpEvents, HttpHandler, HttpTarget, Routes, serve};
 use crate::runner::scheduler::{RateSchedule, SchedulerEmulator, parse_rate};
 use crate::runner::sqs::EventSourceMapping;
-use crate::template::{Resolver, Template};
+use crate::template::{HttpEntry, Resolver, Template};
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -92,6 +93,8 @@ pub enum StackError {
     Listen(SocketAddr, std::io::Error),
     #[error("the template's {0} has no local queue")]
     MissingQueue(String),
+    #[error("the template gives {0} neither a FunctionUrlConfig nor an HttpApi event")]
+    NoHttpEntry(String),
     #[error("the template has no MetaSecrets secret")]
     MissingMetaSecrets,
     #[error("storing the Meta secrets on the emulator failed: {0}")]
@@ -128,6 +131,9 @@ pub struct LocalStack {
     pub functions: Arc<LocalFunctions>,
     pub scheduler: Arc<SchedulerEmulator>,
     pub mappings: Vec<EventSourceMapping>,
+    /// The latest events the runner handed to the webhook and the API (function URL or API
+    /// Gateway shaped, as the template says).
+    pub http_events: HttpEvents,
     /// Every AWS request the stack's clients made, by service and operation.
     pub aws_requests: AwsRequestCounter,
     /// The local Scheduler's requests (finding due schedules, delivering them), kept apart:
@@ -235,9 +241,11 @@ impl LocalStack {
         let http_url =
             format!("http://{}", listener.local_addr().map_err(|e| StackError::Listen(options.http_addr, e))?);
         let (shutdown, stopped) = watch::channel(false);
+        let http_events = HttpEvents::default();
         let routes = Routes {
-            webhook: functions.webhook_handler(),
-            api: functions.api_handler(),
+            webhook: http_target(&template, &resources, "WebhookFunction", functions.webhook_handler())?,
+            api: http_target(&template, &resources, "ApiFunction", functions.api_handler())?,
+            events: http_events.clone(),
             clock: clock.clone(),
             fire_schedules: {
                 let scheduler = scheduler.clone();
@@ -304,6 +312,7 @@ impl LocalStack {
             functions,
             scheduler,
             mappings,
+            http_events,
             aws_requests,
             runner_requests,
             sqs_pollers: options.sqs_pollers,
@@ -321,6 +330,8 @@ impl LocalStack {
         self.scheduler.clone().spawn(self.scheduler_tick, self.shutdown.subscribe());
     }
 
+    /// Where Meta reaches the webhook locally: its function URL, served at the path registered
+    /// at Meta (`/webhook`), beside the API.
     pub fn webhook_url(&self) -> String {
         format!("{}/webhook", self.http_url)
     }
@@ -328,6 +339,27 @@ impl LocalStack {
     pub fn api_url(&self) -> String {
         format!("{}/v1", self.http_url)
     }
+}
+
+/// What the template puts in front of `function`: its function URL (served at the same local
+/// path, with function URL events) or its HTTP API routes (API Gateway events).
+fn http_target(
+    template: &Template,
+    resources: &Provisioned,
+    function: &str,
+    handler: HttpHandler,
+) -> Result<HttpTarget, StackError> {
+    let source = match template.http_entry(function) {
+        Some(HttpEntry::FunctionUrl { .. }) => EventSource::FunctionUrl {
+            url: resources.function_url(function).ok_or_else(|| StackError::NoHttpEntry(function.to_owned()))?,
+        },
+        Some(HttpEntry::HttpApi { api, routes }) => EventSource::HttpApi {
+            api_id: api.and_then(|api| resources.reference(&api)).unwrap_or_else(|| "localhttp".to_owned()),
+            routes,
+        },
+        None => return Err(StackError::NoHttpEntry(function.to_owned())),
+    };
+    Ok(HttpTarget { function: function.to_owned(), source, handler })
 }
 
 impl Drop for LocalStack {

@@ -39,6 +39,34 @@ pub struct SqsEventSource {
     pub report_batch_item_failures: bool,
 }
 
+/// How a function is reached over HTTP, as the template declares it: what decides the shape of
+/// the event the local runner hands it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpEntry {
+    /// `FunctionUrlConfig`: the function's own URL. Every path reaches the function; the event
+    /// is payload format 2.0 with the `$default` route and a `<url-id>.lambda-url.<region>.on.aws`
+    /// domain.
+    FunctionUrl { auth_type: String },
+    /// `HttpApi` events: API Gateway's HTTP API, payload format 2.0 with the route matched as
+    /// `routeKey` (`GET /path`, `ANY /v1/{proxy+}`). `api` is the logical id the events' `ApiId`
+    /// refers to (none: SAM's implicit API).
+    HttpApi { api: Option<String>, routes: Vec<HttpApiRoute> },
+}
+
+/// One `HttpApi` event of a function: its method (`ANY` for any) and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpApiRoute {
+    pub method: String,
+    pub path: String,
+}
+
+impl HttpApiRoute {
+    /// API Gateway's `routeKey`: `"{method} {path}"`.
+    pub fn route_key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
 impl Template {
     pub fn load() -> Result<Self, TemplateError> {
         Self::parse(TEMPLATE_YAML)
@@ -108,6 +136,40 @@ impl Template {
             }
         }
         sources
+    }
+
+    /// How `function` is reached over HTTP: its `FunctionUrlConfig` when it has one (a function
+    /// URL takes any path, so it wins over routes), else its `HttpApi` events; `None` when the
+    /// template gives it neither.
+    pub fn http_entry(&self, function: &str) -> Option<HttpEntry> {
+        let properties = &self.resources.get(function)?.properties;
+        if let Some(config) = properties.get("FunctionUrlConfig").filter(|c| c.is_object()) {
+            let auth_type = config["AuthType"].as_str().unwrap_or("AWS_IAM").to_owned();
+            return Some(HttpEntry::FunctionUrl { auth_type });
+        }
+        let events: Vec<&Value> = properties["Events"]
+            .as_object()
+            .into_iter()
+            .flat_map(|events| events.values())
+            .filter(|e| e["Type"] == "HttpApi")
+            .collect();
+        let api = events.iter().find_map(|e| e["Properties"]["ApiId"]["Ref"].as_str()).map(str::to_owned);
+        let routes: Vec<HttpApiRoute> = events
+            .iter()
+            .map(|e| HttpApiRoute {
+                method: e["Properties"]["Method"].as_str().unwrap_or("ANY").to_ascii_uppercase(),
+                path: e["Properties"]["Path"].as_str().unwrap_or("/").to_owned(),
+            })
+            .collect();
+        (!routes.is_empty()).then_some(HttpEntry::HttpApi { api, routes })
+    }
+
+    /// The functions with a `FunctionUrlConfig` (SAM names the URL resource `{function}Url`).
+    pub fn function_urls(&self) -> Vec<String> {
+        self.of_kind("AWS::Serverless::Function")
+            .filter(|(_, r)| r.properties.get("FunctionUrlConfig").is_some_and(|c| c.is_object()))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Rate schedules declared on functions (`ScheduleV2` events), as (function, expression).
@@ -207,6 +269,63 @@ mod tests {
             assert!(queue.properties["RedrivePolicy"]["maxReceiveCount"].is_number(), "{} has no DLQ", source.queue);
             assert!(source.report_batch_item_failures, "{} must report batch item failures", source.function);
         }
+    }
+
+    #[test]
+    fn the_webhook_is_a_function_url_without_authentication_and_the_api_stays_behind_the_http_api() {
+        let template = Template::load().unwrap();
+        assert_eq!(
+            template.http_entry("WebhookFunction"),
+            Some(HttpEntry::FunctionUrl { auth_type: "NONE".into() }),
+            "Meta cannot sign AWS requests: the webhook checks X-Hub-Signature-256 itself"
+        );
+        assert_eq!(template.function_urls(), vec!["WebhookFunction".to_owned()]);
+        let Some(HttpEntry::HttpApi { api, routes }) = template.http_entry("ApiFunction") else {
+            panic!("the workspace API keeps its HTTP API route")
+        };
+        assert_eq!(api.as_deref(), Some("HttpApi"));
+        assert_eq!(routes.iter().map(HttpApiRoute::route_key).collect::<Vec<_>>(), ["ANY /v1/{proxy+}"]);
+        assert_eq!(template.http_entry("SenderFunction"), None);
+    }
+
+    #[test]
+    fn a_function_url_config_is_read_whatever_else_the_function_declares() {
+        let template = Template::parse(
+            r#"
+Resources:
+  Hook:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionUrlConfig:
+        AuthType: AWS_IAM
+      Events:
+        Old:
+          Type: HttpApi
+          Properties:
+            Method: post
+            Path: /hook
+  Routed:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Get:
+          Type: HttpApi
+          Properties:
+            Method: get
+            Path: /x
+"#,
+        )
+        .unwrap();
+        assert_eq!(template.http_entry("Hook"), Some(HttpEntry::FunctionUrl { auth_type: "AWS_IAM".into() }));
+        assert_eq!(
+            template.http_entry("Routed"),
+            Some(HttpEntry::HttpApi {
+                api: None,
+                routes: vec![HttpApiRoute { method: "GET".into(), path: "/x".into() }]
+            })
+        );
+        assert_eq!(template.function_urls(), vec!["Hook".to_owned()]);
+        assert_eq!(template.http_entry("Missing"), None);
     }
 
     struct Fixed;

@@ -37,6 +37,7 @@ use wapisnap_local::aws_requests::{AwsRequestCounter, EMPTY_RECEIVE, Operation, 
 use wapisnap_local::environment::{EnvironmentOptions, LocalEnvironment};
 use wapisnap_local::sandbox::{InboundText, StatusUpdate};
 use wapisnap_local::stack::LocalStack;
+use wapisnap_local::template::HttpEntry;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -54,7 +55,8 @@ mod price {
     pub const LAMBDA_ARM64_GB_SECOND: f64 = 0.000_013_333_4;
     /// Lambda, per request (invocation).
     pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
-    /// API Gateway HTTP API, per request (first 300M a month).
+    /// API Gateway HTTP API, per request (first 300M a month): the workspace API's requests. The
+    /// webhook is a Lambda function URL, which costs nothing beyond the invocation.
     pub const HTTP_API_REQUEST: f64 = 1.00 / 1e6;
     /// DynamoDB on-demand, per write request unit (1 KB written; 2 in a transaction).
     pub const DYNAMODB_WRU: f64 = 0.625 / 1e6;
@@ -133,6 +135,9 @@ struct Bench {
     reader: aws_sdk_dynamodb::Client,
     table: String,
     memory_mb: HashMap<&'static str, u64>,
+    /// The functions the template puts behind API Gateway's HTTP API (priced per request); a
+    /// function reached through its function URL (the webhook) is not.
+    behind_http_api: BTreeSet<&'static str>,
 }
 
 impl Bench {
@@ -273,8 +278,13 @@ async fn run(args: &Args) -> Result<(), Failure> {
     ]
     .into_iter()
     .map(|f| (f, environment.stack.template.function_memory_mb(f)))
-    .collect();
-    let bench = Bench { environment, reader, table, memory_mb };
+    .collect::<HashMap<_, _>>();
+    let behind_http_api = memory_mb
+        .keys()
+        .copied()
+        .filter(|f| matches!(environment.stack.template.http_entry(f), Some(HttpEntry::HttpApi { .. })))
+        .collect();
+    let bench = Bench { environment, reader, table, memory_mb, behind_http_api };
     let stack = bench.stack();
     let sandbox = &bench.environment.sandbox;
     // Statuses are played as their own unit; the sends' automatic ones would blur the others.
@@ -851,8 +861,9 @@ async fn report_all(bench: &Bench, units: &[Measured]) {
                 bench.memory_mb.get(function).copied().unwrap_or(128)
             );
         }
-        let api_requests =
-            unit.invocations.iter().filter(|(f, _)| ["WebhookFunction", "ApiFunction"].contains(f)).count() as f64;
+        // API Gateway bills the requests it passes on: the API's, not the webhook's (its
+        // deliveries reach its function URL, billed as the invocation only).
+        let api_requests = unit.invocations.iter().filter(|(f, _)| bench.behind_http_api.contains(f)).count() as f64;
         if std::env::var_os("BENCH_COST_CALLS").is_some() {
             for call in &unit.calls {
                 println!("    call {} {} {}", call.service, call.operation, call_summary(call));
@@ -926,10 +937,14 @@ async fn report_all(bench: &Bench, units: &[Measured]) {
         "KMS Decrypt over the whole run, warm-up included: {kms_total} (a sender container's first send opens the data key, then keeps it 5 minutes)"
     );
     println!("goal under $5 per 1M inbound messages: {}", if inbound.total() * 1e6 < 5.0 { "met" } else { "NOT met" });
-    let floor = price::HTTP_API_REQUEST * (1.0 + STATUSES_PER_SEND) + price::LAMBDA_REQUEST * (3.0 + STATUSES_PER_SEND);
+    // The webhook's deliveries (the inbound and its reply's statuses) are API Gateway requests
+    // only if the template puts the webhook behind the HTTP API; as a function URL, none.
+    let webhook_requests =
+        if bench.behind_http_api.contains("WebhookFunction") { 1.0 + STATUSES_PER_SEND } else { 0.0 };
+    let floor = price::HTTP_API_REQUEST * webhook_requests + price::LAMBDA_REQUEST * (3.0 + STATUSES_PER_SEND);
     println!(
         "  the floor of this design before any storage: {} API Gateway requests and {} Lambda invocations per inbound = ${:.2} per 1M",
-        1.0 + STATUSES_PER_SEND,
+        webhook_requests,
         3.0 + STATUSES_PER_SEND,
         floor * 1e6
     );

@@ -1,6 +1,6 @@
 //! The glue AWS puts around Lambda functions, played locally around the same handler code:
-//! API Gateway ([`http`]), SQS event source mappings ([`sqs`]) and EventBridge Scheduler
-//! ([`scheduler`]).
+//! the webhook's function URL and API Gateway ([`http`]), SQS event source mappings ([`sqs`])
+//! and EventBridge Scheduler ([`scheduler`]).
 
 pub mod http;
 pub mod scheduler;
