@@ -8,6 +8,7 @@ pub mod bench;
 pub mod demo;
 pub mod environment;
 pub mod functions;
+pub mod index_writes;
 pub mod moto;
 pub mod provision;
 pub mod runner;

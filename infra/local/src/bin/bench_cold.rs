@@ -334,7 +334,7 @@ impl Bench {
         Ok(())
     }
 
-    /// A signed delivery of "hi" from a new customer, as API Gateway hands it to the webhook.
+    /// A signed delivery of "hi" from a new customer, as its function URL hands it to the webhook.
     fn delivery(&mut self) -> Result<Value, Failure> {
         self.customers += 1;
         let from = format!("1650555{:04}", self.customers);
@@ -351,7 +351,7 @@ impl Bench {
             NumberRef { phone_number_id: NUMBER.into(), display_phone_number: DISPLAY_NUMBER.into(), waba_id: waba() };
         let wamid = format!("wamid.BENCH_COLD_{}_{:04}", self.env.stack.resources.prefix, self.customers);
         let body = serde_json::to_string(&inbound_text_payload(&number, &message, &wamid))?;
-        let mut event = sample("apigw/webhook-delivery.json")?;
+        let mut event = sample("function-url/webhook-delivery.json")?;
         event["headers"]["x-hub-signature-256"] = json!(signature("local-app-secret", body.as_bytes()));
         event["body"] = json!(body);
         Ok(event)

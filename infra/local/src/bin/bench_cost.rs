@@ -31,21 +31,18 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use wapisnap::clock::Clock;
 use wapisnap::contacts::Tag;
-use wapisnap::domain::{AccountId, AutomationId, BroadcastId, Channel, ContactId, TemplateStatus, WorkspaceId};
+use wapisnap::domain::{AutomationId, BroadcastId, Channel, ContactId, WorkspaceId};
 use wapisnap::store::Store;
 use wapisnap_local::aws_requests::{AwsRequestCounter, EMPTY_RECEIVE, Operation, RecordedCall};
 use wapisnap_local::environment::{EnvironmentOptions, LocalEnvironment};
+use wapisnap_local::index_writes::{Projected, SecondaryIndex, index_writes, refused_by_condition};
 use wapisnap_local::sandbox::{InboundText, StatusUpdate};
 use wapisnap_local::stack::LocalStack;
 use wapisnap_local::template::HttpEntry;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
+use wapisnap_local::bench::{Failure, NUMBER, TAG, TEMPLATE, audience_broadcast, connect_number_with_template};
 
-const NUMBER: &str = "106540352242922";
-const TOKEN: &str = "EAAGbenchACCESStokenNEVERshown1234";
 const CUSTOMER: &str = "16505551234";
-const TEMPLATE: &str = "spring_sale";
-const TAG: &str = "bench";
 
 /// List prices, us-east-1, as of 2026-11-28 (aws.amazon.com/{lambda,api-gateway,dynamodb,sqs,
 /// kms,eventbridge}/pricing), without free tiers.
@@ -138,6 +135,8 @@ struct Bench {
     /// The functions the template puts behind API Gateway's HTTP API (priced per request); a
     /// function reached through its function URL (the webhook) is not.
     behind_http_api: BTreeSet<&'static str>,
+    /// The table's global secondary indexes: each write to them is billed too.
+    indexes: Vec<SecondaryIndex>,
 }
 
 impl Bench {
@@ -284,7 +283,8 @@ async fn run(args: &Args) -> Result<(), Failure> {
         .copied()
         .filter(|f| matches!(environment.stack.template.http_entry(f), Some(HttpEntry::HttpApi { .. })))
         .collect();
-    let bench = Bench { environment, reader, table, memory_mb, behind_http_api };
+    let indexes = table_indexes(&reader, &table).await?;
+    let bench = Bench { environment, reader, table, memory_mb, behind_http_api, indexes };
     let stack = bench.stack();
     let sandbox = &bench.environment.sandbox;
     // Statuses are played as their own unit; the sends' automatic ones would blur the others.
@@ -304,9 +304,7 @@ async fn run(args: &Args) -> Result<(), Failure> {
         use secrecy::ExposeSecret;
         store.issue_api_key(&workspace, "bench", now).await?.key.expose_secret().to_owned()
     };
-    let waba = format!("9{NUMBER}");
-    bench.environment.connect_number(&workspace, NUMBER, &waba, TOKEN).await?;
-    store.put_template(&workspace, &waba, TEMPLATE, "en_US", TemplateStatus::Approved).await?;
+    connect_number_with_template(&bench.environment, &store, &workspace).await?;
     let definition = wapisnap::flows::validate::validate(&json!({
         "name": "Prices",
         "trigger": { "type": "keyword", "keywords": ["price"] },
@@ -492,36 +490,35 @@ async fn create_broadcast(
     id: &BroadcastId,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), Failure> {
-    use wapisnap::broadcasts::spec::{Audience, BroadcastRecord, BroadcastSpec, BroadcastState, OverLimit};
-    let record = BroadcastRecord {
-        broadcast_id: id.clone(),
-        workspace_id: workspace.clone(),
-        spec: BroadcastSpec {
-            name: "bench".into(),
-            account_id: AccountId::parse(NUMBER)?,
-            template: TEMPLATE.into(),
-            language: "en_US".into(),
-            body_parameters: vec![wapisnap::flows::text::TextTemplate::parse("{{name|there}}")?],
-            audience: Audience::Tags { tags: vec![TAG.into()] },
-            send_at: None,
-            over_limit: OverLimit::Defer,
-        },
-        state: BroadcastState::Scheduled,
-        created_at: now,
-        updated_at: now,
-        reason: None,
-        cursor: None,
-        enumerated: 0,
-        pages: 0,
-        audience_total: None,
-        resume_at: None,
-        started_at: None,
-        cancelled_at: None,
-    };
+    let record = audience_broadcast(id.clone(), workspace, "bench", now)?;
     if !store.create_broadcast(&record).await? {
         return Err("the broadcast already exists".into());
     }
     Ok(())
+}
+
+/// The table's global secondary indexes, as provisioned from the template.
+async fn table_indexes(reader: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<SecondaryIndex>, Failure> {
+    use aws_sdk_dynamodb::types::ProjectionType;
+    let described = reader.describe_table().table_name(table).send().await?;
+    let indexes = described.table().map(|t| t.global_secondary_indexes()).unwrap_or_default();
+    Ok(indexes
+        .iter()
+        .map(|index| {
+            let projection = index.projection();
+            SecondaryIndex {
+                name: index.index_name().unwrap_or_default().to_owned(),
+                keys: index.key_schema().iter().map(|key| key.attribute_name().to_owned()).collect(),
+                projected: match projection.and_then(|p| p.projection_type()) {
+                    Some(ProjectionType::KeysOnly) => Projected::KeysOnly,
+                    Some(ProjectionType::Include) => {
+                        Projected::Include(projection.map(|p| p.non_key_attributes().to_vec()).unwrap_or_default())
+                    }
+                    _ => Projected::All,
+                },
+            }
+        })
+        .collect())
 }
 
 /// `count` jobs accepted by Meta and waiting for their statuses, written through a client that
@@ -614,18 +611,27 @@ fn typed_value_size(value: &AttributeValue) -> usize {
 /// Request units of DynamoDB for a unit's calls, with the largest item written.
 #[derive(Debug, Default, Clone, Copy)]
 struct DynamoUnits {
+    /// Write units, the indexes' included.
     wru: f64,
+    /// Of `wru`, the writes to global secondary indexes.
+    index_wru: f64,
     rru: f64,
     largest_written: usize,
     largest_read: usize,
 }
 
 impl Bench {
-    /// The size of the item at `key` now (0 when it is gone), read without being counted.
-    async fn stored_size(&self, cache: &mut HashMap<String, usize>, table: &str, key: &Value) -> usize {
+    /// The item at `key` now (its size, and its attribute names as a JSON object), `None` when
+    /// it is gone; read without being counted.
+    async fn stored_item(
+        &self,
+        cache: &mut HashMap<String, Option<(usize, Value)>>,
+        table: &str,
+        key: &Value,
+    ) -> Option<(usize, Value)> {
         let id = format!("{table}/{key}");
-        if let Some(size) = cache.get(&id) {
-            return *size;
+        if let Some(item) = cache.get(&id) {
+            return item.clone();
         }
         let mut get = self.reader.get_item().table_name(table).consistent_read(true);
         for (name, value) in key.as_object().into_iter().flatten() {
@@ -636,12 +642,27 @@ impl Bench {
             };
             get = get.key(name, typed);
         }
-        let size = match get.send().await {
-            Ok(found) => found.item().map_or(0, |item| item.iter().map(|(k, v)| k.len() + typed_value_size(v)).sum()),
-            Err(_) => 0,
-        };
-        cache.insert(id, size);
-        size
+        let item = get.send().await.ok().and_then(|found| {
+            let item = found.item()?;
+            let size = item.iter().map(|(k, v)| k.len() + typed_value_size(v)).sum();
+            Some((size, Value::Object(item.keys().map(|k| (k.clone(), Value::Bool(true))).collect())))
+        });
+        cache.insert(id, item.clone());
+        item
+    }
+
+    /// The index writes of one write (`operation` with `request`) that was not refused, each
+    /// priced at the size of the index's copy of the item (the whole item for an index that
+    /// projects all of it, under 1 KB otherwise).
+    fn index_units(&self, operation: &str, request: &Value, after: Option<&(usize, Value)>, size: usize) -> f64 {
+        self.indexes
+            .iter()
+            .map(|index| {
+                let writes = index_writes(index, operation, request, after.map(|(_, names)| names));
+                let size = if index.projected == Projected::All { size } else { 1 };
+                f64::from(writes) * size.div_ceil(1024).max(1) as f64
+            })
+            .sum()
     }
 
     async fn dynamo_units(&self, calls: &[RecordedCall]) -> DynamoUnits {
@@ -682,11 +703,18 @@ impl Bench {
                     let size = wire_item_size(&request["Item"]);
                     units.largest_written = units.largest_written.max(size);
                     units.wru += wru_of(size);
+                    if !refused_by_condition(&response) {
+                        units.index_wru += self.index_units("PutItem", &request, None, size);
+                    }
                 }
                 "UpdateItem" | "DeleteItem" => {
-                    let size = self.stored_size(&mut cache, &table, &request["Key"]).await;
+                    let after = self.stored_item(&mut cache, &table, &request["Key"]).await;
+                    let size = after.as_ref().map_or(0, |(size, _)| *size);
                     units.largest_written = units.largest_written.max(size);
                     units.wru += wru_of(size);
+                    if !refused_by_condition(&response) {
+                        units.index_wru += self.index_units(&call.operation, &request, after.as_ref(), size);
+                    }
                 }
                 "BatchWriteItem" => {
                     for writes in request["RequestItems"].as_object().into_iter().flat_map(|o| o.values()) {
@@ -698,17 +726,27 @@ impl Bench {
                     }
                 }
                 "TransactWriteItems" => {
+                    let refused = refused_by_condition(&response);
                     for item in request["TransactItems"].as_array().into_iter().flatten() {
-                        let size = if let Some(put) = item.get("Put") {
-                            wire_item_size(&put["Item"])
-                        } else if let Some((_, action)) = item.as_object().and_then(|o| o.iter().next()) {
-                            let table = action["TableName"].as_str().unwrap_or(&self.table).to_owned();
-                            self.stored_size(&mut cache, &table, &action["Key"]).await
+                        let Some((kind, action)) = item.as_object().and_then(|o| o.iter().next()) else { continue };
+                        let (size, after) = if kind == "Put" {
+                            (wire_item_size(&action["Item"]), None)
                         } else {
-                            0
+                            let table = action["TableName"].as_str().unwrap_or(&self.table).to_owned();
+                            let after = self.stored_item(&mut cache, &table, &action["Key"]).await;
+                            (after.as_ref().map_or(0, |(size, _)| *size), after)
                         };
                         units.largest_written = units.largest_written.max(size);
                         units.wru += 2.0 * wru_of(size);
+                        // The index entries are written once, when the transaction commits.
+                        let operation = match kind.as_str() {
+                            "Put" => "PutItem",
+                            "Update" => "UpdateItem",
+                            _ => "ConditionCheck",
+                        };
+                        if !refused {
+                            units.index_wru += self.index_units(operation, action, after.as_ref(), size);
+                        }
                     }
                 }
                 "TransactGetItems" => {
@@ -719,6 +757,7 @@ impl Bench {
                 _ => units.wru += 1.0,
             }
         }
+        units.wru += units.index_wru;
         units
     }
 }
@@ -881,8 +920,9 @@ async fn report_all(bench: &Bench, units: &[Measured]) {
             scheduler: unit.schedules_fired as f64 * price::SCHEDULER_INVOCATION / n,
         };
         println!(
-            "  DynamoDB units per unit: {:.2} WRU, {:.2} RRU (largest item written {} B, read {} B); SQS billed requests per unit {:.2}; API Gateway requests {:.2}; Lambda {:.6} GB-s",
+            "  DynamoDB units per unit: {:.2} WRU ({:.2} of them to indexes), {:.2} RRU (largest item written {} B, read {} B); SQS billed requests per unit {:.2}; API Gateway requests {:.2}; Lambda {:.6} GB-s",
             dynamo.wru / n,
+            dynamo.index_wru / n,
             dynamo.rru / n,
             dynamo.largest_written,
             dynamo.largest_read,
