@@ -139,7 +139,9 @@ impl Store {
         self.get(pk, sk, "conversation").await
     }
 
-    /// Creates or refreshes the customer's contact; the first-seen time is kept.
+    /// Creates or refreshes the customer's contact; the first-seen time is kept. Its place in
+    /// the contact list never changes, so its index keys are written only once (an update
+    /// that rewrites an index key is billed as a delete and a put in the index).
     pub async fn upsert_contact(
         &self,
         workspace: &WorkspaceId,
@@ -149,7 +151,8 @@ impl Store {
         let (pk, sk) = keys::contact(workspace, message.channel, &message.contact_id);
         let now = now.to_rfc3339();
         let mut expression = "SET workspace_id = :ws, #channel = :ch, contact_id = :c, updated_at = :now, \
-                              first_seen_at = if_not_exists(first_seen_at, :now), gsi1pk = :list, gsi1sk = :sort, \
+                              first_seen_at = if_not_exists(first_seen_at, :now), \
+                              gsi1pk = if_not_exists(gsi1pk, :list), gsi1sk = if_not_exists(gsi1sk, :sort), \
                               last_account_id = :account"
             .to_owned();
         let mut update = self
