@@ -585,6 +585,14 @@ fn whatsapp_message_fast(
     received_at: DateTime<Utc>,
 ) -> Option<InboundMessage> {
     let m: MessageRef = serde_json::from_str(raw.get()).ok()?;
+    // The general path reads these blocks as values inside the message, within serde_json's
+    // nesting limit counted from the message (which it reaches at 128 levels, the message's
+    // own included); read on their own, they would get one level more. A block that deep is
+    // left to the general path (which refuses the message).
+    let lenient_blocks = [m.context, m.unsupported, m.referral, m.identity, m.errors];
+    if lenient_blocks.into_iter().flatten().any(|block| 1 + nesting_depth(block.get()) >= SERDE_JSON_NESTING_LIMIT) {
+        return None;
+    }
     let errors: Vec<whatsapp::ErrorDetail> = lenient_raw(m.errors);
     let kind = m.kind;
     let media = match &*kind {
@@ -625,6 +633,35 @@ fn whatsapp_message_fast(
     };
     let content = content.unwrap_or_else(|| MessageContent::Unknown { kind: kind.into_owned(), raw: to_value(raw) });
     Some(inbound_message(account_id, parts, content, contacts, raw, received_at))
+}
+
+/// serde_json's limit on nested arrays and objects when it reads a value.
+const SERDE_JSON_NESTING_LIMIT: usize = 128;
+
+/// How deeply arrays and objects nest in `json` (valid JSON: it was read already).
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// What `meta::webhook::lenient` reads from a block, read from its text: typed directly when
@@ -939,6 +976,21 @@ mod tests {
         let general = parse_delivery_with(body, received_at(), Path::General);
         prop_assert_eq!(fast, general, "body: {}", String::from_utf8_lossy(body));
         Ok(())
+    }
+
+    #[test]
+    fn a_block_nested_to_serde_jsons_limit_is_read_alike_on_both_paths() {
+        for depth in 118..=132 {
+            let nested = format!("{}{{\"details\":\"d\"}}{}", "{\"a\":[".repeat(depth / 2), "]}".repeat(depth / 2));
+            let message = format!(
+                r#"{{"errors":[{{"code":131000,"error_data":{nested}}}],"from":"16505551234","id":"wamid.DEEP","type":"image"}}"#
+            );
+            let body = format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"1","phone_number_id":"106540352242922"}},"messages":[{message}]}}}}]}}]}}"#
+            );
+            same_on_both_paths(body.as_bytes()).unwrap();
+        }
+        assert_eq!(nesting_depth(r#"{"a":["[{\"]","}"],"b":{}}"#), 2);
     }
 
     #[test]
