@@ -23,6 +23,8 @@ use crate::domain::{
 };
 use crate::meta::webhook::{Envelope, MetaTimestamp, TimeUnit, instagram, resolve_time, whatsapp};
 
+mod one_pass;
+
 /// A parsed webhook body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
@@ -89,32 +91,11 @@ fn parse_delivery_with(body: &[u8], received_at: DateTime<Utc>, path: Path) -> D
 }
 
 /// A WhatsApp delivery whose changes are all `messages` changes as Meta documents them, read
-/// in one pass down to its elements; `None` for anything else, which is read level by level.
+/// in one pass down to its elements ([`one_pass`]); `None` for anything else, which is read
+/// level by level.
 fn whatsapp_delivery_fast(body: &[u8], received_at: DateTime<Utc>) -> Option<Vec<WebhookEvent>> {
     // Checked as UTF-8 once, in one pass, rather than string by string as `from_slice` does.
-    let delivery: DeliveryRef = serde_json::from_str(std::str::from_utf8(body).ok()?).ok()?;
-    if delivery.object != "whatsapp_business_account" {
-        return None;
-    }
-    let mut changes = Vec::new();
-    for change in delivery.entry.into_iter().flat_map(|entry| entry.changes) {
-        let value = change.value;
-        if change.field != "messages" || value.unhandled || (value.messages.is_empty() && value.statuses.is_empty()) {
-            return None;
-        }
-        let account_id = AccountId::parse(value.metadata.phone_number_id.into_owned()).ok()?;
-        changes.push((account_id, value.contacts, value.messages, value.statuses));
-    }
-    let mut events = Vec::with_capacity(changes.iter().map(|(_, _, m, s)| m.len() + s.len()).sum());
-    for (account_id, contacts, messages, statuses) in changes {
-        // As `messages_change_elements` does, with the statuses read already: one the fast
-        // path does not take leaves the whole delivery to the paths below.
-        messages_change_elements(&account_id, &contacts, messages, Vec::new(), received_at, Path::Fast, &mut events);
-        for status in statuses {
-            events.push(status_event_fast(&account_id, status, received_at)?);
-        }
-    }
-    Some(events)
+    one_pass::whatsapp_delivery(std::str::from_utf8(body).ok()?, received_at)
 }
 
 // The fast path's views of Meta's payload, borrowed from the body. Each accepts exactly what
@@ -127,31 +108,6 @@ struct EnvelopeRef<'a> {
     object: Cow<'a, str>,
     #[serde(default, borrow)]
     entry: Vec<&'a RawValue>,
-}
-
-/// A whole WhatsApp delivery of `messages` changes, borrowed: the fast path's one pass.
-#[derive(Deserialize)]
-struct DeliveryRef<'a> {
-    #[serde(borrow)]
-    object: Cow<'a, str>,
-    #[serde(default, borrow)]
-    entry: Vec<MessagesEntryRef<'a>>,
-}
-
-#[derive(Deserialize)]
-struct MessagesEntryRef<'a> {
-    #[serde(borrow, rename = "id")]
-    _id: Cow<'a, str>,
-    #[serde(default, borrow)]
-    changes: Vec<MessagesChangeRef<'a>>,
-}
-
-#[derive(Deserialize)]
-struct MessagesChangeRef<'a> {
-    #[serde(borrow)]
-    field: Cow<'a, str>,
-    #[serde(borrow)]
-    value: MessagesValueRef<'a, StatusRef<'a>>,
 }
 
 /// [`whatsapp::Entry`], borrowed.
@@ -377,9 +333,15 @@ fn typed<T: DeserializeOwned>(raw: &RawValue) -> Result<T, String> {
     serde_json::from_str(raw.get()).map_err(|e| e.to_string())
 }
 
-/// Raw JSON as a value, for the (rare) events kept whole. It parsed once already, so it parses.
+/// Raw JSON as a value, for the (rare) events kept whole. It parsed once already, so it parses
+/// (but for nesting beyond serde_json's limit: then `null`).
 fn to_value(raw: &RawValue) -> Value {
-    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+    text_value(raw.get())
+}
+
+/// [`to_value`] of JSON text.
+fn text_value(raw: &str) -> Value {
+    serde_json::from_str(raw).unwrap_or(Value::Null)
 }
 
 /// A change about the WABA itself (a template's review, a number's quality); anything else is
@@ -584,7 +546,18 @@ fn whatsapp_message_fast(
     contacts: &Contacts,
     received_at: DateTime<Utc>,
 ) -> Option<InboundMessage> {
-    let m: MessageRef = serde_json::from_str(raw.get()).ok()?;
+    message_from_view(account_id, serde_json::from_str(raw.get()).ok()?, raw.get(), contacts, received_at)
+}
+
+/// The message of a view read from `raw` (the message's text); `None` as for
+/// [`whatsapp_message_fast`].
+fn message_from_view(
+    account_id: &AccountId,
+    m: MessageRef,
+    raw: &str,
+    contacts: &Contacts,
+    received_at: DateTime<Utc>,
+) -> Option<InboundMessage> {
     // The general path reads these blocks as values inside the message, within serde_json's
     // nesting limit counted from the message (which it reaches at 128 levels, the message's
     // own included); read on their own, they would get one level more. A block that deep is
@@ -631,7 +604,7 @@ fn whatsapp_message_fast(
         identity: lenient_raw(m.identity),
         errors,
     };
-    let content = content.unwrap_or_else(|| MessageContent::Unknown { kind: kind.into_owned(), raw: to_value(raw) });
+    let content = content.unwrap_or_else(|| MessageContent::Unknown { kind: kind.into_owned(), raw: text_value(raw) });
     Some(inbound_message(account_id, parts, content, contacts, raw, received_at))
 }
 
@@ -733,7 +706,7 @@ fn whatsapp_message(
         }
         "location" => location.map(|l| MessageContent::Location { location: l }),
         "contacts" => shared_contacts.map(|c| MessageContent::Contacts { contacts: c }),
-        "interactive" => interactive_reply.map(|i| interactive(i, raw)),
+        "interactive" => interactive_reply.map(|i| interactive(i, raw.get())),
         "button" => button.map(|b| MessageContent::TemplateButton { payload: b.payload, text: b.text }),
         "reaction" => reaction.map(|r| MessageContent::Reaction { message_id: r.message_id, emoji: r.emoji }),
         "order" => order.map(|o| MessageContent::Order { order: o }),
@@ -745,7 +718,7 @@ fn whatsapp_message(
     };
     let content = content.unwrap_or_else(|| MessageContent::Unknown { kind, raw: to_value(raw) });
     let parts = MessageParts { from, from_user_id, id, timestamp, context, referral, identity, errors };
-    inbound_message(account_id, parts, content, contacts, raw, received_at)
+    inbound_message(account_id, parts, content, contacts, raw.get(), received_at)
 }
 
 fn inbound_message(
@@ -753,7 +726,7 @@ fn inbound_message(
     parts: MessageParts,
     content: MessageContent,
     contacts: &Contacts,
-    raw: &RawValue,
+    raw: &str,
     received_at: DateTime<Utc>,
 ) -> InboundMessage {
     let MessageParts { from, from_user_id, id, timestamp, context, referral, identity, errors } = parts;
@@ -778,11 +751,11 @@ fn inbound_message(
         frequently_forwarded: context.frequently_forwarded,
         errors,
         identity: identity.map(Box::new),
-        raw_json: Some(raw.get().to_owned()),
+        raw_json: Some(raw.to_owned()),
     }
 }
 
-fn interactive(reply: whatsapp::Interactive, raw: &RawValue) -> MessageContent {
+fn interactive(reply: whatsapp::Interactive, raw: &str) -> MessageContent {
     let kind = reply.kind.clone();
     match (kind.as_str(), reply) {
         ("button_reply", whatsapp::Interactive { button_reply: Some(b), .. }) => {
@@ -796,7 +769,7 @@ fn interactive(reply: whatsapp::Interactive, raw: &RawValue) -> MessageContent {
             let response = serde_json::from_str(&f.response_json).unwrap_or(Value::String(f.response_json));
             MessageContent::FlowReply { name: f.name, response }
         }
-        (kind, _) => MessageContent::Unknown { kind: format!("interactive/{kind}"), raw: to_value(raw) },
+        (kind, _) => MessageContent::Unknown { kind: format!("interactive/{kind}"), raw: text_value(raw) },
     }
 }
 

