@@ -33,15 +33,7 @@ impl TestApp {
         let definition = wapisnap::flows::validate::validate(&definition).expect("a valid test automation");
         let now = self.env.stack.clock.now();
         let id = AutomationId::parse(format!("auto_{}", definition.name.to_lowercase().replace(' ', "_"))).unwrap();
-        let automation = Automation {
-            automation_id: id.clone(),
-            workspace_id: ws.clone(),
-            enabled: true,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            definition,
-        };
+        let automation = Automation::first_version(id.clone(), ws.clone(), definition, true, now);
         self.store().create_automation(&automation).await.expect("automation saved");
         id
     }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use wapisnap::aws::AwsClients;
+use wapisnap::aws::SchedulingClients;
 use wapisnap::broadcasts::fanout::{Fanout, FanoutError, FanoutOutcome, FanoutSchedules, Fired};
 use wapisnap::clock::SharedClock;
 use wapisnap::config::{ConfigError, Env, QueueConfig, StoreConfig};
@@ -38,18 +38,8 @@ pub struct Broadcast {
 }
 
 impl Broadcast {
-    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), aws.scheduler.clone(), clock)
-    }
-
-    /// With only the AWS clients broadcast uses (its Lambda builds, and so links, no other).
-    pub fn with_clients(
-        config: Config,
-        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
-        sqs: wapisnap::aws::aws_sdk_sqs::Client,
-        scheduler: wapisnap::aws::aws_sdk_scheduler::Client,
-        clock: SharedClock,
-    ) -> Self {
+    pub fn new(config: Config, clients: SchedulingClients, clock: SharedClock) -> Self {
+        let SchedulingClients { dynamodb, sqs, scheduler } = clients;
         let store = Store::new(dynamodb, &config.store.table_name);
         let queues = Queues::new(sqs, config.queues);
         Self { fanout: Fanout::new(store, queues, scheduler, config.schedules, clock) }

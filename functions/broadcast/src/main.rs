@@ -17,13 +17,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(&env)?;
     // Only the clients broadcast uses, from Lambda's environment (no provider chain).
     let sdk = aws::lambda_config();
-    let broadcast = Broadcast::with_clients(
-        config,
-        aws::dynamodb(&sdk),
-        aws::sqs(&sdk),
-        aws::scheduler(&sdk),
-        Arc::new(SystemClock),
-    );
+    let broadcast = Broadcast::new(config, aws::SchedulingClients::from_sdk_config(&sdk), Arc::new(SystemClock));
     let broadcast = &broadcast;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Fired>| async move {
         let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

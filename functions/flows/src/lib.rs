@@ -2,7 +2,7 @@
 //! `wapisnap::flows`), plus the mover for wake-ups arriving on the timer queue.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use wapisnap::aws::AwsClients;
+use wapisnap::aws::SchedulingClients;
 use wapisnap::clock::SharedClock;
 use wapisnap::config::{ConfigError, Env, FlowTimerConfig, QueueConfig, StoreConfig};
 use wapisnap::flows::runner::{FlowError, FlowRunner, TickOutcome};
@@ -33,18 +33,8 @@ pub struct Flows {
 }
 
 impl Flows {
-    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), aws.scheduler.clone(), clock)
-    }
-
-    /// With only the AWS clients flows uses (its Lambda builds, and so links, no other).
-    pub fn with_clients(
-        config: Config,
-        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
-        sqs: wapisnap::aws::aws_sdk_sqs::Client,
-        scheduler: wapisnap::aws::aws_sdk_scheduler::Client,
-        clock: SharedClock,
-    ) -> Self {
+    pub fn new(config: Config, clients: SchedulingClients, clock: SharedClock) -> Self {
+        let SchedulingClients { dynamodb, sqs, scheduler } = clients;
         let store = Store::new(dynamodb, &config.store.table_name);
         let queues = Queues::new(sqs.clone(), config.queues);
         let timers = FlowTimers::new(sqs, scheduler, config.timers);

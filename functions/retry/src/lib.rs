@@ -3,7 +3,7 @@
 //! or settles the job as FAILED (tagging `do-not-send` after two 131026 in a row).
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use wapisnap::aws::AwsClients;
+use wapisnap::aws::SchedulingClients;
 use wapisnap::clock::SharedClock;
 use wapisnap::config::{ConfigError, Env, QueueConfig, SchedulerConfig, StoreConfig};
 use wapisnap::lambda::sqs::{UnreportableRecord, each_json_message};
@@ -33,18 +33,8 @@ pub struct Retry {
 }
 
 impl Retry {
-    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), aws.scheduler.clone(), clock)
-    }
-
-    /// With only the AWS clients retry uses (its Lambda builds, and so links, no other).
-    pub fn with_clients(
-        config: Config,
-        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
-        sqs: wapisnap::aws::aws_sdk_sqs::Client,
-        scheduler: wapisnap::aws::aws_sdk_scheduler::Client,
-        clock: SharedClock,
-    ) -> Self {
+    pub fn new(config: Config, clients: SchedulingClients, clock: SharedClock) -> Self {
+        let SchedulingClients { dynamodb, sqs, scheduler } = clients;
         let store = Store::new(dynamodb, &config.store.table_name);
         let queues = Queues::new(sqs, config.queues.clone());
         Self { smart_retry: SmartRetry::new(store, scheduler, config.scheduler, queues, clock) }

@@ -15,8 +15,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(&env)?;
     // Only the clients retry uses, from Lambda's environment (no provider chain).
     let sdk = aws::lambda_config();
-    let retry =
-        Retry::with_clients(config, aws::dynamodb(&sdk), aws::sqs(&sdk), aws::scheduler(&sdk), Arc::new(SystemClock));
+    let retry = Retry::new(config, aws::SchedulingClients::from_sdk_config(&sdk), Arc::new(SystemClock));
     let retry = &retry;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
         let handled = retry.handle(event.payload).await.map_err(Error::from);

@@ -3,7 +3,7 @@
 //! message, flags broadcasts with a high silent-failure rate, re-hands lost retry hand-overs,
 //! and fires again a broadcast whose fan-out stalled (its run died and was not retried).
 
-use wapisnap::aws::AwsClients;
+use wapisnap::aws::SchedulingClients;
 use wapisnap::broadcasts::fanout::{Fanout, FanoutSchedules};
 use wapisnap::clock::SharedClock;
 use wapisnap::config::{ConfigError, Env, QueueConfig, StoreConfig};
@@ -55,18 +55,8 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        Self::with_clients(config, aws.dynamodb.clone(), aws.sqs.clone(), aws.scheduler.clone(), clock)
-    }
-
-    /// With only the AWS clients the sweeper uses (its Lambda builds, and so links, no other).
-    pub fn with_clients(
-        config: Config,
-        dynamodb: wapisnap::aws::aws_sdk_dynamodb::Client,
-        sqs: wapisnap::aws::aws_sdk_sqs::Client,
-        scheduler: wapisnap::aws::aws_sdk_scheduler::Client,
-        clock: SharedClock,
-    ) -> Self {
+    pub fn new(config: Config, clients: SchedulingClients, clock: SharedClock) -> Self {
+        let SchedulingClients { dynamodb, sqs, scheduler } = clients;
         let store = Store::new(dynamodb, &config.store.table_name);
         let queues = Queues::new(sqs, config.queues.clone());
         let fanout = Fanout::new(store.clone(), queues.clone(), scheduler, config.broadcasts.schedules, clock.clone());

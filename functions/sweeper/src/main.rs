@@ -15,8 +15,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(&env)?;
     // Only the clients sweeper uses, from Lambda's environment (no provider chain).
     let sdk = aws::lambda_config();
-    let sweeper =
-        Sweeper::with_clients(config, aws::dynamodb(&sdk), aws::sqs(&sdk), aws::scheduler(&sdk), Arc::new(SystemClock));
+    let sweeper = Sweeper::new(config, aws::SchedulingClients::from_sdk_config(&sdk), Arc::new(SystemClock));
     let sweeper = &sweeper;
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
         let handled = sweeper.handle().await.map_err(Error::from);

@@ -127,23 +127,23 @@ impl LocalFunctions {
             sender: Arc::new(wapisnap_sender::SenderFunction::new(sender_config, aws, graph, clock.clone())),
             flows: Arc::new(wapisnap_flows::Flows::new(
                 config("FlowsFunction", wapisnap_flows::Config::from_env(&flows_env))?,
-                aws,
+                aws.into(),
                 clock.clone(),
             )),
             retry: Arc::new(wapisnap_retry::Retry::new(
                 config("RetryFunction", wapisnap_retry::Config::from_env(&retry_env))?,
-                aws,
+                aws.into(),
                 clock.clone(),
             )),
             broadcast: Arc::new(wapisnap_broadcast::Broadcast::new(
                 config("BroadcastFunction", wapisnap_broadcast::Config::from_env(&broadcast_env))?,
-                aws,
+                aws.into(),
                 clock.clone(),
             )),
             broadcast_arn: stack.attribute("BroadcastFunction", "Arn").unwrap_or_default(),
             sweeper: Arc::new(wapisnap_sweeper::Sweeper::new(
                 config("SweeperFunction", wapisnap_sweeper::Config::from_env(&sweeper_env))?,
-                aws,
+                aws.into(),
                 clock.clone(),
             )),
         })

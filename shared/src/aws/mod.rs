@@ -91,6 +91,27 @@ pub fn scheduler(config: &SdkConfig) -> aws_sdk_scheduler::Client {
     aws_sdk_scheduler::Client::new(config)
 }
 
+/// The clients of the functions that store, queue and schedule (flows, retry, broadcast,
+/// sweeper): a Lambda of theirs builds, and so links, no other.
+#[derive(Debug, Clone)]
+pub struct SchedulingClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
+}
+
+impl SchedulingClients {
+    pub fn from_sdk_config(config: &SdkConfig) -> Self {
+        Self { dynamodb: dynamodb(config), sqs: sqs(config), scheduler: scheduler(config) }
+    }
+}
+
+impl From<&AwsClients> for SchedulingClients {
+    fn from(aws: &AwsClients) -> Self {
+        Self { dynamodb: aws.dynamodb.clone(), sqs: aws.sqs.clone(), scheduler: aws.scheduler.clone() }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,

@@ -26,6 +26,19 @@ pub struct Automation {
     pub definition: Definition,
 }
 
+impl Automation {
+    /// A new automation: its first version, saved `now`.
+    pub fn first_version(
+        automation_id: AutomationId,
+        workspace_id: WorkspaceId,
+        definition: Definition,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self { automation_id, workspace_id, enabled, version: 1, created_at: now, updated_at: now, definition }
+    }
+}
+
 /// One saved version of a definition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct VersionItem {

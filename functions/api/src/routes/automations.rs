@@ -200,15 +200,8 @@ async fn create(
 ) -> Result<(StatusCode, axum::Json<AutomationView>), ApiError> {
     let (definition, enabled) = definition_of(body)?;
     let now = state.clock.now();
-    let automation = Automation {
-        automation_id: new_id(),
-        workspace_id: caller.workspace.clone(),
-        enabled: enabled.unwrap_or(true),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        definition,
-    };
+    let automation =
+        Automation::first_version(new_id(), caller.workspace.clone(), definition, enabled.unwrap_or(true), now);
     state.store.create_automation(&automation).await?;
     Ok((StatusCode::CREATED, axum::Json(AutomationView::from(automation))))
 }

@@ -217,15 +217,8 @@ async fn seed(env: &LocalEnvironment, store: &Store, workspace: &WorkspaceId) ->
     let now = env.stack.clock.now();
     let welcome: Value = serde_json::from_slice(&std::fs::read(events_dir().join("flows/welcome.json"))?)?;
     let definition = wapisnap::flows::validate::validate(&welcome).map_err(|e| format!("welcome.json: {e:?}"))?;
-    let automation = Automation {
-        automation_id: AutomationId::parse("auto_welcome")?,
-        workspace_id: workspace.clone(),
-        enabled: true,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        definition,
-    };
+    let automation =
+        Automation::first_version(AutomationId::parse("auto_welcome")?, workspace.clone(), definition, true, now);
     store.create_automation(&automation).await?;
     tag_audience(store, workspace, "1650557", AUDIENCE, now).await
 }

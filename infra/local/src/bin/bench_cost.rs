@@ -312,15 +312,13 @@ async fn run(args: &Args) -> Result<(), Failure> {
         "nodes": [{ "id": "reply", "type": "sendMessage", "text": "Hi {{name|there}}, our prices are on the site." }]
     }))
     .map_err(|e| format!("{e:?}"))?;
-    let automation = wapisnap::store::automations::Automation {
-        automation_id: AutomationId::parse("auto_prices")?,
-        workspace_id: workspace.clone(),
-        enabled: true,
-        version: 1,
-        created_at: now,
-        updated_at: now,
+    let automation = wapisnap::store::automations::Automation::first_version(
+        AutomationId::parse("auto_prices")?,
+        workspace.clone(),
         definition,
-    };
+        true,
+        now,
+    );
     store.create_automation(&automation).await?;
     stack.aws_requests.record_calls(true);
     println!(
