@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update as TxUpdate};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update as TxUpdate};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -249,6 +249,7 @@ impl Store {
         cursor: Option<&str>,
         limit: i32,
     ) -> Result<(Vec<ContactRecord>, Option<String>), StoreError> {
+        let (list, whatsapp) = (keys::workspace_contacts(workspace), format!("{}#", Channel::WhatsApp.as_str()));
         let start: Option<Item> = match cursor {
             None => None,
             Some(c) => {
@@ -263,16 +264,17 @@ impl Store {
             .table_name(&self.table)
             .index_name("gsi1")
             .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :wa)")
-            .expression_attribute_values(":pk", s(keys::workspace_contacts(workspace)))
-            .expression_attribute_values(":wa", s(format!("{}#", Channel::WhatsApp.as_str())))
+            .expression_attribute_values(":pk", s(list.clone()))
+            .expression_attribute_values(":wa", s(whatsapp.clone()))
             .limit(limit)
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| StoreError::aws("Query contacts for a broadcast", e))?;
-        let contacts = page
-            .items
-            .unwrap_or_default()
+        let listed = |pk: &str, sk: &str| pk == list && sk.starts_with(&whatsapp);
+        let contacts = self
+            .listed_items(page.items.unwrap_or_default(), listed, "BatchGetItem audience contacts")
+            .await?
             .into_iter()
             .map(|item| serde_dynamo::from_item(item).map_err(|e| corrupt("contact", e)))
             .collect::<Result<Vec<ContactRecord>, _>>()?;
@@ -455,35 +457,5 @@ impl Store {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
             Err(e) => Err(StoreError::aws("TransactWriteItems reached", e)),
         }
-    }
-
-    /// BatchGetItem over any number of keys (100 per call, unprocessed keys asked again).
-    pub(crate) async fn batch_get(&self, keys: Vec<Item>, operation: &'static str) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        for chunk in keys.chunks(100) {
-            let mut pending =
-                Some(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).build().expect("keys set"));
-            for _ in 0..8 {
-                let Some(request) = pending.take() else { break };
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::aws(operation, e))?;
-                let mut responses: HashMap<String, Vec<Item>> = output.responses.unwrap_or_default();
-                items.extend(responses.remove(&self.table).unwrap_or_default());
-                pending =
-                    output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
-                if pending.is_some() {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-            if pending.is_some() {
-                return Err(StoreError::Aws { operation, reason: "DynamoDB kept some keys unprocessed".into() });
-            }
-        }
-        Ok(items)
     }
 }

@@ -290,39 +290,17 @@ impl Store {
         workspace: &WorkspaceId,
         ids: &[SendJobId],
     ) -> Result<std::collections::HashMap<SendJobId, JobRecord>, StoreError> {
-        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let keys: Vec<super::Item> = ids
+            .iter()
+            .map(|id| {
+                let (pk, sk) = keys::job(workspace, id.as_str());
+                [(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))].into()
+            })
+            .collect();
         let mut found = std::collections::HashMap::new();
-        for chunk in ids.chunks(100) {
-            let keys: Vec<super::Item> = chunk
-                .iter()
-                .map(|id| {
-                    let (pk, sk) = keys::job(workspace, id.as_str());
-                    [(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))].into()
-                })
-                .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Corrupt { entity: "job", reason: e.to_string() })?,
-            );
-            // DynamoDB may answer part of a batch and hand back the rest to ask again.
-            while let Some(keys) = request.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::aws("BatchGetItem jobs", e))?;
-                for item in output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    let record: JobRecord = serde_dynamo::from_item(item).map_err(corrupt)?;
-                    found.insert(record.job.job_id.clone(), record);
-                }
-                request =
-                    output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys.is_empty());
-            }
+        for item in self.batch_get_consistent(keys, "BatchGetItem jobs").await? {
+            let record: JobRecord = serde_dynamo::from_item(item).map_err(corrupt)?;
+            found.insert(record.job.job_id.clone(), record);
         }
         Ok(found)
     }

@@ -27,11 +27,15 @@
 //! | workspace | `WS#{ws}#WORKSPACE` | `WORKSPACE` | – | `wapisnap-admin`, local stack (conditional put: never overwritten) | key issuing (exists?) |
 //! | API key | `APIKEY#{prefix}` | `APIKEY` | `WS#{ws}#APIKEYS` / `{created ms}#{prefix}` | `wapisnap-admin`, local stack (conditional put per prefix; revoke only under its own workspace's condition) | api (every request: consistent GetItem by prefix, SHA-256 compared in constant time), key listing |
 //!
+//! `gsi1` (the lists and the sweeper's index) projects only keys: a write that does not move
+//! an item in its list writes nothing to the index, and a list is read as the index's keys,
+//! then the items by key (`store/listed.rs`).
+//!
 //! Not yet sharded, and hot for one very busy workspace (a write per inbound message on one
-//! index key): the conversations list (`WS#{ws}#CONVS`, moved by every newer inbound message)
-//! and the contacts list (the webhook refreshes the contact, and the index projects it). Both
-//! are per workspace, not per system; sharding them (and reading the shards merged) is future
-//! work recorded in the stop note. The flow engine writes per conversation (its state item and
+//! index key): the conversations list (`WS#{ws}#CONVS`, moved by every newer inbound message).
+//! The contacts list is written only when a contact is new (refreshing one does not touch the
+//! keys-only index). The list is per workspace, not per system; sharding it (and reading the
+//! shards merged) is future work recorded in the stop note. The flow engine writes per conversation (its state item and
 //! history partition), so a busy workspace's bot traffic spreads over its conversations.
 //!
 //! **Write rates at 1,000 messages per second** (one broadcast on one number, the design
@@ -68,6 +72,7 @@ pub mod conversation_flows;
 pub mod conversations;
 pub mod jobs;
 pub mod keys;
+mod listed;
 pub mod messages;
 pub mod numbers;
 pub mod pacing;
@@ -218,9 +223,9 @@ impl Store {
         let mut items = Vec::new();
         let mut start = None;
         let condition = if below.is_some() { "gsi1pk = :pk AND gsi1sk < :below" } else { "gsi1pk = :pk" };
-        let mut values = std::collections::HashMap::from([(":pk".to_owned(), AttributeValue::S(gsi1pk))]);
-        if let Some(below) = below {
-            values.insert(":below".to_owned(), AttributeValue::S(below));
+        let mut values = std::collections::HashMap::from([(":pk".to_owned(), AttributeValue::S(gsi1pk.clone()))]);
+        if let Some(below) = &below {
+            values.insert(":below".to_owned(), AttributeValue::S(below.clone()));
         }
         loop {
             let page = self
@@ -237,7 +242,8 @@ impl Store {
             items.extend(page.items.unwrap_or_default());
             start = page.last_evaluated_key;
             if start.is_none() {
-                return Ok(items);
+                let listed = |pk: &str, sk: &str| pk == gsi1pk && below.as_deref().is_none_or(|below| sk < below);
+                return self.listed_items(items, listed, operation).await;
             }
         }
     }

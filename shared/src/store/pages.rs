@@ -74,14 +74,17 @@ impl Store {
             .table_name(&self.table)
             .index_name("gsi1")
             .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(gsi1pk))
+            .expression_attribute_values(":pk", AttributeValue::S(gsi1pk.clone()))
             .scan_index_forward(order == Order::OldestFirst)
             .limit(limit.clamp(1, 100))
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| StoreError::aws("Query page", e))?;
-        Ok(Ok(Page { items: page.items.unwrap_or_default(), next: page.last_evaluated_key.as_ref().map(encode) }))
+        let next = page.last_evaluated_key.as_ref().map(encode);
+        let items =
+            self.listed_items(page.items.unwrap_or_default(), |pk, _| pk == gsi1pk, "BatchGetItem page").await?;
+        Ok(Ok(Page { items, next }))
     }
 }
 

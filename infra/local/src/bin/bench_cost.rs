@@ -1057,7 +1057,12 @@ fn justify(unit: &str, service: &str, operation: &str) -> &'static str {
         ("DynamoDB", "GetItem") => {
             "the flow tick: the conversation (human takeover), its flow state, the inbound message, the contact; the sender: the job (its state), the conversation (24-hour window; not for templates), the contact (dnd; not for an agent's reply); the number and the template are reused 5 s per container; the API: the key and the idempotency record"
         }
-        ("DynamoDB", "BatchGetItem") => "the audience's contacts, a page at a time",
+        ("DynamoDB", "BatchGetItem") if sweeper => {
+            "the due jobs the sweeper's index named, read by key (the index holds only keys)"
+        }
+        ("DynamoDB", "BatchGetItem") => {
+            "the items a list query named, read by key: the lists' index holds only keys, so that writes that do not move an item in its list cost no index write (the workspace's automations for the flow tick, the audience's contacts a page at a time); reads are billed by size, not by request"
+        }
         ("DynamoDB", "Query") if sweeper => {
             "the sweeper's index: one query per state and shard (6 x 16) that returns only due jobs, so its cost does not grow with the open jobs; plus the stalled-broadcast check"
         }
