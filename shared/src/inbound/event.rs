@@ -272,9 +272,12 @@ struct ProfileRef<'a> {
     _username: Option<Cow<'a, str>>,
 }
 
-/// [`whatsapp::Message`], its ids and type borrowed, the blocks `lenient` reads left raw
-/// (read by [`lenient_raw`]); the content blocks are the owned types, which the event keeps,
-/// the large ones boxed so that the view stays small (it is moved once per message).
+/// [`whatsapp::Message`], its ids and type borrowed; the blocks are the owned types, which
+/// the event keeps, the large ones boxed so that the view stays small (it is moved once per
+/// message). The blocks the general path reads leniently (`meta::webhook::lenient`: a block
+/// not shaped as documented is dropped, the message kept) are read here typed, in place: a
+/// block that reads so reads the same through the general path's `Value`, at the same nesting
+/// depth; one that does not fails the view, and the general path decides.
 #[derive(Deserialize)]
 struct MessageRef<'a> {
     #[serde(borrow)]
@@ -287,8 +290,8 @@ struct MessageRef<'a> {
     timestamp: Option<TimestampRef>,
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    context: Option<&'a RawValue>,
+    #[serde(default)]
+    context: Option<whatsapp::Context>,
     #[serde(default)]
     text: Option<whatsapp::Text>,
     #[serde(default)]
@@ -315,14 +318,15 @@ struct MessageRef<'a> {
     order: Option<Box<whatsapp::Order>>,
     #[serde(default)]
     system: Option<Box<whatsapp::System>>,
-    #[serde(default, borrow)]
-    unsupported: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    referral: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    identity: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    errors: Option<&'a RawValue>,
+    #[serde(default)]
+    unsupported: Option<whatsapp::Unsupported>,
+    #[serde(default)]
+    referral: Option<Box<whatsapp::Referral>>,
+    #[serde(default)]
+    identity: Option<Box<whatsapp::Identity>>,
+    /// `null` reads as none, as the general path's lenient read makes it.
+    #[serde(default)]
+    errors: Option<Vec<whatsapp::ErrorDetail>>,
 }
 
 fn unknown(reason: String, account_id: Option<String>, raw: Value) -> WebhookEvent {
@@ -558,15 +562,10 @@ fn message_from_view(
     contacts: &Contacts,
     received_at: DateTime<Utc>,
 ) -> Option<InboundMessage> {
-    // The general path reads these blocks as values inside the message, within serde_json's
-    // nesting limit counted from the message (which it reaches at 128 levels, the message's
-    // own included); read on their own, they would get one level more. A block that deep is
-    // left to the general path (which refuses the message).
-    let lenient_blocks = [m.context, m.unsupported, m.referral, m.identity, m.errors];
-    if lenient_blocks.into_iter().flatten().any(|block| 1 + nesting_depth(block.get()) >= SERDE_JSON_NESTING_LIMIT) {
+    if could_nest_past_serde_json_limit(raw) {
         return None;
     }
-    let errors: Vec<whatsapp::ErrorDetail> = lenient_raw(m.errors);
+    let errors = m.errors.unwrap_or_default();
     let kind = m.kind;
     let media = match &*kind {
         "image" => m.image,
@@ -588,10 +587,9 @@ fn message_from_view(
         "reaction" => m.reaction.map(|r| MessageContent::Reaction { message_id: r.message_id, emoji: r.emoji }),
         "order" => m.order.map(|o| MessageContent::Order { order: *o }),
         "system" => m.system.map(|s| MessageContent::System { system: *s }),
-        "unsupported" => Some(MessageContent::Unsupported {
-            kind: lenient_raw::<Option<whatsapp::Unsupported>>(m.unsupported).and_then(|u| u.kind),
-            errors: errors.clone(),
-        }),
+        "unsupported" => {
+            Some(MessageContent::Unsupported { kind: m.unsupported.and_then(|u| u.kind), errors: errors.clone() })
+        }
         _ => None,
     };
     let parts = MessageParts {
@@ -599,52 +597,25 @@ fn message_from_view(
         from_user_id: m.from_user_id.map(Cow::into_owned),
         id: MessageId::parse(m.id.into_owned()).ok()?,
         timestamp: m.timestamp.map(|t| t.0),
-        context: lenient_raw(m.context),
-        referral: lenient_raw(m.referral),
-        identity: lenient_raw(m.identity),
+        context: m.context,
+        referral: m.referral,
+        identity: m.identity,
         errors,
     };
     let content = content.unwrap_or_else(|| MessageContent::Unknown { kind: kind.into_owned(), raw: text_value(raw) });
     Some(inbound_message(account_id, parts, content, contacts, raw, received_at))
 }
 
-/// serde_json's limit on nested arrays and objects when it reads a value.
-const SERDE_JSON_NESTING_LIMIT: usize = 128;
-
-/// How deeply arrays and objects nest in `json` (valid JSON: it was read already).
-fn nesting_depth(json: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for byte in json.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
-
-/// What `meta::webhook::lenient` reads from a block, read from its text: typed directly when
-/// it reads so (then it reads the same as through a `Value`), through a `Value` otherwise
-/// (e.g. a key repeated, which a `Value` keeps the last of); absent or `null`, the default.
-fn lenient_raw<T: DeserializeOwned + Default>(raw: Option<&RawValue>) -> T {
-    let Some(raw) = raw else { return T::default() };
-    serde_json::from_str(raw.get()).unwrap_or_else(|_| {
-        serde_json::from_str::<Value>(raw.get()).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
-    })
+/// Whether a message's arrays and objects could nest as deep as serde_json's limit (128
+/// levels), counted from the brackets it holds (within strings too, so a message this says no
+/// to cannot nest that deep). The general path reads the lenient blocks as `Value`s, which
+/// serde_json refuses at that depth; read typed, a block's unknown fields are skipped at any
+/// depth. Such a message is left to the general path. One vectorised count per message, where
+/// Meta's have a few dozen brackets at most.
+fn could_nest_past_serde_json_limit(message: &str) -> bool {
+    const SERDE_JSON_NESTING_LIMIT: usize = 128;
+    let opened = message.bytes().map(|b| usize::from(b == b'{' || b == b'[')).sum::<usize>();
+    opened >= SERDE_JSON_NESTING_LIMIT - 1
 }
 
 /// What an inbound message keeps besides its content, whichever path read it.
@@ -654,8 +625,8 @@ struct MessageParts {
     id: MessageId,
     timestamp: Option<MetaTimestamp>,
     context: Option<whatsapp::Context>,
-    referral: Option<whatsapp::Referral>,
-    identity: Option<whatsapp::Identity>,
+    referral: Option<Box<whatsapp::Referral>>,
+    identity: Option<Box<whatsapp::Identity>>,
     errors: Vec<whatsapp::ErrorDetail>,
 }
 
@@ -717,6 +688,7 @@ fn whatsapp_message(
         _ => None,
     };
     let content = content.unwrap_or_else(|| MessageContent::Unknown { kind, raw: to_value(raw) });
+    let (referral, identity) = (referral.map(Box::new), identity.map(Box::new));
     let parts = MessageParts { from, from_user_id, id, timestamp, context, referral, identity, errors };
     inbound_message(account_id, parts, content, contacts, raw.get(), received_at)
 }
@@ -746,11 +718,11 @@ fn inbound_message(
         reply_to: context.id,
         content,
         contact_user_id,
-        referral: referral.map(Box::new),
+        referral,
         forwarded: context.forwarded,
         frequently_forwarded: context.frequently_forwarded,
         errors,
-        identity: identity.map(Box::new),
+        identity,
         raw_json: Some(raw.to_owned()),
     }
 }
@@ -963,7 +935,8 @@ mod tests {
             );
             same_on_both_paths(body.as_bytes()).unwrap();
         }
-        assert_eq!(nesting_depth(r#"{"a":["[{\"]","}"],"b":{}}"#), 2);
+        assert!(!could_nest_past_serde_json_limit(&"{\"a\":[".repeat(63)));
+        assert!(could_nest_past_serde_json_limit(&"{\"a\":[".repeat(64)));
     }
 
     #[test]

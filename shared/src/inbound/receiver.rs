@@ -143,8 +143,14 @@ impl<'a> GroupKey<'a> {
 impl PartialEq for GroupKey<'_> {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
+            // Equal parts make equal joined keys (the common case: one conversation's events);
+            // parts split differently can still join alike, which only the bytes can tell.
             (Self::Conversation(a), Self::Conversation(b)) => {
-                a.iter().flat_map(|part| part.bytes()).eq(b.iter().flat_map(|part| part.bytes()))
+                a == b || {
+                    let joined_len = |parts: &[&str; 5]| parts.iter().map(|part| part.len()).sum::<usize>();
+                    joined_len(a) == joined_len(b)
+                        && a.iter().flat_map(|part| part.bytes()).eq(b.iter().flat_map(|part| part.bytes()))
+                }
             }
             (Self::Message(a), Self::Message(b)) => a == b,
             _ => false,
@@ -157,15 +163,22 @@ impl Eq for GroupKey<'_> {}
 impl Hash for GroupKey<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         match self {
-            // FNV-1a over the joined bytes, so that keys equal as joined strings hash alike
-            // however their parts are split.
+            // The joined bytes, so that keys equal as joined strings hash alike however their
+            // parts are split: copied into one buffer (ids are short), byte by byte beyond it.
             Self::Conversation(parts) => {
-                let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-                for byte in parts.iter().flat_map(|part| part.bytes()) {
-                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-                }
                 state.write_u8(0);
-                state.write_u64(hash);
+                let mut joined = [0u8; 128];
+                let len = parts.iter().map(|part| part.len()).sum::<usize>();
+                if len <= joined.len() {
+                    let mut at = 0;
+                    for part in parts {
+                        joined[at..at + part.len()].copy_from_slice(part.as_bytes());
+                        at += part.len();
+                    }
+                    state.write(&joined[..len]);
+                } else {
+                    parts.iter().flat_map(|part| part.bytes()).for_each(|byte| state.write_u8(byte));
+                }
             }
             Self::Message(id) => {
                 state.write_u8(1);
@@ -435,5 +448,31 @@ impl Receiver {
         crate::metrics::unrouted_event();
         self.store.keep_unrouted(&unknown.reason, unknown.account_id.as_deref(), &raw, self.clock.now()).await?;
         Ok(Receipt { unrouted: 1, ..Receipt::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    fn hash(key: &GroupKey) -> u64 {
+        BuildHasherDefault::<KeyHasher>::default().hash_one(key)
+    }
+
+    #[test]
+    fn conversation_keys_are_one_key_however_their_parts_are_split() {
+        let whole = GroupKey::Conversation(["wa", ":", "1065:40", ":", "16505551234"]);
+        let split_elsewhere = GroupKey::Conversation(["wa", ":", "1065", ":40:", "16505551234"]);
+        let other = GroupKey::Conversation(["wa", ":", "1065:40", ":", "16505551235"]);
+        assert!(whole == split_elsewhere && hash(&whole) == hash(&split_elsewhere));
+        assert!(whole != other);
+        let long = "9".repeat(200);
+        let (a, b) = (
+            GroupKey::Conversation(["wa", ":", &long, ":", "1"]),
+            GroupKey::Conversation(["wa:", "", &long, ":1", ""]),
+        );
+        assert!(a == b && hash(&a) == hash(&b));
     }
 }
