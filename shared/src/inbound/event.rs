@@ -562,7 +562,12 @@ fn message_from_view(
     contacts: &Contacts,
     received_at: DateTime<Utc>,
 ) -> Option<InboundMessage> {
-    if could_nest_past_serde_json_limit(raw) {
+    let has_lenient_block = m.context.is_some()
+        || m.referral.is_some()
+        || m.identity.is_some()
+        || m.errors.is_some()
+        || m.unsupported.is_some();
+    if general_path_reads_otherwise(raw, has_lenient_block) {
         return None;
     }
     let errors = m.errors.unwrap_or_default();
@@ -610,12 +615,57 @@ fn message_from_view(
 /// levels), counted from the brackets it holds (within strings too, so a message this says no
 /// to cannot nest that deep). The general path reads the lenient blocks as `Value`s, which
 /// serde_json refuses at that depth; read typed, a block's unknown fields are skipped at any
-/// depth. Such a message is left to the general path. One vectorised count per message, where
-/// Meta's have a few dozen brackets at most.
+/// depth. Such a message is left to the general path. A SIMD search for brackets per message,
+/// where Meta's have a few dozen at most.
 fn could_nest_past_serde_json_limit(message: &str) -> bool {
     const SERDE_JSON_NESTING_LIMIT: usize = 128;
-    let opened = message.bytes().map(|b| usize::from(b == b'{' || b == b'[')).sum::<usize>();
-    opened >= SERDE_JSON_NESTING_LIMIT - 1
+    memchr::memchr2_iter(b'{', b'[', message.as_bytes()).nth(SERDE_JSON_NESTING_LIMIT - 2).is_some()
+}
+
+/// Whether a message could hold, in a field a typed read skips, what serde_json's `Value`
+/// refuses: a UTF-16 surrogate escape without its pair, or a number beyond `f64` (an
+/// exponent of three digits or more, or 309 digits). The general path reads the lenient
+/// blocks as `Value`s, which then fail the whole message; skipping accepts both. Counted over
+/// the whole text (strings too), so a message this says no to holds neither.
+/// Whether the general path could read this message otherwise than its typed view did.
+fn general_path_reads_otherwise(message: &str, has_lenient_block: bool) -> bool {
+    could_nest_past_serde_json_limit(message) || has_lenient_block && could_hold_what_value_refuses(message)
+}
+
+fn could_hold_what_value_refuses(message: &str) -> bool {
+    let bytes = message.as_bytes();
+    let surrogate = |at: usize| -> Option<u16> {
+        let hex = bytes.get(at..at + 6).filter(|escape| escape.starts_with(br"\u"))?;
+        let unit = u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()?;
+        (0xD800..=0xDFFF).contains(&unit).then_some(unit)
+    };
+    // Every backslash of valid JSON starts an escape inside a string.
+    let mut escapes = memchr::memchr_iter(b'\\', bytes);
+    while let Some(at) = escapes.next() {
+        match surrogate(at) {
+            Some(0xD800..=0xDBFF) if surrogate(at + 6).is_some_and(|low| low >= 0xDC00) => {
+                escapes.next(); // the low half's
+            }
+            Some(_) => return true,
+            None if bytes.get(at + 1) == Some(&b'\\') => {
+                escapes.next(); // an escaped backslash's second byte
+            }
+            None => {}
+        }
+    }
+    let exponent_digits = |e: usize| {
+        let sign = usize::from(matches!(bytes.get(e + 1), Some(b'+' | b'-')));
+        bytes.iter().skip(e + 1 + sign).take_while(|b| b.is_ascii_digit()).count()
+    };
+    let large_exponent = memchr::memchr2_iter(b'e', b'E', bytes)
+        .any(|e| e > 0 && bytes[e - 1].is_ascii_digit() && exponent_digits(e) >= 3);
+    let many_digits = || {
+        // Counted in byte lanes, 255 bytes at a time, so that it vectorises 16 or 32 wide.
+        let digits = |chunk: &[u8]| chunk.iter().fold(0u8, |n, b| n + u8::from(b.is_ascii_digit()));
+        bytes.chunks(255).map(|chunk| usize::from(digits(chunk))).sum::<usize>() >= 309
+            && bytes.split(|b| !b.is_ascii_digit()).any(|run| run.len() >= 309)
+    };
+    large_exponent || many_digits()
 }
 
 /// What an inbound message keeps besides its content, whichever path read it.
@@ -936,6 +986,38 @@ mod tests {
             same_on_both_paths(body.as_bytes()).unwrap();
         }
         assert!(!could_nest_past_serde_json_limit(&"{\"a\":[".repeat(63)));
+    }
+
+    #[test]
+    fn what_skipping_accepts_and_a_value_refuses_is_read_alike_on_both_paths() {
+        // Unknown fields of the lenient blocks: the general path's `Value` refuses a lone
+        // surrogate and a number beyond f64 (and with them the message); a typed read skips them.
+        for block in [
+            r#""context":{"id":"wamid.Y","x":"\ud800"}"#,
+            r#""context":{"id":"wamid.Y","x":"\udc00\ud83d"}"#,
+            r#""referral":{"source_type":"ad","x":1e400}"#,
+            r#""errors":[{"code":131051,"x":-2.5E+309}]"#,
+            r#""identity":{"hash":"h","x":[1,{"y":"\uDBFF"}]}"#,
+            r#""unsupported":{"type":"edit","x":"\\ud800"}"#,
+        ] {
+            let message = format!(
+                r#"{{{block},"from":"16505551234","id":"wamid.ODD","text":{{"body":"hi \ud83d\ude4f"}},"type":"text"}}"#
+            );
+            let body = format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"1","phone_number_id":"106540352242922"}},"messages":[{message}]}}}}]}}]}}"#
+            );
+            same_on_both_paths(body.as_bytes()).unwrap_or_else(|e| panic!("{block}: {e}"));
+        }
+        for (message, could) in [
+            (r#"{"body":"hi \ud83d\ude4f","n":1.5e30}"#, false),
+            (r#"{"x":"\\ud800"}"#, false),
+            (r#"{"x":"\ud800"}"#, true),
+            (r#"{"x":"\ude4f\ud83d"}"#, true),
+            (r#"{"x":1e308}"#, true),
+            (r#"{"x":"base64 9e2b"}"#, false),
+        ] {
+            assert_eq!(could_hold_what_value_refuses(message), could, "{message}");
+        }
         assert!(could_nest_past_serde_json_limit(&"{\"a\":[".repeat(64)));
     }
 

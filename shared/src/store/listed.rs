@@ -43,7 +43,7 @@ impl Store {
                     .build()
                     .expect("keys set"),
             );
-            for _ in 0..8 {
+            for attempt in 0..8 {
                 let Some(request) = pending.take() else { break };
                 let output = self
                     .client
@@ -54,10 +54,19 @@ impl Store {
                     .map_err(|e| StoreError::aws(operation, e))?;
                 let mut responses: HashMap<String, Vec<Item>> = output.responses.unwrap_or_default();
                 items.extend(responses.remove(&self.table).unwrap_or_default());
-                pending =
-                    output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
+                // What DynamoDB could not read (throttled, or past 16 MB) is asked again, as
+                // consistent as asked, after an exponential, jittered pause (≤ 0.8 s).
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .map(|k| KeysAndAttributes::builder().set_keys(Some(k.keys)).consistent_read(consistent).build())
+                    .transpose()
+                    .expect("keys set");
                 if pending.is_some() {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    let ceiling = 50u64 << attempt.min(4);
+                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling)))
+                        .await;
                 }
             }
             if pending.is_some() {
@@ -89,7 +98,11 @@ impl Store {
                     .collect()
             })
             .collect();
-        let found = self.batch_get_consistent(table_keys.clone(), operation).await?;
+        // An item that moved in its list while a query read several pages is named twice;
+        // BatchGetItem refuses a repeated key, and the list shows it once (where first met).
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<Item> = table_keys.iter().filter(|key| seen.insert(table_key(key))).cloned().collect();
+        let found = self.batch_get_consistent(unique, operation).await?;
         Ok(in_list_order(&table_keys, found, still_listed))
     }
 }
@@ -137,6 +150,15 @@ mod tests {
         let kept = in_list_order(&keys, found, |pk, _| pk == "L");
         let pks: Vec<&str> = kept.iter().map(|i| text(i, "pk").unwrap()).collect();
         assert_eq!(pks, ["a", "c"]);
+    }
+
+    #[test]
+    fn an_item_named_twice_is_listed_once_where_first_met() {
+        let keys = ["a", "b", "a"].map(|pk| item(&[("pk", pk), ("sk", "X")]));
+        let found = vec![listed("b", "L", "2"), listed("a", "L", "3")];
+        let kept = in_list_order(&keys, found, |pk, _| pk == "L");
+        let pks: Vec<&str> = kept.iter().map(|i| text(i, "pk").unwrap()).collect();
+        assert_eq!(pks, ["a", "b"]);
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl From<Automation> for AutomationView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AutomationPage {
     pub items: Vec<AutomationView>,
-    /// Pass as `cursor` for the next page; absent on the last one.
+    /// Pass as `cursor` for the next page; absent on the last one. A page may hold fewer items than `limit`, even none, and still have a next one.
     pub next: Option<String>,
 }
 
@@ -337,7 +337,7 @@ impl From<HistoryEntry> for RunStepView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunStepPage {
     pub items: Vec<RunStepView>,
-    /// Pass as `cursor` for the next page; absent on the last one.
+    /// Pass as `cursor` for the next page; absent on the last one. A page may hold fewer items than `limit`, even none, and still have a next one.
     pub next: Option<String>,
 }
 

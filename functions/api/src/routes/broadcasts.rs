@@ -267,7 +267,7 @@ impl BroadcastView {
 pub struct BroadcastPage {
     /// Newest first, without their reports.
     pub items: Vec<BroadcastView>,
-    /// Pass as `cursor` for the next page; absent on the last one.
+    /// Pass as `cursor` for the next page; absent on the last one. A page may hold fewer items than `limit`, even none, and still have a next one.
     pub next: Option<String>,
 }
 

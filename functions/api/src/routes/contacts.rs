@@ -53,6 +53,7 @@ impl From<ContactRecord> for ContactView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ContactPage {
     pub items: Vec<ContactView>,
+    /// Pass as `cursor` for the next page; absent on the last one. A page may hold fewer items than `limit`, even none, and still have a next one.
     pub next: Option<String>,
 }
 

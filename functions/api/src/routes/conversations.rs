@@ -71,7 +71,7 @@ impl ConversationView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationPage {
     pub items: Vec<ConversationView>,
-    /// Pass as `cursor` for the next page; absent on the last one.
+    /// Pass as `cursor` for the next page; absent on the last one. A page may hold fewer items than `limit`, even none, and still have a next one.
     pub next: Option<String>,
 }
 
@@ -160,6 +160,7 @@ impl MessageView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessagePage {
     pub items: Vec<MessageView>,
+    /// Pass as `cursor` for the next page; absent on the last one. A page may hold fewer items than `limit`, even none, and still have a next one.
     pub next: Option<String>,
 }
 

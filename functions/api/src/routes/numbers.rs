@@ -95,7 +95,7 @@ pub struct OnboardNumber {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NumberList {
     pub items: Vec<NumberView>,
-    /// Pass as `cursor` for the next page; absent on the last one.
+    /// Pass as `cursor` for the next page; absent on the last one. A page may hold fewer items than `limit`, even none, and still have a next one.
     pub next: Option<String>,
 }
 

@@ -58,7 +58,7 @@ impl From<TemplateRecord> for TemplateView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateList {
     pub items: Vec<TemplateView>,
-    /// Pass as `cursor` for the next page; absent on the last one.
+    /// Pass as `cursor` for the next page; absent on the last one. A page may hold fewer items than `limit`, even none, and still have a next one.
     pub next: Option<String>,
 }
 
