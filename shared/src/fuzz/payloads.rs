@@ -3,7 +3,7 @@
 //! includes this file by path). Only `proptest` and `serde_json` are used, so both crates can
 //! build it.
 //!
-//! Bodies come from four sources, mixed:
+//! Bodies come from five sources, mixed:
 //! - **structured**: WhatsApp and Instagram deliveries built from Meta's documented shapes
 //!   (entries, changes, contacts, every message type, statuses, account updates; Instagram
 //!   messages, echoes, postbacks, reads), each field drawn from plausible *and* hostile values
@@ -12,7 +12,10 @@
 //!   renamed, a value replaced by another type, an element repeated, a value nested deeper);
 //! - **bytes**: either of the above serialised and then damaged byte by byte ([`ByteEdit`]:
 //!   truncation, flipped bytes, spliced tokens such as `1e400` or a lone surrogate);
-//! - **noise**: any JSON value, any bytes.
+//! - **noise**: any JSON value, any bytes;
+//! - **odd lenient blocks**: structured WhatsApp deliveries whose undocumented-shape-tolerant
+//!   blocks (`context`, `referral`, …) carry an unknown field serde_json's `Value` refuses (a
+//!   lone surrogate, a number beyond `f64`), written into the text ([`odd_lenient_blocks`]).
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -795,7 +798,35 @@ pub fn structured_body(limits: Limits) -> BoxedStrategy<Value> {
     prop_oneof![3 => whatsapp_body(limits), 1 => instagram_body(limits)].boxed()
 }
 
-/// A webhook body, from any of the four sources, as the bytes Meta would POST.
+/// Values JSON allows that serde_json's `Value` refuses (and its skipping of a field does not):
+/// the general path reads the blocks Meta may send in undocumented shapes as `Value`s.
+const VALUE_REFUSES: &[&str] = &[
+    "\"\\ud800\"",
+    "\"a\\udc00\\ud83d\"",
+    "\"\\uDBFF x\"",
+    "1e400",
+    "-2.5E+309",
+    "[1,{\"y\":\"\\ud83d\"}]",
+    "\"\\ud83d\\ude4f\"",
+    "1e30",
+];
+
+/// A structured WhatsApp body whose `context`, `referral`, `identity`, `unsupported` and
+/// `errors` blocks carry an unknown field holding a value from [`VALUE_REFUSES`] (or a
+/// harmless one): written into the text, as a `Value` cannot hold them.
+pub fn odd_lenient_blocks(limits: Limits) -> BoxedStrategy<Vec<u8>> {
+    (whatsapp_body(limits), one_of(VALUE_REFUSES))
+        .prop_map(|(body, odd)| {
+            let mut text = serde_json::to_string(&body).expect("values serialize");
+            for block in ["\"context\":{", "\"referral\":{", "\"identity\":{", "\"unsupported\":{", "\"errors\":[{"] {
+                text = text.replace(block, &format!("{block}\"zz_unknown\":{odd},"));
+            }
+            text.into_bytes()
+        })
+        .boxed()
+}
+
+/// A webhook body, from any of the sources above, as the bytes Meta would POST.
 pub fn webhook_body(limits: Limits) -> BoxedStrategy<Vec<u8>> {
     let edited_structured = (structured_body(limits), edits(limits, 0..3)).prop_map(|(mut v, e)| {
         apply(&mut v, &e);
@@ -829,6 +860,7 @@ pub fn webhook_body(limits: Limits) -> BoxedStrategy<Vec<u8>> {
         1 => other_object,
         1 => noise_json,
         1 => noise_bytes,
+        1 => odd_lenient_blocks(limits),
     ]
     .boxed()
 }

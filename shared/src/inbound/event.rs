@@ -1052,6 +1052,13 @@ mod tests {
         }
 
         #[test]
+        fn the_fast_path_reads_odd_lenient_blocks_as_the_general_path_does(
+            body in payloads::odd_lenient_blocks(payloads::Limits::PARSER)
+        ) {
+            same_on_both_paths(&body)?;
+        }
+
+        #[test]
         fn the_fast_path_reads_structured_deliveries_as_the_general_path_does(
             body in payloads::structured_body(payloads::Limits::PARSER)
         ) {
