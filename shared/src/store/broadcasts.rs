@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::contacts::ContactRecord;
 use super::pages::{BadCursor, Order, Page};
 use super::update::{Update, n, s};
-use super::{Item, Store, StoreError, item_at, keys};
+use super::{Item, Store, StoreError, item_at, key_item, keys};
 use crate::broadcasts::spec::{BroadcastRecord, BroadcastState};
 use crate::domain::{BroadcastId, Channel, ContactId, JobState, WorkspaceId};
 use crate::policy::messaging_limit::{hour_bucket, rolling_window, window_hours};
@@ -178,9 +178,7 @@ impl Store {
             let mut requests: Vec<aws_sdk_dynamodb::types::WriteRequest> = chunk
                 .iter()
                 .map(|contact| {
-                    let item: Item = [(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(contact.as_str()))]
-                        .into_iter()
-                        .collect();
+                    let item = key_item((pk.clone(), contact.as_str().to_owned()));
                     let put =
                         aws_sdk_dynamodb::types::PutRequest::builder().set_item(Some(item)).build().expect("item set");
                     aws_sdk_dynamodb::types::WriteRequest::builder().put_request(put).build()
@@ -220,8 +218,7 @@ impl Store {
         limit: i32,
     ) -> Result<Vec<String>, StoreError> {
         let pk = keys::broadcast_audience(workspace, id);
-        let start =
-            after.map(|sk| [(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(sk))].into_iter().collect::<Item>());
+        let start = after.map(|sk| key_item((pk.clone(), sk.to_owned())));
         let page = self
             .client
             .query()
@@ -292,13 +289,8 @@ impl Store {
         workspace: &WorkspaceId,
         contacts: &[String],
     ) -> Result<Vec<ContactRecord>, StoreError> {
-        let keys: Vec<Item> = contacts
-            .iter()
-            .map(|c| {
-                let (pk, sk) = keys::contact(workspace, Channel::WhatsApp, c);
-                [(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))].into_iter().collect()
-            })
-            .collect();
+        let keys: Vec<Item> =
+            contacts.iter().map(|c| key_item(keys::contact(workspace, Channel::WhatsApp, c))).collect();
         self.batch_get(keys, "BatchGetItem contacts")
             .await?
             .into_iter()
@@ -349,13 +341,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         let cutoff = (now - rolling_window()).timestamp_millis();
-        let keys: Vec<Item> = contacts
-            .iter()
-            .map(|c| {
-                let (pk, sk) = keys::reached(workspace, business, c);
-                [(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))].into_iter().collect()
-            })
-            .collect();
+        let keys: Vec<Item> = contacts.iter().map(|c| key_item(keys::reached(workspace, business, c))).collect();
         let mut recent = std::collections::HashSet::new();
         for item in self.batch_get(keys, "BatchGetItem reached customers").await? {
             let at = item.get("reached_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
@@ -380,7 +366,7 @@ impl Store {
         let keys: Vec<Item> = window_hours(now)
             .iter()
             .flat_map(|hour| (0..REACH_SHARDS).map(move |shard| keys::reach_count(workspace, business, hour, shard)))
-            .map(|(pk, sk)| [(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))].into_iter().collect())
+            .map(key_item)
             .collect();
         let items = self.batch_get(keys, "BatchGetItem reach counts").await?;
         Ok(items

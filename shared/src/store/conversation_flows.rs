@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::update::{n, s};
+use super::update::n;
 use super::{Store, StoreError, item_at, keys};
 use crate::domain::{AutomationId, RunId, WorkspaceId};
 use crate::flows::engine::{Run, StepRecord};
@@ -149,7 +149,7 @@ impl Store {
         // The cursor is the last sort key read; the partition always comes from the caller.
         let start = match after.map(|c| hex::decode(c).ok().and_then(|b| String::from_utf8(b).ok())) {
             None => None,
-            Some(Some(sk)) => Some([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(sk))].into_iter().collect()),
+            Some(Some(sk)) => Some(super::key_item((pk.clone(), sk))),
             Some(None) => return Ok(Err(super::pages::BadCursor)),
         };
         let page = self

@@ -290,13 +290,7 @@ impl Store {
         workspace: &WorkspaceId,
         ids: &[SendJobId],
     ) -> Result<std::collections::HashMap<SendJobId, JobRecord>, StoreError> {
-        let keys: Vec<super::Item> = ids
-            .iter()
-            .map(|id| {
-                let (pk, sk) = keys::job(workspace, id.as_str());
-                [(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))].into()
-            })
-            .collect();
+        let keys: Vec<super::Item> = ids.iter().map(|id| super::key_item(keys::job(workspace, id.as_str()))).collect();
         let mut found = std::collections::HashMap::new();
         for item in self.batch_get_consistent(keys, "BatchGetItem jobs").await? {
             let record: JobRecord = serde_dynamo::from_item(item).map_err(corrupt)?;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
-use super::{Item, Store, StoreError, keys};
+use super::{Item, Store, StoreError, key_item, keys};
 
 impl Store {
     /// BatchGetItem over any number of keys (100 per call, unprocessed keys asked again),
@@ -89,30 +89,22 @@ impl Store {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let table_keys: Vec<Item> = entries
-            .iter()
-            .map(|entry| {
-                [keys::PK, keys::SK]
-                    .into_iter()
-                    .filter_map(|key| entry.get(key).map(|value| (key.to_owned(), value.clone())))
-                    .collect()
-            })
-            .collect();
+        let listed: Vec<(String, String)> = entries.iter().filter_map(table_key).collect();
         // An item that moved in its list while a query read several pages is named twice;
         // BatchGetItem refuses a repeated key, and the list shows it once (where first met).
         let mut seen = std::collections::HashSet::new();
-        let unique: Vec<Item> = table_keys.iter().filter(|key| seen.insert(table_key(key))).cloned().collect();
+        let unique = listed.iter().filter(|key| seen.insert(*key)).cloned().map(key_item).collect();
         let found = self.batch_get_consistent(unique, operation).await?;
-        Ok(in_list_order(&table_keys, found, still_listed))
+        Ok(in_list_order(&listed, found, still_listed))
     }
 }
 
 /// The items found for these keys, in the keys' order, keeping those still in the list.
-fn in_list_order(keys: &[Item], found: Vec<Item>, still_listed: impl Fn(&str, &str) -> bool) -> Vec<Item> {
+fn in_list_order(keys: &[(String, String)], found: Vec<Item>, still_listed: impl Fn(&str, &str) -> bool) -> Vec<Item> {
     let mut found: HashMap<(String, String), Item> =
         found.into_iter().filter_map(|item| table_key(&item).map(|key| (key, item))).collect();
     keys.iter()
-        .filter_map(|key| found.remove(&table_key(key)?))
+        .filter_map(|key| found.remove(key))
         .filter(|item| match (text(item, "gsi1pk"), text(item, "gsi1sk")) {
             (Some(pk), Some(sk)) => still_listed(pk, sk),
             _ => false,
@@ -144,7 +136,7 @@ mod tests {
 
     #[test]
     fn a_list_keeps_the_index_order_and_drops_what_left_it_since() {
-        let keys = ["a", "b", "c", "d"].map(|pk| item(&[("pk", pk), ("sk", "X")]));
+        let keys = ["a", "b", "c", "d"].map(|pk| (pk.to_owned(), "X".to_owned()));
         // BatchGetItem answers in any order; `b` was deleted, `d` moved to another list.
         let found = vec![listed("d", "OTHER", "1"), listed("c", "L", "3"), listed("a", "L", "1")];
         let kept = in_list_order(&keys, found, |pk, _| pk == "L");
@@ -154,7 +146,7 @@ mod tests {
 
     #[test]
     fn an_item_named_twice_is_listed_once_where_first_met() {
-        let keys = ["a", "b", "a"].map(|pk| item(&[("pk", pk), ("sk", "X")]));
+        let keys = ["a", "b", "a"].map(|pk| (pk.to_owned(), "X".to_owned()));
         let found = vec![listed("b", "L", "2"), listed("a", "L", "3")];
         let kept = in_list_order(&keys, found, |pk, _| pk == "L");
         let pks: Vec<&str> = kept.iter().map(|i| text(i, "pk").unwrap()).collect();
@@ -163,7 +155,7 @@ mod tests {
 
     #[test]
     fn an_item_moved_past_the_query_s_bound_is_left_out() {
-        let keys = [item(&[("pk", "job"), ("sk", "X")])];
+        let keys = [("job".to_owned(), "X".to_owned())];
         let due_before_5 = |pk: &str, sk: &str| pk == "SWEEP" && sk < "5";
         assert!(in_list_order(&keys, vec![listed("job", "SWEEP", "9")], due_before_5).is_empty());
         assert_eq!(in_list_order(&keys, vec![listed("job", "SWEEP", "4")], due_before_5).len(), 1);

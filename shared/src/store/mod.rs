@@ -127,6 +127,12 @@ pub struct Store {
 
 pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
+/// A table key, `(pk, sk)`, as the item DynamoDB takes for a key.
+pub(crate) fn key_item((pk, sk): (String, String)) -> Item {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    [(keys::PK.to_owned(), AttributeValue::S(pk)), (keys::SK.to_owned(), AttributeValue::S(sk))].into()
+}
+
 /// An entity as an item under its key.
 pub(crate) fn item_at<T: serde::Serialize>(
     (pk, sk): (String, String),
