@@ -54,13 +54,17 @@ async fn a_sender_that_dies_after_its_claim_is_found_by_the_sweeper_once_its_lea
 
 #[tokio::test]
 async fn a_sender_running_out_of_time_starts_no_send_it_cannot_finish_and_loses_none() {
-    // Each send takes 0.6 s, a send needs 0.8 s + 2 s of margin, the Lambda has 4 s: a few
-    // sends per invocation fit (the reads before them take a while on a loaded machine), the
-    // rest must not start.
+    // AWS answers each request after 0.2 s and Meta each send after 0.6 s; a send needs its
+    // Graph call (0.8 s at most) + 2 s of margin, the Lambda has 6 s. The reads before a claim
+    // take a second or more, so a batch of ten has time for two or four sends: the rest, and a
+    // record whose reads are still running when only a send's time is left, must be put back
+    // without outliving the invocation.
     let app = TestApp::spawn_with(EnvironmentOptions {
         graph_timeout: std::time::Duration::from_millis(800),
-        function_timeouts: HashMap::from([("SenderFunction".to_owned(), std::time::Duration::from_secs(4))]),
+        function_timeouts: HashMap::from([("SenderFunction".to_owned(), std::time::Duration::from_secs(6))]),
         sender_concurrency: Some(2),
+        sqs_pollers: Some(1),
+        slow_aws: true,
         ..Default::default()
     })
     .await;
@@ -77,6 +81,7 @@ async fn a_sender_running_out_of_time_starts_no_send_it_cannot_finish_and_loses_
         let reply = job(&ws, &format!("batch-{i}"), CUSTOMER, agent(), text(&format!("part {i}")));
         accept_send(&store, &queues, &reply, app.env.stack.clock.now()).await.unwrap();
     }
+    app.aws_answers_after(std::time::Duration::from_millis(200));
     app.env.stack.start_background();
 
     for i in 0..10 {

@@ -347,6 +347,12 @@ impl TestApp {
         self.meta_answers_next(FaultEffect::MetaError { code, subcode: None, http_status: None, message: None });
     }
 
+    /// From now on every AWS request takes this long to be answered (the app was spawned with
+    /// `slow_aws`).
+    pub fn aws_answers_after(&self, delay: std::time::Duration) {
+        self.env.slow_aws.as_ref().expect("spawned with EnvironmentOptions::slow_aws").answer_after(delay);
+    }
+
     /// The next send to Meta meets this fault (a gateway's 502, a delay, a lost answer, ...).
     pub fn meta_answers_next(&self, effect: FaultEffect) {
         self.env.sandbox.inject(Fault { path_contains: Some("/messages".into()), recipient: None, times: 1, effect });

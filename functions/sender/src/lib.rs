@@ -5,8 +5,9 @@
 //!
 //! The records of a batch are sent side by side (`SEND_CONCURRENCY`, default 10), and the
 //! invocation never outlives its Lambda: a record that would start with less time left than a
-//! Graph call and its recording is not started, but put back on the queue as a fresh message
-//! (and acknowledged), so it costs no receive towards the dead-letter queue.
+//! Graph call and its recording is not started (nor one whose reads, on a slow day, run into
+//! that time), but put back on the queue as a fresh message (and acknowledged), so it costs no
+//! receive towards the dead-letter queue.
 
 use std::sync::Arc;
 
@@ -21,6 +22,9 @@ use wapisnap::outbound::sender::{SendError, SendOutcome, Sender};
 use wapisnap::queues::Queues;
 use wapisnap::store::Store;
 use wapisnap::vault::Vault;
+
+/// Time kept back before the invocation's deadline to answer the batch.
+pub const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -91,11 +95,11 @@ impl SenderFunction {
             let body = record.body.as_deref().unwrap_or_default();
             match outcome {
                 SendOutcome::NotStarted => {
-                    self.queues.requeue_send_body(body, std::time::Duration::ZERO).await?;
+                    self.put_back(body, std::time::Duration::ZERO, deadline).await?;
                     tracing::info!("not started before the deadline: put back on the queue");
                 }
                 SendOutcome::Paced { retry_after } => {
-                    self.queues.requeue_send_body(body, retry_after).await?;
+                    self.put_back(body, retry_after, deadline).await?;
                     tracing::debug!(?retry_after, "the number's pace is taken ahead: put back with a delay");
                 }
                 _ => {}
@@ -103,6 +107,27 @@ impl SenderFunction {
             Ok::<(), SendError>(())
         })
         .await
+    }
+
+    /// Puts a request back on the queue to come again after `delay`, if that is done before
+    /// the invocation must answer: otherwise (a slow queue on a slow day) it is reported as a
+    /// failure and comes back after its visibility timeout, rather than keeping the whole batch
+    /// past its end. Should the put-back have landed all the same, the request comes twice,
+    /// and the job's conditional claim sends it once.
+    async fn put_back(
+        &self,
+        body: &str,
+        delay: std::time::Duration,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), SendError> {
+        let requeue = self.queues.requeue_send_body(body, delay);
+        match deadline.map(|d| d.checked_sub(ANSWER_MARGIN).unwrap_or(d)) {
+            None => Ok(requeue.await?),
+            Some(by) => match tokio::time::timeout_at(by.into(), requeue).await {
+                Ok(requeued) => Ok(requeued?),
+                Err(_) => Err(SendError::OutOfTime),
+            },
+        }
     }
 
     pub fn sender(&self) -> &Sender {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use crate::moto::{Moto, MotoError};
 use crate::sandbox::{Sandbox, WebhookTarget};
+use crate::slow_aws::SlowAws;
 use crate::stack::{LocalStack, StackError, StackOptions};
 
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct EnvironmentOptions {
     /// Pollers per SQS event source mapping ([`crate::stack::DEFAULT_SQS_POLLERS`] when absent;
     /// `LOCAL_SQS_POLLERS` for `make dev`).
     pub sqs_pollers: Option<usize>,
+    /// The stack reaches AWS through a [`SlowAws`] a test can slow down.
+    pub slow_aws: bool,
 }
 
 impl Default for EnvironmentOptions {
@@ -44,6 +47,7 @@ impl Default for EnvironmentOptions {
             sender_concurrency: None,
             api_workspace_rate: None,
             sqs_pollers: None,
+            slow_aws: false,
         }
     }
 }
@@ -56,6 +60,8 @@ pub enum EnvironmentError {
     Stack(#[from] StackError),
     #[error("cannot start the Meta sandbox on {0}: {1}")]
     Sandbox(SocketAddr, std::io::Error),
+    #[error("cannot start the slow AWS pass-through: {0}")]
+    SlowAws(std::io::Error),
 }
 
 pub struct LocalEnvironment {
@@ -65,6 +71,8 @@ pub struct LocalEnvironment {
     pub moto: Option<Moto>,
     /// The emulator's endpoint (started here or reused): `AWS_ENDPOINT_URL` for `wapisnap-admin`.
     pub aws_endpoint: String,
+    /// In front of AWS when [`EnvironmentOptions::slow_aws`] asked for it.
+    pub slow_aws: Option<SlowAws>,
     /// The API key issued by [`Self::open_workspace`], for `make dev`'s banner, the demo and tests.
     pub api_key: Option<secrecy::SecretString>,
 }
@@ -122,11 +130,17 @@ impl LocalEnvironment {
                 (Some(moto), endpoint)
             }
         };
+        let slow_aws = match options.slow_aws {
+            true => Some(SlowAws::start(&endpoint).await.map_err(EnvironmentError::SlowAws)?),
+            false => None,
+        };
         let sandbox = Sandbox::start(options.sandbox_addr)
             .await
             .map_err(|e| EnvironmentError::Sandbox(options.sandbox_addr, e))?;
-        let mut stack_options =
-            StackOptions::new(endpoint.clone(), options.meta_graph_url.unwrap_or_else(|| sandbox.url.clone()));
+        let mut stack_options = StackOptions::new(
+            slow_aws.as_ref().map_or(&endpoint, |s| &s.endpoint).clone(),
+            options.meta_graph_url.unwrap_or_else(|| sandbox.url.clone()),
+        );
         stack_options.http_addr = options.http_addr;
         stack_options.meta_app_secret = options.meta_app_secret.clone();
         stack_options.meta_verify_token = options.meta_verify_token;
@@ -138,6 +152,6 @@ impl LocalEnvironment {
         stack_options.sqs_pollers = options.sqs_pollers.unwrap_or(crate::stack::DEFAULT_SQS_POLLERS).max(1);
         let stack = LocalStack::start(stack_options).await?;
         sandbox.set_webhook(WebhookTarget { url: stack.webhook_url(), app_secret: options.meta_app_secret });
-        Ok(Self { stack, sandbox, moto, aws_endpoint: endpoint, api_key: None })
+        Ok(Self { stack, sandbox, moto, aws_endpoint: endpoint, slow_aws, api_key: None })
     }
 }

@@ -1,7 +1,8 @@
 //! The local stack: everything that lets the same handler code run on a laptop against real
 //! protocol peers — an AWS emulator ([`moto`]) provisioned from `infra/template.yaml`
 //! ([`template`], [`provision`]), the Lambda glue around the functions ([`runner`],
-//! [`functions`], [`stack`]) and a Meta Graph API sandbox ([`sandbox`]).
+//! [`functions`], [`stack`]) and a Meta Graph API sandbox ([`sandbox`]); for tests, AWS
+//! answering slowly ([`slow_aws`]).
 
 pub mod aws_requests;
 pub mod bench;
@@ -14,5 +15,7 @@ pub mod provision;
 pub mod runner;
 pub mod runtime_api;
 pub mod sandbox;
+pub mod serve;
+pub mod slow_aws;
 pub mod stack;
 pub mod template;

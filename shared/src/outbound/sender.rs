@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
+use tracing::Instrument;
 
 use crate::clock::SharedClock;
 use crate::domain::Origin;
@@ -60,6 +61,10 @@ pub enum SendError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Vault(VaultError),
+    #[error(
+        "too little time was left to put the request back on the queue; it comes back after its visibility timeout"
+    )]
+    OutOfTime,
 }
 
 /// Time an attempt needs after the Graph call to record its outcome and hand a failure on.
@@ -100,6 +105,21 @@ pub enum SendOutcome {
     Paced {
         retry_after: std::time::Duration,
     },
+}
+
+/// A job checked up to its claim: what its send needs, read while there was time.
+struct Ready {
+    record: JobRecord,
+    token: secrecy::SecretString,
+    mps: u32,
+    slot: chrono::DateTime<chrono::Utc>,
+    span: tracing::Span,
+}
+
+enum Prepared {
+    /// Nothing to send: the outcome is known before any claim.
+    Done(SendOutcome),
+    Ready(Box<Ready>),
 }
 
 /// How long a warm container reuses a number it read (ACTIVE) and a template it read as
@@ -189,16 +209,59 @@ impl Sender {
 
     /// Sends, unless less than a Graph call and its recording is left before `deadline`: then
     /// nothing is claimed and the answer is [`SendOutcome::NotStarted`].
+    ///
+    /// Everything before the claim (reads, policy, token, pace) must be done while a Graph call
+    /// and its recording still fit: when the store answers slowly, a record whose reads run
+    /// into that time is given up where it stands and put back, rather than left to run past
+    /// the invocation's end (which would return the whole batch, sends done included, to the
+    /// queue). Giving up there is safe: every write before the claim is conditional and the
+    /// request, read again, finds the job as that write left it.
     pub async fn send_before(
         &self,
         request: SendRequest,
         deadline: Option<std::time::Instant>,
     ) -> Result<SendOutcome, SendError> {
+        let start_by = deadline.map(|d| d.checked_sub(self.time_needed()).unwrap_or(d));
+        if start_by.is_some_and(|at| at <= std::time::Instant::now()) {
+            return Ok(SendOutcome::NotStarted);
+        }
+        let prepared = self.prepare(request);
+        let prepared = match start_by {
+            None => prepared.await,
+            Some(at) => match tokio::time::timeout_at(at.into(), prepared).await {
+                Ok(prepared) => prepared,
+                Err(_) => {
+                    tracing::info!("the reads before the claim ran into the time a send needs: not started");
+                    return Ok(SendOutcome::NotStarted);
+                }
+            },
+        };
+        let ready = match prepared {
+            Ok(Prepared::Ready(ready)) => ready,
+            Ok(Prepared::Done(outcome)) => return Ok(outcome),
+            Err(error) => {
+                if !matches!(error, SendError::Busy(_)) {
+                    tracing::warn!(%error, "send attempt did not finish; the request comes back from the queue");
+                }
+                return Err(error);
+            }
+        };
+        let span = ready.span.clone();
+        let outcome = self.send_ready(*ready, deadline).instrument(span).await;
+        match &outcome {
+            Ok(outcome) => count(outcome),
+            Err(error) => tracing::warn!(%error, "send attempt did not finish; the request comes back from the queue"),
+        }
+        outcome
+    }
+
+    /// The job read and checked up to its claim.
+    async fn prepare(&self, request: SendRequest) -> Result<Prepared, SendError> {
         let now = self.clock.now();
         let (workspace, job_id, requested) = match request {
             SendRequest::New { job } => {
                 if self.store.accept_job(&job, now).await? == Accepted::Conflict {
-                    return Ok(SendOutcome::Conflict);
+                    return Ok(Prepared::Done(SendOutcome::Conflict));
                 }
                 (job.workspace_id, job.job_id, 0)
             }
@@ -206,21 +269,17 @@ impl Sender {
         };
         let Some(record) = self.store.job(&workspace, &job_id).await? else {
             tracing::warn!(%workspace, job = %job_id, "send request for a job that does not exist");
-            return Ok(SendOutcome::Missing);
+            return Ok(Prepared::Done(SendOutcome::Missing));
         };
         if let Some(outcome) = self.not_claimable(&record, requested).await? {
-            return outcome;
+            return outcome.map(Prepared::Done);
         }
         let span = tracing::info_span!("send", workspace = %workspace, job = %job_id, attempt = record.attempt);
-        let _entered = span.enter();
-        let outcome = self.attempt(&record, deadline).await;
-        if let Ok(outcome) = &outcome {
+        let checked = self.check(record, span.clone()).instrument(span).await;
+        if let Ok(Prepared::Done(outcome)) = &checked {
             count(outcome);
         }
-        if let Err(error) = &outcome {
-            tracing::warn!(%error, "send attempt did not finish; the request comes back from the queue");
-        }
-        outcome
+        checked
     }
 
     /// Why this request cannot send the job now, if it cannot.
@@ -249,14 +308,12 @@ impl Sender {
         self.store.finish_attempt(&job.workspace_id, &job.job_id, claim, outcome, self.clock.now()).await
     }
 
-    async fn attempt(
-        &self,
-        record: &JobRecord,
-        deadline: Option<std::time::Instant>,
-    ) -> Result<SendOutcome, SendError> {
+    /// The send policy with fresh facts, the token, the number's pace: either the job is
+    /// settled here (refused, failed, reconciled) or it is ready to claim.
+    async fn check(&self, record: JobRecord, span: tracing::Span) -> Result<Prepared, SendError> {
         let job = &record.job;
         let ws = &job.workspace_id;
-        let current = AttemptRef::of(record);
+        let current = AttemptRef::of(&record);
         let now = self.clock.now();
 
         // A later attempt of a job Meta may have accepted already: its status says so.
@@ -267,14 +324,14 @@ impl Sender {
         {
             let wamid = status.message_id;
             self.store.reconcile_job(ws, &job.job_id, &wamid, status.status, now).await?;
-            return Ok(SendOutcome::Reconciled { wamid });
+            return Ok(Prepared::Done(SendOutcome::Reconciled { wamid }));
         }
 
         let Some(number) = self.number(ws, job.channel, &job.account_id).await? else {
             let reason =
                 format!("{} account {} is not connected to this workspace", job.channel.as_str(), job.account_id);
             self.store.refuse_job(current, &reason, now).await?;
-            return Ok(SendOutcome::Refused { reason });
+            return Ok(Prepared::Done(SendOutcome::Refused { reason }));
         };
         let template_status = match (&job.content, &number.waba_id) {
             (OutboundContent::Template { name, language, .. }, Some(waba)) => {
@@ -309,7 +366,7 @@ impl Sender {
             let reason = refusal.to_string();
             tracing::info!(%reason, "send refused by policy");
             self.store.refuse_job(current, &reason, now).await?;
-            return Ok(SendOutcome::Refused { reason });
+            return Ok(Prepared::Done(SendOutcome::Refused { reason }));
         }
 
         let token = match self.vault.open(ws.as_str(), &number.account_id, &number.token).await {
@@ -318,7 +375,7 @@ impl Sender {
                 // Sealed for another number or workspace, or altered: it will never open.
                 let reason = error.to_string();
                 self.store.fail_job(current, None, &reason, now).await?;
-                return Ok(SendOutcome::Failed { reason });
+                return Ok(Prepared::Done(SendOutcome::Failed { reason }));
             }
             // KMS is unreachable: nothing was claimed, so the request comes back and sends.
             Err(error) => return Err(SendError::Vault(error)),
@@ -327,17 +384,26 @@ impl Sender {
             && let Some(reason) = self.broadcast_stopped(ws, broadcast_id).await?
         {
             self.store.refuse_job(current, &reason, now).await?;
-            return Ok(SendOutcome::Refused { reason });
+            return Ok(Prepared::Done(SendOutcome::Refused { reason }));
         }
         // The number's pace, shared by every sender and every source.
         let mps = number.throughput_mps.unwrap_or(DEFAULT_MPS);
         let slot = match self.store.take_send_slot(ws, &job.account_id, mps, self.clock.now()).await? {
             Slot::Busy { retry_at } => {
                 let retry_after = (retry_at - self.clock.now()).to_std().unwrap_or_default();
-                return Ok(SendOutcome::Paced { retry_after });
+                return Ok(Prepared::Done(SendOutcome::Paced { retry_after }));
             }
             Slot::At(at) => at,
         };
+        Ok(Prepared::Ready(Box::new(Ready { record, token, mps, slot, span })))
+    }
+
+    /// Claims the job, waits for its slot, calls Meta and records the answer, unless the wait
+    /// for the slot leaves too little time before `deadline`.
+    async fn send_ready(&self, ready: Ready, deadline: Option<std::time::Instant>) -> Result<SendOutcome, SendError> {
+        let Ready { record, token, mps, slot, .. } = ready;
+        let (job, current) = (&record.job, AttemptRef::of(&record));
+        let ws = &job.workspace_id;
         let wait = (slot - self.clock.now()).to_std().unwrap_or_default();
         if deadline.is_some_and(|d| d.saturating_duration_since(std::time::Instant::now()) < self.time_needed() + wait)
         {
@@ -366,7 +432,7 @@ impl Sender {
                 tracing::warn!(error = %e, "could not slow the number down after 130429");
             }
         }
-        self.record_answer(&claim, record, answer).await
+        self.record_answer(&claim, &record, answer).await
     }
 
     /// Why a broadcast's send must not start: the broadcast was cancelled (read consistently,

@@ -288,15 +288,7 @@ impl Sandbox {
             http: reqwest::Client::new(),
         });
         let router = graph::router().merge(control::router()).with_state(state.clone());
-        let (shutdown, mut stopped) = watch::channel(false);
-        tokio::spawn(async move {
-            let stop = async move {
-                let _ = stopped.changed().await;
-            };
-            if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
-                tracing::error!(%error, "Meta sandbox stopped");
-            }
-        });
+        let shutdown = crate::serve::in_background(listener, router, "Meta sandbox");
         Ok(Self { url, state, shutdown })
     }
 
