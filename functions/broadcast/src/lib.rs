@@ -56,12 +56,12 @@ impl Broadcast {
         function_arn: &str,
         deadline: Option<Instant>,
     ) -> Result<FanoutOutcome, FanoutError> {
+        use tracing::Instrument;
         let span = tracing::info_span!("broadcast", workspace = %fired.workspace_id, broadcast = %fired.broadcast_id);
-        let _entered = span.enter();
         let chain = wapisnap::correlation::for_broadcast(&fired.workspace_id, &fired.broadcast_id);
         let run = Box::pin(self.fanout.run(&fired, deadline, function_arn));
-        let outcome = wapisnap::correlation::scope(Some(chain), run).await?;
-        tracing::info!(?outcome, "broadcast run done");
+        let outcome = wapisnap::correlation::scope(Some(chain), run).instrument(span.clone()).await?;
+        span.in_scope(|| tracing::info!(?outcome, "broadcast run done"));
         Ok(outcome)
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use tracing::Instrument;
 
 use super::event::{Delivery, parse_delivery_at};
 use crate::clock::SharedClock;
@@ -361,7 +362,11 @@ impl Receiver {
             return self.keep_orphan(message.channel, &message.account_id, &message).await;
         };
         let span = tracing::info_span!("inbound", workspace = %workspace, message_id = %message.message_id);
-        let _entered = span.enter();
+        self.store_message(workspace, message).instrument(span).await
+    }
+
+    /// A message of `workspace`'s, stored once with every effect it has.
+    async fn store_message(&self, workspace: WorkspaceId, message: InboundMessage) -> Result<Receipt, ReceiveError> {
         if let MessageContent::Unknown { kind, .. } = &message.content {
             tracing::warn!(kind, "message of a type we do not know yet; stored whole");
         }

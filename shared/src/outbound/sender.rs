@@ -28,21 +28,25 @@ use crate::store::numbers::NumberRecord;
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
 
-/// Counts a finished attempt in the `Sends` metric (and Meta's code in `SendFailures`).
+/// Counts a finished attempt in the `Sends` metric (and Meta's code in `SendFailures`), and
+/// says so in the log: the sender's line in the chain of work the send belongs to. Only the
+/// outcome's kind and Meta's code: reasons can quote what Meta was sent.
 fn count(outcome: &SendOutcome) {
     use crate::metrics::{send, send_failure};
-    match outcome {
-        SendOutcome::Accepted { .. } => send("accepted"),
-        SendOutcome::Reconciled { .. } => send("reconciled"),
-        SendOutcome::Refused { .. } => send("refused"),
-        SendOutcome::Failed { .. } => send("failed"),
-        SendOutcome::Uncertain => send("uncertain"),
+    let (kind, code) = match outcome {
+        SendOutcome::Accepted { .. } => ("accepted", None),
+        SendOutcome::Reconciled { .. } => ("reconciled", None),
+        SendOutcome::Refused { .. } => ("refused", None),
+        SendOutcome::Failed { .. } => ("failed", None),
+        SendOutcome::Uncertain => ("uncertain", None),
         SendOutcome::HandedToRetry { code } => {
-            send("retrying");
             send_failure(*code);
+            ("retrying", *code)
         }
-        _ => {}
-    }
+        _ => return,
+    };
+    send(kind);
+    tracing::info!(outcome = kind, code, "send attempt finished");
 }
 
 /// How long a claim protects a job from a second sender: longer than a Graph call with its

@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use super::{ATTEMPT_BUDGET, FailureClass, RetryDecision, classify, decide};
 use crate::clock::SharedClock;
@@ -91,12 +92,14 @@ impl SmartRetry {
         let Some(record) = self.store.job(ws, &job_id).await? else {
             return Ok(RetryOutcome::Ignored("no such job"));
         };
+        // The attempt is known once judged (a failure reported by webhook names none).
+        let span = tracing::info_span!("smart_retry", workspace = %ws, job = %job_id, attempt = tracing::field::Empty, code = ?failure.error_code);
         // Meta's `failed` webhook starts no chain of its own: the job's chain goes on.
         match record.correlation_id.clone() {
             Some(chain) if crate::correlation::current().as_ref() != Some(&chain) => {
-                crate::correlation::scope(Some(chain), self.judge(failure, job_id, record)).await
+                crate::correlation::scope(Some(chain), self.judge(failure, job_id, record).instrument(span)).await
             }
-            _ => self.judge(failure, job_id, record).await,
+            _ => self.judge(failure, job_id, record).instrument(span).await,
         }
     }
 
@@ -142,8 +145,7 @@ impl SmartRetry {
             return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
         }
         let expected = record.state;
-        let span = tracing::info_span!("smart_retry", workspace = %ws, job = %job_id, attempt = failed_attempt, code = ?failure.error_code);
-        let _entered = span.enter();
+        tracing::Span::current().record("attempt", failed_attempt);
         let reason = failure.error_title.clone().unwrap_or_else(|| format!("Meta error {:?}", failure.error_code));
         let class = classify(failure.error_code, failure.http_status);
         let current = AttemptRef { workspace: ws, job_id: &job_id, state: expected, attempt: failed_attempt };

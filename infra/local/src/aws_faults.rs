@@ -1,0 +1,257 @@
+//! AWS failing in its own ways, on demand: an HTTP pass-through in front of the emulator that
+//! the stack's clients reach AWS through (when asked for with
+//! [`crate::environment::EnvironmentOptions::aws_faults`]). It can
+//! - hold every request for a while before forwarding it ([`AwsFaults::answer_after`]): AWS on
+//!   a loaded day (throttles the SDK retries), or moto on a loaded machine;
+//! - answer the next requests of one operation with AWS's own error, in AWS's JSON protocol
+//!   ([`AwsFaults::fail_next`]): a 500, a throttle, any code;
+//! - answer a `BatchGetItem` having read nothing, every key sent back as unprocessed, as
+//!   DynamoDB does when throttled or past 16 MB.
+//!
+//! The clients speak their own protocols to it unchanged. moto cannot fail one request, so
+//! without this the answer "what if this call fails here?" could only be argued, not played.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Headers that belong to one hop of HTTP, not to the request or the answer.
+const HOP_BY_HOP: [HeaderName; 4] = [
+    axum::http::header::HOST,
+    axum::http::header::CONTENT_LENGTH,
+    axum::http::header::TRANSFER_ENCODING,
+    axum::http::header::CONNECTION,
+];
+
+/// What AWS does to a request a fault matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsFaultEffect {
+    /// An error answer: HTTP status and AWS's error code (`__type`).
+    Error { status: u16, code: String },
+    /// A `BatchGetItem` answered with no items and every key in `UnprocessedKeys`.
+    NothingProcessed,
+}
+
+/// The next `times` requests of `operation` (the `X-Amz-Target` action, e.g. `BatchGetItem`,
+/// `SendMessage`, `Decrypt`) meet `effect`; only those whose body holds `body_contains`, when
+/// set (one write among several of the same operation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsFault {
+    pub operation: String,
+    pub times: u32,
+    pub effect: AwsFaultEffect,
+    pub body_contains: Option<String>,
+}
+
+impl AwsFault {
+    /// AWS failing on its side (500): the SDK retries it, then gives up.
+    pub fn internal_error(operation: &str, times: u32) -> Self {
+        let effect = AwsFaultEffect::Error { status: 500, code: "InternalServerError".into() };
+        Self { operation: operation.into(), times, effect, body_contains: None }
+    }
+
+    /// DynamoDB throttling the table (400 `ProvisionedThroughputExceededException`).
+    pub fn throttled(operation: &str, times: u32) -> Self {
+        let effect = AwsFaultEffect::Error { status: 400, code: "ProvisionedThroughputExceededException".into() };
+        Self { operation: operation.into(), times, effect, body_contains: None }
+    }
+
+    /// `BatchGetItem` reading none of the keys it was asked for.
+    pub fn nothing_processed(times: u32) -> Self {
+        Self { operation: "BatchGetItem".into(), times, effect: AwsFaultEffect::NothingProcessed, body_contains: None }
+    }
+
+    /// Only requests whose body holds `text`.
+    pub fn when_body_contains(self, text: &str) -> Self {
+        Self { body_contains: Some(text.into()), ..self }
+    }
+}
+
+struct Relay {
+    upstream: String,
+    delay_millis: AtomicU64,
+    faults: Mutex<Vec<AwsFault>>,
+    /// Requests a fault answered, by operation, for a test to see its fault was met.
+    met: Mutex<Vec<String>>,
+    http: reqwest::Client,
+}
+
+/// A running pass-through; stopped when dropped.
+pub struct AwsFaults {
+    /// Where the stack's clients reach AWS through it.
+    pub endpoint: String,
+    relay: Arc<Relay>,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl AwsFaults {
+    /// In front of `upstream` (the emulator's endpoint), passing everything through until told
+    /// otherwise.
+    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let relay = Arc::new(Relay::new(upstream));
+        let router = axum::Router::new().fallback(forward).with_state(relay.clone());
+        let shutdown = crate::serve::in_background(listener, router, "AWS fault pass-through");
+        Ok(Self { endpoint, relay, _shutdown: shutdown })
+    }
+
+    /// Every request from now on is held this long before it reaches AWS.
+    pub fn answer_after(&self, delay: Duration) {
+        self.relay.delay_millis.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn fail_next(&self, fault: AwsFault) {
+        self.relay.faults.lock().expect("faults").push(fault);
+    }
+
+    /// AWS as it was: no fault left to meet, no delay.
+    pub fn heal(&self) {
+        self.relay.faults.lock().expect("faults").clear();
+        self.answer_after(Duration::ZERO);
+    }
+
+    /// How many requests of `operation` a fault has answered so far.
+    pub fn faults_met(&self, operation: &str) -> usize {
+        self.relay.met.lock().expect("met").iter().filter(|o| *o == operation).count()
+    }
+}
+
+/// The action a request of AWS's JSON protocols names: `DynamoDB_20120810.BatchGetItem` →
+/// `BatchGetItem`.
+fn operation(headers: &HeaderMap) -> Option<&str> {
+    let target = headers.get("x-amz-target")?.to_str().ok()?;
+    target.rsplit_once('.').map(|(_, action)| action)
+}
+
+impl Relay {
+    fn new(upstream: &str) -> Self {
+        Self {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            delay_millis: AtomicU64::new(0),
+            faults: Mutex::default(),
+            met: Mutex::default(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The effect of the first fault for this request still to be met, counting it met.
+    fn take_fault(&self, operation: &str, body: &[u8]) -> Option<AwsFaultEffect> {
+        let mut faults = self.faults.lock().expect("faults");
+        let holds = |text: &str| body.windows(text.len().max(1)).any(|w| w == text.as_bytes());
+        let index = faults.iter().position(|f| {
+            f.operation == operation && f.times > 0 && f.body_contains.as_deref().is_none_or(holds)
+        })?;
+        faults[index].times -= 1;
+        let effect = faults[index].effect.clone();
+        faults.retain(|f| f.times > 0);
+        self.met.lock().expect("met").push(operation.to_owned());
+        Some(effect)
+    }
+}
+
+async fn forward(State(relay): State<Arc<Relay>>, request: Request) -> Response {
+    let delay = Duration::from_millis(relay.delay_millis.load(Ordering::SeqCst));
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(error) => return (StatusCode::BAD_REQUEST, format!("reading the request: {error}")).into_response(),
+    };
+    match operation(&parts.headers).and_then(|op| relay.take_fault(op, &body)) {
+        Some(AwsFaultEffect::Error { status, code }) => aws_error(status, &code),
+        Some(AwsFaultEffect::NothingProcessed) => nothing_processed(&body),
+        None => match relay_once(&relay, parts, body).await {
+            Ok(response) => response,
+            Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
+        },
+    }
+}
+
+/// An error as AWS's JSON protocols answer it.
+fn aws_error(status: u16, code: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({ "__type": code, "message": format!("{code} (injected by the local stack)") });
+    (status, [("content-type", "application/x-amz-json-1.0"), ("x-amzn-errortype", code)], body.to_string())
+        .into_response()
+}
+
+/// A `BatchGetItem` answer that read nothing: the keys asked for, all unprocessed.
+fn nothing_processed(request: &Bytes) -> Response {
+    let body = nothing_processed_body(request);
+    ([("content-type", "application/x-amz-json-1.0")], body.to_string()).into_response()
+}
+
+fn nothing_processed_body(request: &[u8]) -> Value {
+    let asked: Value = serde_json::from_slice(request).unwrap_or_default();
+    let keys = asked.get("RequestItems").cloned().unwrap_or_else(|| json!({}));
+    let responses: serde_json::Map<String, Value> =
+        keys.as_object().into_iter().flatten().map(|(table, _)| (table.clone(), json!([]))).collect();
+    json!({ "Responses": responses, "UnprocessedKeys": keys })
+}
+
+async fn relay_once(relay: &Relay, parts: axum::http::request::Parts, body: Bytes) -> Result<Response, String> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut outgoing = relay.http.request(parts.method, format!("{}{path}", relay.upstream)).body(body);
+    for (name, value) in parts.headers.iter().filter(|(name, _)| !HOP_BY_HOP.contains(name)) {
+        outgoing = outgoing.header(name, value);
+    }
+    let answer = outgoing.send().await.map_err(|e| format!("reaching {}: {e}", relay.upstream))?;
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers().iter().filter(|(name, _)| !HOP_BY_HOP.contains(name)) {
+        response = response.header(name, value);
+    }
+    let bytes = answer.bytes().await.map_err(|e| format!("reading the answer: {e}"))?;
+    response.body(Body::from(bytes)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operation_is_the_action_of_the_target_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-target", "DynamoDB_20120810.BatchGetItem".parse().unwrap());
+        assert_eq!(operation(&headers), Some("BatchGetItem"));
+        assert_eq!(operation(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_fault_is_met_as_many_times_as_asked_then_requests_pass() {
+        let relay = Relay::new("");
+        relay.faults.lock().unwrap().push(AwsFault::internal_error("PutItem", 2));
+        assert_eq!(relay.take_fault("GetItem", b""), None);
+        assert!(relay.take_fault("PutItem", b"").is_some());
+        assert!(relay.take_fault("PutItem", b"").is_some());
+        assert_eq!(relay.take_fault("PutItem", b""), None);
+    }
+
+    #[test]
+    fn a_fault_for_one_write_leaves_the_others_of_its_operation_alone() {
+        let relay = Relay::new("");
+        relay.faults.lock().unwrap().push(AwsFault::internal_error("UpdateItem", 1).when_body_contains("wamid."));
+        assert_eq!(relay.take_fault("UpdateItem", br#"{"claim":"c1"}"#), None);
+        assert!(relay.take_fault("UpdateItem", br#"{"wamid":"wamid.X"}"#).is_some());
+        assert_eq!(relay.met.lock().unwrap().as_slice(), ["UpdateItem"]);
+    }
+
+    #[test]
+    fn nothing_processed_sends_back_every_key_asked_for() {
+        let asked = json!({"RequestItems": {"t": {"Keys": [{"pk": {"S": "a"}, "sk": {"S": "b"}}], "ConsistentRead": true}}});
+        let answer = nothing_processed_body(asked.to_string().as_bytes());
+        assert_eq!(answer["Responses"], json!({"t": []}));
+        assert_eq!(answer["UnprocessedKeys"], asked["RequestItems"]);
+    }
+}
