@@ -4,6 +4,8 @@
 
 use chrono::Duration;
 use serde_json::{Value, json};
+use wapisnap_local::aws_faults::AwsFault;
+use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_tests::{NUMBER_A, NUMBER_B, TOKEN, TestApp};
 
 const CUSTOMER: &str = "16505551234";
@@ -488,11 +490,7 @@ async fn diagnostics_run_the_faqs_checks_for_a_number_and_say_what_to_do() {
 
 #[tokio::test]
 async fn a_workspace_over_its_request_rate_gets_429_with_retry_after_and_others_do_not() {
-    let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
-        api_workspace_rate: Some(3),
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn_with(EnvironmentOptions { api_workspace_rate: Some(3), ..Default::default() }).await;
     let api = client(&app).await;
     let rival = other_workspace(&app).await;
     let url = format!("{}/v1/numbers", app.env.stack.http_url);
@@ -603,4 +601,59 @@ async fn a_retried_inbox_post_answers_as_the_first_did_even_after_the_window_clo
     let (status, refused) = api.call(reqwest::Method::POST, &path, Some(long), &[("idempotency-key", "long-1")]).await;
     assert_eq!((status, refused["error"]["fields"][0]["field"].as_str()), (422, Some("content.body")));
     assert_eq!(api.get("/v1/conversations?limit=abc").await.0, 422, "a query that does not read");
+}
+
+/// An inbox whose two conversations DynamoDB can list but, for a while, not read.
+async fn inbox_of_two(app: &TestApp) -> Client<'_> {
+    let api = client(app).await;
+    api.onboard(NUMBER_A).await;
+    app.customer_writes(CUSTOMER).await;
+    app.customer_writes("16505550002").await;
+    api
+}
+
+fn listed(page: &Value) -> usize {
+    page["items"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn an_inbox_whose_items_cannot_be_read_answers_503_and_the_next_listing_is_whole() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let api = inbox_of_two(&app).await;
+    app.aws_fails_next(AwsFault::internal_error("BatchGetItem", 100));
+
+    let (status, refused) = api.get("/v1/conversations").await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("unavailable")), "{refused}");
+    assert!(app.aws().faults_met("BatchGetItem") >= 1, "the read of the listed items is what failed");
+    assert!(!refused.to_string().contains("BatchGetItem"), "storage's internals stay ours: {refused}");
+
+    app.aws().heal();
+    let (status, page) = api.get("/v1/conversations").await;
+    assert_eq!((status, listed(&page)), (200, 2), "nothing was lost: {page}");
+}
+
+#[tokio::test]
+async fn a_throttled_read_of_the_listed_items_is_retried_and_the_listing_is_whole() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let api = inbox_of_two(&app).await;
+    app.aws_fails_next(AwsFault::throttled("BatchGetItem", 1));
+
+    let (status, page) = api.get("/v1/conversations").await;
+    assert_eq!((status, listed(&page)), (200, 2), "{page}");
+    assert_eq!(app.aws().faults_met("BatchGetItem"), 1);
+}
+
+#[tokio::test]
+async fn keys_dynamodb_leaves_unprocessed_are_asked_again_and_a_read_that_never_completes_is_a_503() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let api = inbox_of_two(&app).await;
+
+    app.aws_fails_next(AwsFault::nothing_processed(2));
+    let (status, page) = api.get("/v1/conversations").await;
+    assert_eq!((status, listed(&page)), (200, 2), "the third ask read them: {page}");
+
+    app.aws_fails_next(AwsFault::nothing_processed(100));
+    let (status, refused) = api.get("/v1/conversations").await;
+    assert_eq!(status, 503, "never a short page that silently drops what was not read: {refused}");
+    assert_eq!(app.aws().faults_met("BatchGetItem"), 2 + 8, "asked 8 times, then given up");
 }

@@ -13,6 +13,7 @@ use wapisnap::domain::JobState;
 use wapisnap::outbound::accept::{AcceptError, accept_send};
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap::policy::send::DND_TAG;
+use wapisnap_local::aws_faults::AwsFault;
 use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{INSTAGRAM_ACCOUNT, TestApp, agent, broadcast, flow, job, template, text};
@@ -41,6 +42,29 @@ async fn an_unreadable_item_before_the_claim_leaves_the_job_waiting_and_it_is_se
 }
 
 #[tokio::test]
+async fn when_kms_cannot_open_the_token_nothing_is_claimed_and_the_job_is_sent_once_later() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    let reply = job(&ws, "kms-1", CUSTOMER, agent(), text("hi"));
+    let request = wapisnap::domain::SendRequest::New { job: Box::new(reply.clone()) };
+
+    app.aws_fails_next(AwsFault::internal_error("Decrypt", 100));
+    assert!(app.sender().send(request).await.is_err(), "the request goes back to the queue");
+    assert!(app.aws().faults_met("Decrypt") >= 1, "KMS is what failed");
+    assert_eq!(
+        app.job(&ws, "kms-1").await.state,
+        JobState::Queued,
+        "not claimed, not UNCERTAIN: Meta was never called"
+    );
+    assert_eq!(app.sends_received(), 0);
+
+    app.aws().heal();
+    assert!(matches!(app.send(&reply).await, SendOutcome::Accepted { .. }));
+    assert_eq!(app.sends_received(), 1, "sent once, later");
+}
+
+#[tokio::test]
 async fn a_sender_that_dies_after_its_claim_is_found_by_the_sweeper_once_its_lease_runs_out() {
     let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
@@ -64,7 +88,7 @@ async fn a_sender_running_out_of_time_starts_no_send_it_cannot_finish_and_loses_
         function_timeouts: HashMap::from([("SenderFunction".to_owned(), std::time::Duration::from_secs(6))]),
         sender_concurrency: Some(2),
         sqs_pollers: Some(1),
-        slow_aws: true,
+        aws_faults: true,
         ..Default::default()
     })
     .await;

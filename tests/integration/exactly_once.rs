@@ -6,6 +6,8 @@ use chrono::Duration;
 use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
 use wapisnap::outbound::sender::SendOutcome;
+use wapisnap_local::aws_faults::AwsFault;
+use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{TestApp, agent, broadcast, fault, job, meta_error, template, text};
 
@@ -82,6 +84,35 @@ async fn a_crash_after_meta_accepted_makes_no_second_request_on_redelivery() {
     // Its status webhook settles it.
     app.meta_reports("sent", accepted["messages"][0]["id"].as_str().unwrap(), CUSTOMER, Some("crash-1")).await;
     assert_eq!(app.job(&ws, "crash-1").await.state, JobState::Accepted);
+}
+
+#[tokio::test]
+async fn when_meta_accepted_but_its_answer_cannot_be_recorded_the_message_is_never_sent_twice() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.set_auto_statuses(&[]);
+    let reply = job(&ws, "unrecorded-1", CUSTOMER, agent(), text("hi"));
+    let request = wapisnap::domain::SendRequest::New { job: Box::new(reply) };
+
+    // Meta accepts the message; DynamoDB fails the write that records it, every time it is tried.
+    app.aws_fails_next(AwsFault::internal_error("UpdateItem", 100).when_body_contains("wamid."));
+    assert!(app.sender().send(request.clone()).await.is_err(), "the request comes back from the queue");
+    assert!(app.aws().faults_met("UpdateItem") >= 1, "the record of Meta's answer is what failed");
+    app.aws().heal();
+    assert_eq!(app.sends_received(), 1);
+    assert_eq!(app.job(&ws, "unrecorded-1").await.state, JobState::Sending, "claimed; its outcome unknown to us");
+
+    // Redelivered: held back while the claim's lease lives, then UNCERTAIN, never sent blind.
+    assert!(app.sender().send(request.clone()).await.is_err(), "lease held: back on the queue");
+    app.advance(Duration::seconds(61)).await;
+    assert_eq!(app.sender().send(request).await.unwrap(), SendOutcome::Uncertain);
+    assert_eq!(app.sends_received(), 1, "zero additional requests");
+
+    // Its status webhook settles it.
+    let wamid = app.env.sandbox.requests_to("/messages")[0].accepted_id.clone().expect("Meta accepted it");
+    app.meta_reports("sent", &wamid, CUSTOMER, Some("unrecorded-1")).await;
+    assert_eq!(app.job(&ws, "unrecorded-1").await.state, JobState::Accepted);
 }
 
 #[tokio::test]

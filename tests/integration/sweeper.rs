@@ -4,6 +4,8 @@ use chrono::Duration;
 use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
 use wapisnap::outbound::sender::SendOutcome;
+use wapisnap_local::aws_faults::AwsFault;
+use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, template, text};
 
@@ -76,4 +78,21 @@ async fn the_sweeper_resends_an_uncertain_reply_once_and_fails_an_uncertain_temp
     assert!(matches!(app.sender().send(resend).await.unwrap(), SendOutcome::Accepted { .. }));
     let again = app.env.stack.functions.sweeper.handle().await.unwrap();
     assert_eq!(again.uncertain_resent, 0, "resent once at most");
+}
+
+#[tokio::test]
+async fn a_sweep_whose_reads_fail_changes_nothing_and_the_next_sweep_does_the_work() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let ws = app.workspace_with_number().await;
+    app.claimed_by_a_sender_that_dies(&job(&ws, "dead-1", CUSTOMER, agent(), text("hi"))).await;
+    app.advance(Duration::seconds(61)).await;
+
+    app.aws_fails_next(AwsFault::internal_error("BatchGetItem", 100));
+    let failed = app.env.stack.functions.sweeper.handle().await;
+    assert!(failed.is_err(), "the run fails (its schedule runs it again), it does not report an empty sweep");
+    assert_eq!(app.job(&ws, "dead-1").await.state, JobState::Sending, "nothing was decided on a failed read");
+
+    app.aws().heal();
+    assert_eq!(app.sweep().await.leases_expired, 1);
+    assert_eq!(app.job(&ws, "dead-1").await.state, JobState::Uncertain);
 }

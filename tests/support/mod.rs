@@ -347,10 +347,19 @@ impl TestApp {
         self.meta_answers_next(FaultEffect::MetaError { code, subcode: None, http_status: None, message: None });
     }
 
-    /// From now on every AWS request takes this long to be answered (the app was spawned with
-    /// `slow_aws`).
+    /// AWS as the stack reaches it, for a story to slow or fail it (spawned with `aws_faults`).
+    pub fn aws(&self) -> &wapisnap_local::aws_faults::AwsFaults {
+        self.env.aws_faults.as_ref().expect("spawned with EnvironmentOptions::aws_faults")
+    }
+
+    /// From now on every AWS request takes this long to be answered.
     pub fn aws_answers_after(&self, delay: std::time::Duration) {
-        self.env.slow_aws.as_ref().expect("spawned with EnvironmentOptions::slow_aws").answer_after(delay);
+        self.aws().answer_after(delay);
+    }
+
+    /// The next `fault.times` requests of its operation meet AWS's error.
+    pub fn aws_fails_next(&self, fault: wapisnap_local::aws_faults::AwsFault) {
+        self.aws().fail_next(fault);
     }
 
     /// The next send to Meta meets this fault (a gateway's 502, a delay, a lost answer, ...).

@@ -148,9 +148,9 @@ impl Relay {
     fn take_fault(&self, operation: &str, body: &[u8]) -> Option<AwsFaultEffect> {
         let mut faults = self.faults.lock().expect("faults");
         let holds = |text: &str| body.windows(text.len().max(1)).any(|w| w == text.as_bytes());
-        let index = faults.iter().position(|f| {
-            f.operation == operation && f.times > 0 && f.body_contains.as_deref().is_none_or(holds)
-        })?;
+        let index = faults
+            .iter()
+            .position(|f| f.operation == operation && f.times > 0 && f.body_contains.as_deref().is_none_or(holds))?;
         faults[index].times -= 1;
         let effect = faults[index].effect.clone();
         faults.retain(|f| f.times > 0);
@@ -249,7 +249,8 @@ mod tests {
 
     #[test]
     fn nothing_processed_sends_back_every_key_asked_for() {
-        let asked = json!({"RequestItems": {"t": {"Keys": [{"pk": {"S": "a"}, "sk": {"S": "b"}}], "ConsistentRead": true}}});
+        let asked =
+            json!({"RequestItems": {"t": {"Keys": [{"pk": {"S": "a"}, "sk": {"S": "b"}}], "ConsistentRead": true}}});
         let answer = nothing_processed_body(asked.to_string().as_bytes());
         assert_eq!(answer["Responses"], json!({"t": []}));
         assert_eq!(answer["UnprocessedKeys"], asked["RequestItems"]);

@@ -3,9 +3,9 @@
 
 use std::net::SocketAddr;
 
+use crate::aws_faults::AwsFaults;
 use crate::moto::{Moto, MotoError};
 use crate::sandbox::{Sandbox, WebhookTarget};
-use crate::slow_aws::SlowAws;
 use crate::stack::{LocalStack, StackError, StackOptions};
 
 #[derive(Debug, Clone)]
@@ -27,8 +27,8 @@ pub struct EnvironmentOptions {
     /// Pollers per SQS event source mapping ([`crate::stack::DEFAULT_SQS_POLLERS`] when absent;
     /// `LOCAL_SQS_POLLERS` for `make dev`).
     pub sqs_pollers: Option<usize>,
-    /// The stack reaches AWS through a [`SlowAws`] a test can slow down.
-    pub slow_aws: bool,
+    /// The stack reaches AWS through [`AwsFaults`], for a test to slow AWS down or fail it.
+    pub aws_faults: bool,
 }
 
 impl Default for EnvironmentOptions {
@@ -47,7 +47,7 @@ impl Default for EnvironmentOptions {
             sender_concurrency: None,
             api_workspace_rate: None,
             sqs_pollers: None,
-            slow_aws: false,
+            aws_faults: false,
         }
     }
 }
@@ -60,8 +60,8 @@ pub enum EnvironmentError {
     Stack(#[from] StackError),
     #[error("cannot start the Meta sandbox on {0}: {1}")]
     Sandbox(SocketAddr, std::io::Error),
-    #[error("cannot start the slow AWS pass-through: {0}")]
-    SlowAws(std::io::Error),
+    #[error("cannot start the AWS fault pass-through: {0}")]
+    AwsFaults(std::io::Error),
 }
 
 pub struct LocalEnvironment {
@@ -71,8 +71,8 @@ pub struct LocalEnvironment {
     pub moto: Option<Moto>,
     /// The emulator's endpoint (started here or reused): `AWS_ENDPOINT_URL` for `wapisnap-admin`.
     pub aws_endpoint: String,
-    /// In front of AWS when [`EnvironmentOptions::slow_aws`] asked for it.
-    pub slow_aws: Option<SlowAws>,
+    /// In front of AWS when [`EnvironmentOptions::aws_faults`] asked for it.
+    pub aws_faults: Option<AwsFaults>,
     /// The API key issued by [`Self::open_workspace`], for `make dev`'s banner, the demo and tests.
     pub api_key: Option<secrecy::SecretString>,
 }
@@ -130,15 +130,15 @@ impl LocalEnvironment {
                 (Some(moto), endpoint)
             }
         };
-        let slow_aws = match options.slow_aws {
-            true => Some(SlowAws::start(&endpoint).await.map_err(EnvironmentError::SlowAws)?),
+        let aws_faults = match options.aws_faults {
+            true => Some(AwsFaults::start(&endpoint).await.map_err(EnvironmentError::AwsFaults)?),
             false => None,
         };
         let sandbox = Sandbox::start(options.sandbox_addr)
             .await
             .map_err(|e| EnvironmentError::Sandbox(options.sandbox_addr, e))?;
         let mut stack_options = StackOptions::new(
-            slow_aws.as_ref().map_or(&endpoint, |s| &s.endpoint).clone(),
+            aws_faults.as_ref().map_or(&endpoint, |f| &f.endpoint).clone(),
             options.meta_graph_url.unwrap_or_else(|| sandbox.url.clone()),
         );
         stack_options.http_addr = options.http_addr;
@@ -152,6 +152,6 @@ impl LocalEnvironment {
         stack_options.sqs_pollers = options.sqs_pollers.unwrap_or(crate::stack::DEFAULT_SQS_POLLERS).max(1);
         let stack = LocalStack::start(stack_options).await?;
         sandbox.set_webhook(WebhookTarget { url: stack.webhook_url(), app_secret: options.meta_app_secret });
-        Ok(Self { stack, sandbox, moto, aws_endpoint: endpoint, slow_aws, api_key: None })
+        Ok(Self { stack, sandbox, moto, aws_endpoint: endpoint, aws_faults, api_key: None })
     }
 }

@@ -2,8 +2,9 @@
 //! protocol peers — an AWS emulator ([`moto`]) provisioned from `infra/template.yaml`
 //! ([`template`], [`provision`]), the Lambda glue around the functions ([`runner`],
 //! [`functions`], [`stack`]) and a Meta Graph API sandbox ([`sandbox`]); for tests, AWS
-//! answering slowly ([`slow_aws`]).
+//! failing in its own ways on demand ([`aws_faults`]).
 
+pub mod aws_faults;
 pub mod aws_requests;
 pub mod bench;
 pub mod demo;
@@ -16,6 +17,5 @@ pub mod runner;
 pub mod runtime_api;
 pub mod sandbox;
 pub mod serve;
-pub mod slow_aws;
 pub mod stack;
 pub mod template;
