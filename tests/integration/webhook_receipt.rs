@@ -2,12 +2,13 @@
 //! exactly once — across redeliveries, concurrency, batches and write failures — and 200 is
 //! answered only when everything is durable.
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use wapisnap::domain::DeliveryState;
 use wapisnap::domain::{Channel, MessageContent};
 use wapisnap::store::statuses::RetryHandoff;
+use wapisnap_local::aws_faults::AwsFault;
+use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_tests::{INSTAGRAM_ACCOUNT, NUMBER_A, NUMBER_B, TestApp, sample};
 
 const TEXT_WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=";
@@ -331,32 +332,18 @@ async fn a_failed_after_delivered_or_read_is_recorded_but_not_retried() {
 
 #[tokio::test]
 async fn a_write_failure_answers_5xx_and_metas_retry_completes_the_delivery() {
-    let app = TestApp::spawn_idle().await;
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
     let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
-    let sqs = &app.env.stack.aws.sqs;
-    let flow_queue = app.env.stack.resources.queue("FlowQueue").unwrap();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&flow_queue.url)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    sqs.delete_queue().queue_url(&flow_queue.url).send().await.unwrap();
+    // The message is stored, then SQS refuses its flow event, every time the SDK tries.
+    app.aws_fails_next(AwsFault::internal_error("SendMessage", 100));
 
     let (status, answer) = app.deliver(&sample("whatsapp-text.json")).await;
     assert_eq!(status, 500, "{answer}");
+    assert!(app.aws().faults_met("SendMessage") >= 1, "handing on the flow event is what failed");
     let half_done = app.store().message(&ws, TEXT_WAMID).await.unwrap().expect("the message itself was stored");
     assert!(!half_done.processed);
 
-    let mut recreate = sqs.create_queue().queue_name(&flow_queue.name);
-    for name in [QueueAttributeName::FifoQueue, QueueAttributeName::VisibilityTimeout] {
-        recreate = recreate.attributes(name.clone(), attributes[&name].clone());
-    }
-    recreate.send().await.unwrap();
-
+    app.aws().heal();
     assert_eq!(app.deliver(&sample("whatsapp-text.json")).await.0, 200, "Meta's retry");
     assert!(app.store().message(&ws, TEXT_WAMID).await.unwrap().unwrap().processed);
     assert_eq!(app.store().conversation_messages(&ws, CONVERSATION).await.unwrap().len(), 1);
