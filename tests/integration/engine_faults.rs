@@ -1,10 +1,8 @@
 //! The send engine under faults found in review: an error of ours between reading a job and
-//! calling Meta, a sender that dies after its claim, a Lambda running out of time, an answer
-//! that does not say whether Meta has the message, a reused job id, a lost hand-over, an
-//! unreadable item in a sweep. Each story ends with Meta having received each message once,
-//! or a documented resend.
-
-use std::collections::HashMap;
+//! calling Meta, KMS failing, a sender that dies after its claim, an answer that does not say
+//! whether Meta has the message, a reused job id, a lost hand-over, an unreadable item in a
+//! sweep. Each story ends with Meta having received each message once, or a documented resend.
+//! (A Lambda running out of time has its own process: `tests/deadlines`.)
 
 use chrono::Duration;
 use wapisnap::clock::Clock;
@@ -74,47 +72,6 @@ async fn a_sender_that_dies_after_its_claim_is_found_by_the_sweeper_once_its_lea
     app.advance(Duration::seconds(61)).await;
     assert_eq!(app.sweep().await.leases_expired, 1);
     assert_eq!(app.job(&ws, "dead-1").await.state, JobState::Uncertain, "Meta may have it: never resent blindly");
-}
-
-#[tokio::test]
-async fn a_sender_running_out_of_time_starts_no_send_it_cannot_finish_and_loses_none() {
-    // AWS answers each request after 0.2 s and Meta each send after 0.6 s; a send needs its
-    // Graph call (0.8 s at most) + 2 s of margin, the Lambda has 6 s. The reads before a claim
-    // take a second or more, so a batch of ten has time for two or four sends: the rest, and a
-    // record whose reads are still running when only a send's time is left, must be put back
-    // without outliving the invocation.
-    let app = TestApp::spawn_with(EnvironmentOptions {
-        graph_timeout: std::time::Duration::from_millis(800),
-        function_timeouts: HashMap::from([("SenderFunction".to_owned(), std::time::Duration::from_secs(6))]),
-        sender_concurrency: Some(2),
-        sqs_pollers: Some(1),
-        aws_faults: true,
-        ..Default::default()
-    })
-    .await;
-    let ws = app.workspace_with_number().await;
-    app.customer_writes(CUSTOMER).await;
-    app.env.sandbox.inject(wapisnap_local::sandbox::Fault {
-        path_contains: Some("/messages".into()),
-        recipient: None,
-        times: 100,
-        effect: FaultEffect::Delay { millis: 600 },
-    });
-    let (store, queues) = (app.store(), app.queues());
-    for i in 0..10 {
-        let reply = job(&ws, &format!("batch-{i}"), CUSTOMER, agent(), text(&format!("part {i}")));
-        accept_send(&store, &queues, &reply, app.env.stack.clock.now()).await.unwrap();
-    }
-    app.aws_answers_after(std::time::Duration::from_millis(200));
-    app.env.stack.start_background();
-
-    for i in 0..10 {
-        app.job_reaches(&ws, &format!("batch-{i}"), JobState::Delivered).await;
-    }
-    assert_eq!(app.sends_received(), 10, "each message once");
-    let mapping = app.env.stack.mappings.iter().find(|m| m.function == "SenderFunction").unwrap();
-    assert_eq!(mapping.timed_out.load(std::sync::atomic::Ordering::SeqCst), 0, "no invocation outlived its Lambda");
-    assert!(app.drain("SendDeadLetterQueue").await.is_empty(), "nothing not started was charged a receive");
 }
 
 #[tokio::test]
