@@ -657,3 +657,26 @@ async fn keys_dynamodb_leaves_unprocessed_are_asked_again_and_a_read_that_never_
     assert_eq!(status, 503, "never a short page that silently drops what was not read: {refused}");
     assert_eq!(app.aws().faults_met("BatchGetItem"), 2 + 8, "asked 8 times, then given up");
 }
+
+#[tokio::test]
+async fn a_number_that_cannot_be_connected_is_not_held_from_another_workspace() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let (api, rival) = (client(&app).await, other_workspace(&app).await);
+
+    app.aws_fails_next(AwsFault::internal_error("GenerateDataKey", 100));
+    let (status, refused) = api.onboard(NUMBER_A).await;
+    assert_eq!(status, 503, "try again shortly: {refused}");
+    assert!(app.aws().faults_met("GenerateDataKey") >= 1, "sealing the token is what failed");
+    app.aws().heal();
+    assert_eq!(api.get(&format!("/v1/numbers/{NUMBER_A}")).await.0, 404, "not connected");
+
+    // The number was never this workspace's: the business may connect it where it means to.
+    let (status, connected) = rival.onboard(NUMBER_A).await;
+    assert_eq!(status, 201, "{connected}");
+
+    // Claimed, but its record cannot be written: the claim is given up.
+    app.aws_fails_next(AwsFault::internal_error("PutItem", 100).when_body_contains("#NUMBER#"));
+    assert_eq!(api.onboard(NUMBER_B).await.0, 503);
+    app.aws().heal();
+    assert_eq!(rival.onboard(NUMBER_B).await.0, 201, "not held by the workspace that failed to connect it");
+}

@@ -48,11 +48,13 @@ pub async fn connect(
     connection: Connection<'_>,
     now: DateTime<Utc>,
 ) -> Result<NumberRecord, ConnectError> {
-    store.claim_route(connection.workspace, connection.channel, connection.account_id, now).await?;
+    // Sealed first: KMS failing leaves nothing written.
     let token = vault.seal(connection.workspace.as_str(), connection.account_id, connection.token).await?;
+    let existing = store.number(connection.workspace, connection.channel, connection.account_id).await?;
+    store.claim_route(connection.workspace, connection.channel, connection.account_id, now).await?;
     // Connecting again (a re-run of Embedded Signup) stores the fresh token and leaves the
     // registration state as it was: re-adding does not undo a deregistration (FAQ).
-    let existing = store.number(connection.workspace, connection.channel, connection.account_id).await?;
+    let first = existing.is_none();
     let record = match existing {
         Some(existing) => NumberRecord {
             token,
@@ -82,6 +84,16 @@ pub async fn connect(
             throughput_mps: None,
         },
     };
-    store.put_number(&record).await?;
+    if let Err(error) = store.put_number(&record).await {
+        // A first connect that claimed the number but could not record it gives the claim up
+        // (best effort: should that fail too, connecting again from this workspace completes).
+        if first
+            && let Err(release) =
+                store.release_unconnected_route(connection.workspace, connection.channel, connection.account_id).await
+        {
+            tracing::warn!(error = %release, "a number claimed but not connected could not be released");
+        }
+        return Err(error.into());
+    }
     Ok(record)
 }

@@ -9,10 +9,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wapisnap::domain::{Channel, PhoneNumberId, WabaId};
+use wapisnap::numbers::ConnectError;
 use wapisnap::numbers::onboarding::{OnboardError, Onboarding};
 use wapisnap::numbers::registration::{CodeMethod, RECOVER_AFTER_DEREGISTER, Registrar, RegistrationError, SixDigits};
 use wapisnap::outbound::pacing::{DEFAULT_MPS, MAX_MPS};
 use wapisnap::store::numbers::{NumberRecord, Release};
+use wapisnap::vault::VaultError;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, QueryParams};
@@ -108,7 +110,17 @@ fn onboard_error(error: OnboardError) -> ApiError {
             ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_configured", error.to_string())
         }
         OnboardError::NoNumbers => ApiError::unprocessable("no_numbers", error.to_string()),
-        OnboardError::Connect(_) => ApiError::internal("the number could not be connected; nothing was changed"),
+        OnboardError::Connect(ConnectError::Vault(VaultError::Empty)) => {
+            ApiError::field("access_token", "the access token is empty")
+        }
+        OnboardError::Connect(other) => {
+            tracing::error!(error = %other, "number not connected");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the number could not be connected now (storage or the key service is unavailable); connecting again is safe",
+            )
+        }
     }
 }
 
@@ -129,7 +141,8 @@ fn registration_error(error: RegistrationError) -> ApiError {
 
 #[utoipa::path(post, operation_id = "onboard_number", path = "/v1/numbers", tag = "numbers", request_body = OnboardNumber, security(("api_key" = [])),
     responses((status = 201, body = NumberView), (status = 409, description = "another workspace holds the number", body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, description = "storage or the key service is unavailable; connecting again is safe", body = ErrorBody)))]
 async fn onboard(
     State(state): State<Shared>,
     caller: Caller,
@@ -384,7 +397,8 @@ pub struct SignupCode {
 #[utoipa::path(post, operation_id = "onboard_by_embedded_signup", path = "/v1/numbers/embedded-signup", tag = "numbers",
     request_body = SignupCode, security(("api_key" = [])),
     responses((status = 201, body = NumberList), (status = 409, body = ErrorBody), (status = 422, description = "Meta refused the code", body = ErrorBody),
-        (status = 501, description = "META_APP_ID is not set", body = ErrorBody), (status = 502, body = ErrorBody)))]
+        (status = 501, description = "META_APP_ID is not set", body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, description = "storage or the key service is unavailable; connecting again is safe", body = ErrorBody)))]
 async fn embedded_signup(
     State(state): State<Shared>,
     caller: Caller,
