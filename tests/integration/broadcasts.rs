@@ -5,10 +5,12 @@
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
-use wapisnap::broadcasts::fanout::FanoutOutcome;
+use wapisnap::broadcasts::fanout::{FanoutOutcome, Fired};
 use wapisnap::broadcasts::spec::{BroadcastState, OverLimit};
 use wapisnap::clock::Clock;
 use wapisnap::domain::{Channel, SendRequest};
+use wapisnap_local::aws_faults::AwsFault;
+use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, NUMBER_B, TestApp, fault, meta_error};
 
@@ -112,6 +114,34 @@ async fn a_fan_out_that_dies_part_way_resumes_and_meta_gets_exactly_one_message_
     let report = app.broadcast_settles(&ws, &id).await;
     assert_eq!((report.total, report.accepted), (130, 130), "{report:?}");
     assert_eq!(app.template_sends_to(&audience), 130, "exactly one message per recipient at Meta");
+}
+
+#[tokio::test]
+async fn a_fan_out_whose_write_fails_part_way_resumes_and_meta_gets_exactly_one_message_per_recipient() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    app.env.stack.start_background();
+    let ws = app.workspace_with_number().await;
+    app.approve_template(&ws, "spring_sale").await;
+    let audience = app.contacts_tagged(&ws, "vip", 0, 30).await;
+    let id = app.broadcast_to_tag(&ws, "bc_fails", NUMBER_A, "vip", "spring_sale", OverLimit::Defer).await;
+
+    // DynamoDB fails the 13th recipient's write (its job and the broadcast's count, one
+    // transaction), each time the SDK tries it: the run fails part-way.
+    app.aws_fails_next(AwsFault::internal_error("TransactWriteItems", 3).after(12));
+    let functions = &app.env.stack.functions;
+    let fired = Fired { workspace_id: ws.clone(), broadcast_id: id.clone() };
+    let failed = functions.broadcast.handle(fired, &functions.broadcast_arn, None).await;
+    assert!(failed.is_err(), "the run fails, for Scheduler to fire it again: {failed:?}");
+    assert_eq!(app.aws().faults_met("TransactWriteItems"), 3);
+    let partial = app.broadcast(&ws, &id).await;
+    assert_eq!(partial.state, BroadcastState::Sending);
+    assert!(partial.enumerated < 30, "failed part-way: {}", partial.enumerated);
+
+    // Scheduler fires it again; it resumes where it stopped.
+    assert_eq!(app.broadcast_fires(&ws, &id).await, FanoutOutcome::Sent { total: 30 });
+    let report = app.broadcast_settles(&ws, &id).await;
+    assert_eq!((report.total, report.accepted), (30, 30), "{report:?}");
+    assert_eq!(app.template_sends_to(&audience), 30, "exactly one message per recipient at Meta");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use wapisnap::outbound::sender::SendOutcome;
 use wapisnap_local::aws_faults::AwsFault;
 use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
-use wapisnap_tests::{TestApp, agent, broadcast, fault, job, meta_error, template, text};
+use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, meta_error, template, text};
 
 const CUSTOMER: &str = "16505551234";
 
@@ -183,4 +183,64 @@ async fn a_job_given_back_is_claimed_by_its_redelivered_request_or_queued_again_
     assert_eq!(queued.len(), 1, "{queued:?}");
     let request: wapisnap::domain::SendRequest = serde_json::from_value(queued[0].clone()).unwrap();
     assert!(matches!(app.sender().send(request).await.unwrap(), SendOutcome::Accepted { .. }));
+}
+
+#[tokio::test]
+async fn a_status_whose_job_update_fails_settles_the_job_when_meta_delivers_it_again() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.set_auto_statuses(&[]);
+    let SendOutcome::Accepted { wamid } = app.send(&job(&ws, "settle-1", CUSTOMER, agent(), text("hi"))).await else {
+        panic!("Meta accepts the message")
+    };
+    let delivered = wapisnap_local::sandbox::StatusUpdate {
+        wamid: wamid.to_string(),
+        status: "delivered".into(),
+        recipient_id: CUSTOMER.into(),
+        biz_opaque_callback_data: Some("settle-1".into()),
+        ..Default::default()
+    };
+
+    // The status is stored; DynamoDB fails the job's update, every time the SDK tries it.
+    app.aws_fails_next(AwsFault::internal_error("UpdateItem", 100).when_body_contains("#JOB#"));
+    let first = app.env.sandbox.state.post_status(NUMBER_A, &delivered).await.unwrap();
+    assert!(first >= 500, "Meta is asked to deliver it again, answered {first}");
+    assert!(app.aws().faults_met("UpdateItem") >= 1, "the job's update is what failed");
+    app.aws().heal();
+
+    assert_eq!(app.env.sandbox.state.post_status(NUMBER_A, &delivered).await.unwrap(), 200, "Meta's redelivery");
+    assert_eq!(app.job(&ws, "settle-1").await.state, JobState::Delivered, "settled by the redelivered status");
+}
+
+#[tokio::test]
+async fn a_refusal_whose_hand_over_to_smart_retry_fails_is_not_resent_at_once_and_the_sweeper_hands_it_over() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let ws = app.workspace_with_number().await;
+    app.approve_template(&ws, "spring_sale").await;
+    let capped = job(&ws, "cap-lost-1", CUSTOMER, broadcast("spring"), template("spring_sale"));
+    let request = wapisnap::domain::SendRequest::New { job: Box::new(capped) };
+
+    // Meta refuses with its frequency cap; SQS refuses the hand-over to Smart Retry.
+    app.meta_fails_next(131049);
+    app.aws_fails_next(AwsFault::internal_error("SendMessage", 100).when_body_contains("131049"));
+    assert!(app.sender().send(request.clone()).await.is_err(), "the request comes back from the queue");
+    assert!(app.aws().faults_met("SendMessage") >= 1, "the hand-over is what failed");
+    app.aws().heal();
+    assert_eq!(app.job(&ws, "cap-lost-1").await.state, JobState::FailedAttempt, "the failure is recorded first");
+
+    // SQS redelivers the request: the cap's cooldown is not skipped by a resend.
+    assert_eq!(app.sender().send(request).await.unwrap(), SendOutcome::AlreadySettled(JobState::FailedAttempt));
+    assert_eq!(app.sends_received(), 1);
+
+    // The sweeper finds the failure nobody took over and hands it to Smart Retry, which puts
+    // the retry 7 days out, as for any 131049.
+    app.advance(Duration::minutes(11)).await;
+    assert_eq!(app.sweep().await.handed_to_retry_again, 1);
+    app.env.stack.start_background();
+    let scheduled = app.job_reaches(&ws, "cap-lost-1", JobState::RetryScheduled).await;
+    let now = wapisnap::clock::Clock::now(&*app.env.stack.clock);
+    assert!(scheduled.retry_at.unwrap() - now > Duration::days(6), "{:?}", scheduled.retry_at);
+    assert_eq!(app.sweep().await.handed_to_retry_again, 0, "taken over: nothing left to hand");
+    assert_eq!(app.sends_received(), 1, "nothing resent inside the cooldown");
 }

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 use wapisnap::clock::Clock;
 use wapisnap::domain::{Channel, RunId, WorkspaceId};
 use wapisnap::queues::FlowTick;
+use wapisnap_local::aws_faults::AwsFault;
+use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_tests::flows::{ANA, BEN, outcome, story};
 use wapisnap_tests::{INSTAGRAM_ACCOUNT, NUMBER_A, TestApp};
 
@@ -295,4 +297,24 @@ async fn a_reply_before_the_timeout_makes_the_timeout_a_no_op_and_a_silent_custo
     assert_eq!(story(&ben), ["greet:sent", "ask:waiting", "ask:timed_out", "bye:ended"]);
     let ana = app.run_history(&ws, &conversation(ANA)).await;
     assert!(!story(&ana).iter().any(|s| s.contains("timed_out")), "Ana answered in time: {:?}", story(&ana));
+}
+
+#[tokio::test]
+async fn a_tick_whose_write_fails_comes_back_from_the_queue_and_the_bot_answers_once() {
+    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    app.env.stack.start_background();
+    let ws = app.workspace_with_number().await;
+    app.automate(&ws, welcome()).await;
+    // DynamoDB fails the first tick's write (its state and history, one transaction) each of
+    // the 3 times the SDK tries it: the invocation fails and the tick comes back.
+    app.aws_fails_next(AwsFault::internal_error("TransactWriteItems", 3));
+
+    app.customer_says(ANA, "Hi!").await;
+    let history = app.history_shows(&ws, &conversation(ANA), "the bot to wait", |e| e.record.node == "ask").await;
+    assert_eq!(app.aws().faults_met("TransactWriteItems"), 3, "the first tick's write failed");
+    assert_eq!(story(&history), ["greet:sent", "ask:waiting"], "each step once");
+    let received = app.meta_receives(1).await;
+    assert_eq!(texts(&received), ["[buttons] Hi Ana! How can we help?"]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(app.meta_received().len(), 1, "answered once");
 }

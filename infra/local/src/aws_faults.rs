@@ -42,32 +42,44 @@ pub enum AwsFaultEffect {
 }
 
 /// The next `times` requests of `operation` (the `X-Amz-Target` action, e.g. `BatchGetItem`,
-/// `SendMessage`, `Decrypt`) meet `effect`; only those whose body holds `body_contains`, when
-/// set (one write among several of the same operation).
+/// `SendMessage`, `Decrypt`) meet `effect`, once `skip` of them have passed; only those whose
+/// body holds `body_contains`, when set (one write among several of the same operation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsFault {
     pub operation: String,
     pub times: u32,
     pub effect: AwsFaultEffect,
     pub body_contains: Option<String>,
+    pub skip: u32,
 }
 
 impl AwsFault {
     /// AWS failing on its side (500): the SDK retries it, then gives up.
     pub fn internal_error(operation: &str, times: u32) -> Self {
         let effect = AwsFaultEffect::Error { status: 500, code: "InternalServerError".into() };
-        Self { operation: operation.into(), times, effect, body_contains: None }
+        Self { operation: operation.into(), times, effect, body_contains: None, skip: 0 }
     }
 
     /// DynamoDB throttling the table (400 `ProvisionedThroughputExceededException`).
     pub fn throttled(operation: &str, times: u32) -> Self {
         let effect = AwsFaultEffect::Error { status: 400, code: "ProvisionedThroughputExceededException".into() };
-        Self { operation: operation.into(), times, effect, body_contains: None }
+        Self { operation: operation.into(), times, effect, body_contains: None, skip: 0 }
     }
 
     /// `BatchGetItem` reading none of the keys it was asked for.
     pub fn nothing_processed(times: u32) -> Self {
-        Self { operation: "BatchGetItem".into(), times, effect: AwsFaultEffect::NothingProcessed, body_contains: None }
+        Self {
+            operation: "BatchGetItem".into(),
+            times,
+            effect: AwsFaultEffect::NothingProcessed,
+            body_contains: None,
+            skip: 0,
+        }
+    }
+
+    /// Only after `requests` matching requests have passed (a failure part-way through).
+    pub fn after(self, requests: u32) -> Self {
+        Self { skip: requests, ..self }
     }
 
     /// Only requests whose body holds `text`.
@@ -151,6 +163,10 @@ impl Relay {
         let index = faults
             .iter()
             .position(|f| f.operation == operation && f.times > 0 && f.body_contains.as_deref().is_none_or(holds))?;
+        if faults[index].skip > 0 {
+            faults[index].skip -= 1;
+            return None;
+        }
         faults[index].times -= 1;
         let effect = faults[index].effect.clone();
         faults.retain(|f| f.times > 0);
@@ -234,6 +250,16 @@ mod tests {
         relay.faults.lock().unwrap().push(AwsFault::internal_error("PutItem", 2));
         assert_eq!(relay.take_fault("GetItem", b""), None);
         assert!(relay.take_fault("PutItem", b"").is_some());
+        assert!(relay.take_fault("PutItem", b"").is_some());
+        assert_eq!(relay.take_fault("PutItem", b""), None);
+    }
+
+    #[test]
+    fn a_fault_after_n_requests_lets_n_pass_first() {
+        let relay = Relay::new("");
+        relay.faults.lock().unwrap().push(AwsFault::internal_error("PutItem", 1).after(2));
+        assert_eq!(relay.take_fault("PutItem", b""), None);
+        assert_eq!(relay.take_fault("PutItem", b""), None);
         assert!(relay.take_fault("PutItem", b"").is_some());
         assert_eq!(relay.take_fault("PutItem", b""), None);
     }
