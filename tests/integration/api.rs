@@ -674,8 +674,8 @@ async fn a_number_that_cannot_be_connected_is_not_held_from_another_workspace() 
     let (status, connected) = rival.onboard(NUMBER_A).await;
     assert_eq!(status, 201, "{connected}");
 
-    // Claimed, but its record cannot be written: the claim is given up.
-    app.aws_fails_next(AwsFault::internal_error("PutItem", 100).when_body_contains("#NUMBER#"));
+    // The claim and the number's first record are one write; when it fails, neither is kept.
+    app.aws_fails_next(AwsFault::internal_error("TransactWriteItems", 100).when_body_contains("#NUMBER#"));
     assert_eq!(api.onboard(NUMBER_B).await.0, 503);
     app.aws().heal();
     assert_eq!(rival.onboard(NUMBER_B).await.0, 201, "not held by the workspace that failed to connect it");

@@ -135,20 +135,26 @@ fn lines_of(chain: &str) -> Vec<Value> {
     logs.lines().filter(|l| l.contains(chain)).filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
-#[tokio::test]
-async fn one_customer_message_can_be_followed_from_the_webhook_through_its_flow_its_send_and_its_retry() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    capture_logs();
+/// A running stack whose workspace answers `keyword` with one message.
+async fn with_a_reply_to(keyword: &str) -> (TestApp, wapisnap::domain::WorkspaceId) {
     let app = TestApp::spawn().await;
     let ws = app.workspace_with_number().await;
     let reply = serde_json::json!({
         "name": "Echo", "priority": 1,
-        "trigger": { "type": "keyword", "keywords": ["where"] },
+        "trigger": { "type": "keyword", "keywords": [keyword] },
         "start": "answer",
         "nodes": [{ "id": "answer", "type": "sendMessage", "text": "On its way!", "next": "done" },
                   { "id": "done", "type": "end" }]
     });
     app.automate(&ws, reply).await;
+    (app, ws)
+}
+
+#[tokio::test]
+async fn one_customer_message_can_be_followed_from_the_webhook_through_its_flow_its_send_and_its_retry() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    capture_logs();
+    let (app, ws) = with_a_reply_to("where").await;
     app.env.sandbox.inject(wapisnap_tests::fault(wapisnap_tests::meta_error(131000), 1));
 
     let wamid = app.customer_says(wapisnap_tests::flows::BEN, "where is my parcel?").await;
@@ -166,4 +172,26 @@ async fn one_customer_message_can_be_followed_from_the_webhook_through_its_flow_
     for stage in ["wapisnap::flows", "wapisnap::outbound", "wapisnap::retry"] {
         assert!(seen.iter().any(|t| t.starts_with(stage)), "no {stage} line in chain {chain}: {seen:?}");
     }
+}
+
+#[tokio::test]
+async fn a_failure_meta_reports_by_webhook_is_judged_in_the_chain_of_the_message_it_failed() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    capture_logs();
+    let (app, ws) = with_a_reply_to("where").await;
+    // Meta accepts the reply, then reports it failed by webhook: the hand-over to Smart Retry
+    // comes from the webhook, outside the message's chain.
+    app.env
+        .sandbox
+        .inject(wapisnap_tests::fault(wapisnap_local::sandbox::FaultEffect::FailedStatus { code: 131000 }, 1));
+
+    let wamid = app.customer_says(wapisnap_tests::flows::BEN, "where is my parcel?").await;
+    let chain = wapisnap::correlation::for_inbound(&ws, &wapisnap::domain::MessageId::parse(wamid).unwrap());
+    let judged = wapisnap_tests::eventually("Smart Retry's line in the chain", std::time::Duration::from_secs(60), || {
+        let lines = lines_of(chain.as_str());
+        async move { lines.into_iter().find(|l| l["target"].as_str().is_some_and(|t| t.starts_with("wapisnap::retry"))) }
+    })
+    .await;
+    assert_eq!(judged["span"]["name"], "smart_retry", "{judged}");
+    assert!(judged["span"]["job"].as_str().is_some_and(|j| j.starts_with("flow-run_")), "{judged}");
 }

@@ -122,6 +122,8 @@ impl AwsFaults {
         self.relay.delay_millis.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Faults are met in the order they were asked for: a request meets the first one still
+    /// pending for its operation (and body), even one still letting requests pass (`after`).
     pub fn fail_next(&self, fault: AwsFault) {
         self.relay.faults.lock().expect("faults").push(fault);
     }

@@ -18,7 +18,7 @@ use crate::domain::Channel;
 use crate::domain::NumberState;
 use crate::domain::WorkspaceId;
 use crate::store::numbers::NumberRecord;
-use crate::store::routes::ClaimError;
+use crate::store::routes::{ClaimError, FirstConnect};
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
 
@@ -48,13 +48,21 @@ pub async fn connect(
     connection: Connection<'_>,
     now: DateTime<Utc>,
 ) -> Result<NumberRecord, ConnectError> {
+    let Connection { workspace, channel, account_id, .. } = connection;
     // Sealed first: KMS failing leaves nothing written.
-    let token = vault.seal(connection.workspace.as_str(), connection.account_id, connection.token).await?;
-    let existing = store.number(connection.workspace, connection.channel, connection.account_id).await?;
-    store.claim_route(connection.workspace, connection.channel, connection.account_id, now).await?;
+    let token = vault.seal(workspace.as_str(), account_id, connection.token).await?;
+    let mut existing = store.number(workspace, channel, account_id).await?;
+    if existing.is_none() {
+        // The claim and the first record together: a connect never leaves one without the other.
+        let first = first_record(&connection, token.clone(), now);
+        match store.connect_first(&first, now).await? {
+            FirstConnect::Connected => return Ok(first),
+            FirstConnect::AlreadyConnected => existing = store.number(workspace, channel, account_id).await?,
+        }
+    }
+    store.claim_route(workspace, channel, account_id, now).await?;
     // Connecting again (a re-run of Embedded Signup) stores the fresh token and leaves the
     // registration state as it was: re-adding does not undo a deregistration (FAQ).
-    let first = existing.is_none();
     let record = match existing {
         Some(existing) => NumberRecord {
             token,
@@ -62,38 +70,33 @@ pub async fn connect(
             updated_at: now,
             ..existing
         },
-        None => NumberRecord {
-            workspace_id: connection.workspace.clone(),
-            channel: connection.channel,
-            account_id: connection.account_id.to_owned(),
-            waba_id: connection.waba_id.map(str::to_owned),
-            display_phone_number: None,
-            state: connection.state,
-            state_reason: None,
-            token,
-            updated_at: now,
-            statuses_seen_at: None,
-            failed_pin_attempts: 0,
-            needs_reverification: false,
-            meta_status: None,
-            quality_rating: None,
-            verified_name: None,
-            quality_event: None,
-            messaging_limit: None,
-            business_id: None,
-            throughput_mps: None,
-        },
+        None => first_record(&connection, token, now),
     };
-    if let Err(error) = store.put_number(&record).await {
-        // A first connect that claimed the number but could not record it gives the claim up
-        // (best effort: should that fail too, connecting again from this workspace completes).
-        if first
-            && let Err(release) =
-                store.release_unconnected_route(connection.workspace, connection.channel, connection.account_id).await
-        {
-            tracing::warn!(error = %release, "a number claimed but not connected could not be released");
-        }
-        return Err(error.into());
-    }
+    store.put_number(&record).await?;
     Ok(record)
+}
+
+/// A number's record when it is connected for the first time.
+fn first_record(connection: &Connection<'_>, token: crate::vault::SealedToken, now: DateTime<Utc>) -> NumberRecord {
+    NumberRecord {
+        workspace_id: connection.workspace.clone(),
+        channel: connection.channel,
+        account_id: connection.account_id.to_owned(),
+        waba_id: connection.waba_id.map(str::to_owned),
+        display_phone_number: None,
+        state: connection.state,
+        state_reason: None,
+        token,
+        updated_at: now,
+        statuses_seen_at: None,
+        failed_pin_attempts: 0,
+        needs_reverification: false,
+        meta_status: None,
+        quality_rating: None,
+        verified_name: None,
+        quality_event: None,
+        messaging_limit: None,
+        business_id: None,
+        throughput_mps: None,
+    }
 }

@@ -117,7 +117,6 @@ struct Ready {
     token: secrecy::SecretString,
     mps: u32,
     slot: chrono::DateTime<chrono::Utc>,
-    span: tracing::Span,
 }
 
 enum Prepared {
@@ -225,38 +224,45 @@ impl Sender {
         request: SendRequest,
         deadline: Option<std::time::Instant>,
     ) -> Result<SendOutcome, SendError> {
+        // Every line about this send is in its span: the attempt is recorded once the job is read.
+        let (workspace, job) = match &request {
+            SendRequest::New { job } => (&job.workspace_id, &job.job_id),
+            SendRequest::Attempt { workspace_id, job_id, .. } => (workspace_id, job_id),
+        };
+        let span = tracing::info_span!("send", workspace = %workspace, job = %job, attempt = tracing::field::Empty);
+        let outcome = self.send_in_span(request, deadline).instrument(span.clone()).await;
+        span.in_scope(|| match &outcome {
+            Ok(outcome) => count(outcome),
+            Err(SendError::Busy(_)) => {}
+            Err(error) => tracing::warn!(%error, "send attempt did not finish; the request comes back from the queue"),
+        });
+        outcome
+    }
+
+    async fn send_in_span(
+        &self,
+        request: SendRequest,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<SendOutcome, SendError> {
         let start_by = deadline.map(|d| d.checked_sub(self.time_needed()).unwrap_or(d));
         if start_by.is_some_and(|at| at <= std::time::Instant::now()) {
             return Ok(SendOutcome::NotStarted);
         }
         let prepared = self.prepare(request);
         let prepared = match start_by {
-            None => prepared.await,
+            None => prepared.await?,
             Some(at) => match tokio::time::timeout_at(at.into(), prepared).await {
-                Ok(prepared) => prepared,
+                Ok(prepared) => prepared?,
                 Err(_) => {
                     tracing::info!("the reads before the claim ran into the time a send needs: not started");
                     return Ok(SendOutcome::NotStarted);
                 }
             },
         };
-        let ready = match prepared {
-            Ok(Prepared::Ready(ready)) => ready,
-            Ok(Prepared::Done(outcome)) => return Ok(outcome),
-            Err(error) => {
-                if !matches!(error, SendError::Busy(_)) {
-                    tracing::warn!(%error, "send attempt did not finish; the request comes back from the queue");
-                }
-                return Err(error);
-            }
-        };
-        let span = ready.span.clone();
-        let outcome = self.send_ready(*ready, deadline).instrument(span).await;
-        match &outcome {
-            Ok(outcome) => count(outcome),
-            Err(error) => tracing::warn!(%error, "send attempt did not finish; the request comes back from the queue"),
+        match prepared {
+            Prepared::Ready(ready) => self.send_ready(*ready, deadline).await,
+            Prepared::Done(outcome) => Ok(outcome),
         }
-        outcome
     }
 
     /// The job read and checked up to its claim.
@@ -272,18 +278,14 @@ impl Sender {
             SendRequest::Attempt { workspace_id, job_id, attempt } => (workspace_id, job_id, attempt),
         };
         let Some(record) = self.store.job(&workspace, &job_id).await? else {
-            tracing::warn!(%workspace, job = %job_id, "send request for a job that does not exist");
+            tracing::warn!("send request for a job that does not exist");
             return Ok(Prepared::Done(SendOutcome::Missing));
         };
+        tracing::Span::current().record("attempt", record.attempt);
         if let Some(outcome) = self.not_claimable(&record, requested).await? {
             return outcome.map(Prepared::Done);
         }
-        let span = tracing::info_span!("send", workspace = %workspace, job = %job_id, attempt = record.attempt);
-        let checked = self.check(record, span.clone()).instrument(span).await;
-        if let Ok(Prepared::Done(outcome)) = &checked {
-            count(outcome);
-        }
-        checked
+        self.check(record).await
     }
 
     /// Why this request cannot send the job now, if it cannot.
@@ -314,7 +316,7 @@ impl Sender {
 
     /// The send policy with fresh facts, the token, the number's pace: either the job is
     /// settled here (refused, failed, reconciled) or it is ready to claim.
-    async fn check(&self, record: JobRecord, span: tracing::Span) -> Result<Prepared, SendError> {
+    async fn check(&self, record: JobRecord) -> Result<Prepared, SendError> {
         let job = &record.job;
         let ws = &job.workspace_id;
         let current = AttemptRef::of(&record);
@@ -399,13 +401,13 @@ impl Sender {
             }
             Slot::At(at) => at,
         };
-        Ok(Prepared::Ready(Box::new(Ready { record, token, mps, slot, span })))
+        Ok(Prepared::Ready(Box::new(Ready { record, token, mps, slot })))
     }
 
     /// Claims the job, waits for its slot, calls Meta and records the answer, unless the wait
     /// for the slot leaves too little time before `deadline`.
     async fn send_ready(&self, ready: Ready, deadline: Option<std::time::Instant>) -> Result<SendOutcome, SendError> {
-        let Ready { record, token, mps, slot, .. } = ready;
+        let Ready { record, token, mps, slot } = ready;
         let (job, current) = (&record.job, AttemptRef::of(&record));
         let ws = &job.workspace_id;
         let wait = (slot - self.clock.now()).to_std().unwrap_or_default();

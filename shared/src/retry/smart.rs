@@ -92,15 +92,26 @@ impl SmartRetry {
         let Some(record) = self.store.job(ws, &job_id).await? else {
             return Ok(RetryOutcome::Ignored("no such job"));
         };
-        // The attempt is known once judged (a failure reported by webhook names none).
-        let span = tracing::info_span!("smart_retry", workspace = %ws, job = %job_id, attempt = tracing::field::Empty, code = ?failure.error_code);
         // Meta's `failed` webhook starts no chain of its own: the job's chain goes on.
         match record.correlation_id.clone() {
             Some(chain) if crate::correlation::current().as_ref() != Some(&chain) => {
-                crate::correlation::scope(Some(chain), self.judge(failure, job_id, record).instrument(span)).await
+                crate::correlation::scope(Some(chain), self.judge_in_span(failure, job_id, record)).await
             }
-            _ => self.judge(failure, job_id, record).instrument(span).await,
+            _ => self.judge_in_span(failure, job_id, record).await,
         }
+    }
+
+    /// [`Self::judge`] in its span, made where it runs: inside the job's chain.
+    async fn judge_in_span(
+        &self,
+        failure: SendFailure,
+        job_id: SendJobId,
+        record: JobRecord,
+    ) -> Result<RetryOutcome, RetryError> {
+        // The attempt is known once judged (a failure reported by webhook names none).
+        let span = tracing::info_span!("smart_retry", workspace = %failure.workspace_id, job = %job_id,
+            attempt = tracing::field::Empty, code = ?failure.error_code);
+        self.judge(failure, job_id, record).instrument(span).await
     }
 
     async fn judge(

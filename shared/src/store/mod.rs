@@ -146,6 +146,20 @@ pub(crate) fn item_at<T: serde::Serialize>(
     Ok(item)
 }
 
+/// [`item_at`], listed in the lists' index (`gsi1`) at `(gsi1pk, gsi1sk)`.
+pub(crate) fn listed_item_at<T: serde::Serialize>(
+    key: (String, String),
+    entity: &T,
+    name: &'static str,
+    (gsi1pk, gsi1sk): (String, String),
+) -> Result<Item, StoreError> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut item = item_at(key, entity, name)?;
+    item.insert("gsi1pk".into(), AttributeValue::S(gsi1pk));
+    item.insert("gsi1sk".into(), AttributeValue::S(gsi1sk));
+    Ok(item)
+}
+
 impl Store {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into(), pace_seen: Default::default() }
@@ -159,10 +173,7 @@ impl Store {
         name: &'static str,
         (gsi1pk, gsi1sk): (String, String),
     ) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        let mut item = item_at(key, entity, name)?;
-        item.insert("gsi1pk".into(), AttributeValue::S(gsi1pk));
-        item.insert("gsi1sk".into(), AttributeValue::S(gsi1sk));
+        let item = listed_item_at(key, entity, name, (gsi1pk, gsi1sk))?;
         self.client
             .put_item()
             .table_name(&self.table)

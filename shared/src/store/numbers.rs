@@ -117,8 +117,8 @@ pub struct TemplateRecord {
 impl Store {
     pub async fn put_number(&self, number: &NumberRecord) -> Result<(), StoreError> {
         let ws = &number.workspace_id;
-        let listed = (keys::workspace_numbers(ws), format!("{}#{}", number.channel.as_str(), number.account_id));
-        self.put_listed(keys::number(ws, number.channel, &number.account_id), number, "number", listed).await
+        self.put_listed(keys::number(ws, number.channel, &number.account_id), number, "number", number_listed(number))
+            .await
     }
 
     pub async fn number(
@@ -275,66 +275,32 @@ impl Store {
         channel: Channel,
         account_id: &str,
     ) -> Result<bool, StoreError> {
-        self.release_route(workspace, channel, account_id, NumberItem::Deleted).await
-    }
-
-    /// Gives up `workspace`'s claim on a number it never connected (its record was not
-    /// written): a connect that failed half way must not hold the number from the workspace
-    /// the business connects it to next. Nothing is released once the number's record exists
-    /// (another connect of the same number by this workspace got through meanwhile).
-    pub async fn release_unconnected_route(
-        &self,
-        workspace: &WorkspaceId,
-        channel: Channel,
-        account_id: &str,
-    ) -> Result<bool, StoreError> {
-        self.release_route(workspace, channel, account_id, NumberItem::Absent).await
-    }
-
-    /// Deletes `workspace`'s route for the number, in one transaction with what must hold of
-    /// the number's own item; `false` when either condition does not hold.
-    async fn release_route(
-        &self,
-        workspace: &WorkspaceId,
-        channel: Channel,
-        account_id: &str,
-        number: NumberItem,
-    ) -> Result<bool, StoreError> {
-        use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem};
+        use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
         let (route_pk, route_sk) = keys::route(channel, account_id);
         let (number_pk, number_sk) = keys::number(workspace, channel, account_id);
-        let corrupt =
-            |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt { entity: "number", reason: e.to_string() };
-        let route = Delete::builder()
-            .table_name(&self.table)
-            .key(keys::PK, AttributeValue::S(route_pk))
-            .key(keys::SK, AttributeValue::S(route_sk))
-            .condition_expression("workspace_id = :ws")
-            .expression_attribute_values(":ws", AttributeValue::S(workspace.to_string()))
-            .build()
-            .map_err(corrupt)?;
-        let number = match number {
-            NumberItem::Deleted => Delete::builder()
+        let delete = |pk: String, sk: String, condition: &str| {
+            Delete::builder()
                 .table_name(&self.table)
-                .key(keys::PK, AttributeValue::S(number_pk))
-                .key(keys::SK, AttributeValue::S(number_sk))
-                .condition_expression("attribute_exists(pk)")
+                .key(keys::PK, AttributeValue::S(pk))
+                .key(keys::SK, AttributeValue::S(sk))
+                .condition_expression(condition)
+                .set_expression_attribute_values(
+                    condition
+                        .contains(":ws")
+                        .then(|| [(":ws".to_owned(), AttributeValue::S(workspace.to_string()))].into()),
+                )
                 .build()
-                .map(|d| TransactWriteItem::builder().delete(d).build()),
-            NumberItem::Absent => ConditionCheck::builder()
-                .table_name(&self.table)
-                .key(keys::PK, AttributeValue::S(number_pk))
-                .key(keys::SK, AttributeValue::S(number_sk))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map(|c| TransactWriteItem::builder().condition_check(c).build()),
-        }
-        .map_err(corrupt)?;
-        let items = vec![TransactWriteItem::builder().delete(route).build(), number];
+                .map(|d| TransactWriteItem::builder().delete(d).build())
+        };
+        let items =
+            [delete(route_pk, route_sk, "workspace_id = :ws"), delete(number_pk, number_sk, "attribute_exists(pk)")]
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Corrupt { entity: "number", reason: e.to_string() })?;
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
-            Err(e) => Err(StoreError::aws("TransactWriteItems release route", e)),
+            Err(e) => Err(StoreError::aws("TransactWriteItems release number", e)),
         }
     }
 
@@ -536,10 +502,7 @@ impl Store {
     }
 }
 
-/// What releasing a number's route requires of the number's own item.
-enum NumberItem {
-    /// It exists, and goes with the route (a number released from the workspace).
-    Deleted,
-    /// It was never written (a connect that did not complete).
-    Absent,
+/// Where a number stands in its workspace's list of numbers.
+pub(crate) fn number_listed(number: &NumberRecord) -> (String, String) {
+    (keys::workspace_numbers(&number.workspace_id), format!("{}#{}", number.channel.as_str(), number.account_id))
 }

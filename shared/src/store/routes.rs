@@ -5,7 +5,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, keys, refused_by_condition};
+use super::numbers::{NumberRecord, number_listed};
+use super::{Store, StoreError, keys, listed_item_at, refused_by_condition};
 use crate::domain::Channel;
 use crate::domain::WorkspaceId;
 
@@ -17,6 +18,14 @@ struct RouteItem {
     channel: Channel,
     account_id: String,
     claimed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What became of connecting a number its workspace had no record of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstConnect {
+    Connected,
+    /// The workspace's record of the number was written meanwhile, by another connect.
+    AlreadyConnected,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,17 +45,7 @@ impl Store {
         account_id: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ClaimError> {
-        let (pk, sk) = keys::route(channel, account_id);
-        let item = RouteItem {
-            pk,
-            sk,
-            workspace_id: workspace.clone(),
-            channel,
-            account_id: account_id.to_owned(),
-            claimed_at: now,
-        };
-        let item =
-            serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt { entity: "route", reason: e.to_string() })?;
+        let item = self.route_item(workspace, channel, account_id, now)?;
         let result = self
             .client
             .put_item()
@@ -63,6 +62,69 @@ impl Store {
             }
             Err(e) => Err(StoreError::aws("PutItem route", e).into()),
         }
+    }
+
+    /// Connects a number its workspace has no record of: the claim on it and its first record
+    /// are written in one transaction, so a connect that fails leaves neither (no claim on a
+    /// number nobody connected, holding it from the workspace the business connects it to
+    /// next). [`FirstConnect::AlreadyConnected`] when the workspace's record appeared
+    /// meanwhile (another connect of the same number by it got through first).
+    pub async fn connect_first(
+        &self,
+        number: &NumberRecord,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<FirstConnect, ClaimError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let (ws, channel, account_id) = (&number.workspace_id, number.channel, number.account_id.as_str());
+        let route = self.route_item(ws, channel, account_id, now)?;
+        let record = listed_item_at(keys::number(ws, channel, account_id), number, "number", number_listed(number))?;
+        let put = |item, condition: &str, ws: Option<&WorkspaceId>| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_values(
+                    ws.map(|ws| [(":ws".to_owned(), AttributeValue::S(ws.to_string()))].into()),
+                )
+                .build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(|e| StoreError::Corrupt { entity: "number", reason: e.to_string() })
+        };
+        let items = vec![
+            put(route, "attribute_not_exists(pk) OR workspace_id = :ws", Some(ws))?,
+            put(record, "attribute_not_exists(pk)", None)?,
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(FirstConnect::Connected),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
+                match self.route(channel, account_id).await? {
+                    Some(owner) if &owner != ws => {
+                        Err(ClaimError::OwnedByAnotherWorkspace { channel, account_id: account_id.to_owned() })
+                    }
+                    _ => Ok(FirstConnect::AlreadyConnected),
+                }
+            }
+            Err(e) => Err(StoreError::aws("TransactWriteItems connect number", e).into()),
+        }
+    }
+
+    fn route_item(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<super::Item, StoreError> {
+        let (pk, sk) = keys::route(channel, account_id);
+        let item = RouteItem {
+            pk,
+            sk,
+            workspace_id: workspace.clone(),
+            channel,
+            account_id: account_id.to_owned(),
+            claimed_at: now,
+        };
+        serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt { entity: "route", reason: e.to_string() })
     }
 
     /// The workspace that owns `account_id`, if any.

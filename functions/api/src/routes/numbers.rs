@@ -118,7 +118,7 @@ fn onboard_error(error: OnboardError) -> ApiError {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                "the number could not be connected now (storage or the key service is unavailable); connecting again is safe",
+                "the number could not be connected, or Meta's details of it not all recorded (storage or the key service is unavailable); connecting again is safe",
             )
         }
     }
