@@ -10,7 +10,6 @@ use wapisnap::broadcasts::spec::{BroadcastState, OverLimit};
 use wapisnap::clock::Clock;
 use wapisnap::domain::{Channel, SendRequest};
 use wapisnap_local::aws_faults::AwsFault;
-use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, NUMBER_B, TestApp, fault, meta_error};
 
@@ -118,7 +117,7 @@ async fn a_fan_out_that_dies_part_way_resumes_and_meta_gets_exactly_one_message_
 
 #[tokio::test]
 async fn a_fan_out_whose_write_fails_part_way_resumes_and_meta_gets_exactly_one_message_per_recipient() {
-    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let app = TestApp::spawn_with_aws_faults().await;
     app.env.stack.start_background();
     let ws = app.workspace_with_number().await;
     app.approve_template(&ws, "spring_sale").await;

@@ -41,7 +41,7 @@ async fn an_unreadable_item_before_the_claim_leaves_the_job_waiting_and_it_is_se
 
 #[tokio::test]
 async fn when_kms_cannot_open_the_token_nothing_is_claimed_and_the_job_is_sent_once_later() {
-    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let app = TestApp::spawn_with_aws_faults().await;
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     let reply = job(&ws, "kms-1", CUSTOMER, agent(), text("hi"));

@@ -7,7 +7,6 @@ use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap_local::aws_faults::AwsFault;
-use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, meta_error, template, text};
 
@@ -88,7 +87,7 @@ async fn a_crash_after_meta_accepted_makes_no_second_request_on_redelivery() {
 
 #[tokio::test]
 async fn when_meta_accepted_but_its_answer_cannot_be_recorded_the_message_is_never_sent_twice() {
-    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let app = TestApp::spawn_with_aws_faults().await;
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     app.env.sandbox.set_auto_statuses(&[]);
@@ -187,7 +186,7 @@ async fn a_job_given_back_is_claimed_by_its_redelivered_request_or_queued_again_
 
 #[tokio::test]
 async fn a_status_whose_job_update_fails_settles_the_job_when_meta_delivers_it_again() {
-    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let app = TestApp::spawn_with_aws_faults().await;
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     app.env.sandbox.set_auto_statuses(&[]);
@@ -215,7 +214,7 @@ async fn a_status_whose_job_update_fails_settles_the_job_when_meta_delivers_it_a
 
 #[tokio::test]
 async fn a_refusal_whose_hand_over_to_smart_retry_fails_is_not_resent_at_once_and_the_sweeper_hands_it_over() {
-    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let app = TestApp::spawn_with_aws_faults().await;
     let ws = app.workspace_with_number().await;
     app.approve_template(&ws, "spring_sale").await;
     let capped = job(&ws, "cap-lost-1", CUSTOMER, broadcast("spring"), template("spring_sale"));

@@ -8,7 +8,6 @@ use wapisnap::clock::Clock;
 use wapisnap::domain::{Channel, RunId, WorkspaceId};
 use wapisnap::queues::FlowTick;
 use wapisnap_local::aws_faults::AwsFault;
-use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_tests::flows::{ANA, BEN, outcome, story};
 use wapisnap_tests::{INSTAGRAM_ACCOUNT, NUMBER_A, TestApp};
 
@@ -301,7 +300,7 @@ async fn a_reply_before_the_timeout_makes_the_timeout_a_no_op_and_a_silent_custo
 
 #[tokio::test]
 async fn a_tick_whose_write_fails_comes_back_from_the_queue_and_the_bot_answers_once() {
-    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let app = TestApp::spawn_with_aws_faults().await;
     app.env.stack.start_background();
     let ws = app.workspace_with_number().await;
     app.automate(&ws, welcome()).await;

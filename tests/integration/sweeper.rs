@@ -5,7 +5,6 @@ use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap_local::aws_faults::AwsFault;
-use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, template, text};
 
@@ -82,7 +81,7 @@ async fn the_sweeper_resends_an_uncertain_reply_once_and_fails_an_uncertain_temp
 
 #[tokio::test]
 async fn a_sweep_whose_reads_fail_changes_nothing_and_the_next_sweep_does_the_work() {
-    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let app = TestApp::spawn_with_aws_faults().await;
     let ws = app.workspace_with_number().await;
     app.claimed_by_a_sender_that_dies(&job(&ws, "dead-1", CUSTOMER, agent(), text("hi"))).await;
     app.advance(Duration::seconds(61)).await;

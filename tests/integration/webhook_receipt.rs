@@ -8,7 +8,6 @@ use wapisnap::domain::DeliveryState;
 use wapisnap::domain::{Channel, MessageContent};
 use wapisnap::store::statuses::RetryHandoff;
 use wapisnap_local::aws_faults::AwsFault;
-use wapisnap_local::environment::EnvironmentOptions;
 use wapisnap_tests::{INSTAGRAM_ACCOUNT, NUMBER_A, NUMBER_B, TestApp, sample};
 
 const TEXT_WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=";
@@ -332,7 +331,7 @@ async fn a_failed_after_delivered_or_read_is_recorded_but_not_retried() {
 
 #[tokio::test]
 async fn a_write_failure_answers_5xx_and_metas_retry_completes_the_delivery() {
-    let app = TestApp::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await;
+    let app = TestApp::spawn_with_aws_faults().await;
     let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
     // The message is stored, then SQS refuses its flow event, every time the SDK tries.
     app.aws_fails_next(AwsFault::internal_error("SendMessage", 100));

@@ -41,6 +41,12 @@ impl TestApp {
         Self::spawn_with(EnvironmentOptions::default()).await
     }
 
+    /// A fresh idle stack that reaches AWS through the fault pass-through, for a story to
+    /// slow AWS down or fail it ([`Self::aws`]).
+    pub async fn spawn_with_aws_faults() -> Self {
+        Self::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await
+    }
+
     /// A fresh idle stack with some options changed (on the shared emulator).
     pub async fn spawn_with(options: EnvironmentOptions) -> Self {
         let options = EnvironmentOptions { aws_endpoint: Some(aws_endpoint().await), ..options };

@@ -16,6 +16,7 @@ use wapisnap::aws::AwsClients;
 use wapisnap::clock::SharedClock;
 use wapisnap::config::{ConfigError, Env, MetaConfig, QueueConfig, StoreConfig, VaultConfig};
 use wapisnap::domain::SendRequest;
+use wapisnap::lambda::deadline::done_with_time_left;
 use wapisnap::lambda::sqs::{UnreportableRecord, each_json_message_concurrently};
 use wapisnap::meta::graph::GraphClient;
 use wapisnap::outbound::sender::{SendError, SendOutcome, Sender};
@@ -121,13 +122,7 @@ impl SenderFunction {
         deadline: Option<std::time::Instant>,
     ) -> Result<(), SendError> {
         let requeue = self.queues.requeue_send_body(body, delay);
-        match deadline.map(|d| d.checked_sub(ANSWER_MARGIN).unwrap_or(d)) {
-            None => Ok(requeue.await?),
-            Some(by) => match tokio::time::timeout_at(by.into(), requeue).await {
-                Ok(requeued) => Ok(requeued?),
-                Err(_) => Err(SendError::OutOfTime),
-            },
-        }
+        Ok(done_with_time_left(deadline, ANSWER_MARGIN, requeue).await.ok_or(SendError::OutOfTime)??)
     }
 
     pub fn sender(&self) -> &Sender {

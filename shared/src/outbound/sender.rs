@@ -17,6 +17,7 @@ use crate::clock::SharedClock;
 use crate::domain::Origin;
 use crate::domain::{JobState, SendRequest};
 use crate::domain::{MessageId, SendJobId, WorkspaceId};
+use crate::lambda::deadline::done_with_time_left;
 use crate::meta::graph::{GraphClient, GraphError, SentMessage};
 use crate::outbound::content::OutboundContent;
 use crate::outbound::pacing::{DEFAULT_MPS, SLOWDOWN, Slot};
@@ -244,21 +245,13 @@ impl Sender {
         request: SendRequest,
         deadline: Option<std::time::Instant>,
     ) -> Result<SendOutcome, SendError> {
-        let start_by = deadline.map(|d| d.checked_sub(self.time_needed()).unwrap_or(d));
-        if start_by.is_some_and(|at| at <= std::time::Instant::now()) {
+        // Not started (put back by the caller) when the reads before the claim would run into
+        // the time a send needs.
+        let prepare = self.prepare(request);
+        let Some(prepared) = done_with_time_left(deadline, self.time_needed(), prepare).await else {
             return Ok(SendOutcome::NotStarted);
-        }
-        let prepared = self.prepare(request);
-        let prepared = match start_by {
-            None => prepared.await?,
-            Some(at) => match tokio::time::timeout_at(at.into(), prepared).await {
-                Ok(prepared) => prepared?,
-                Err(_) => {
-                    tracing::info!("the reads before the claim ran into the time a send needs: not started");
-                    return Ok(SendOutcome::NotStarted);
-                }
-            },
         };
+        let prepared = prepared?;
         match prepared {
             Prepared::Ready(ready) => self.send_ready(*ready, deadline).await,
             Prepared::Done(outcome) => Ok(outcome),

@@ -149,7 +149,7 @@ impl Store {
             ];
             match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => return Ok(Saved::Saved(next)),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => continue,
+                Err(e) if super::transaction_refused(&e) => continue,
                 Err(e) => return Err(StoreError::aws("TransactWriteItems save automation", e)),
             }
         }

@@ -132,7 +132,7 @@ impl Store {
         }
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
+            Err(e) if super::transaction_refused(&e) => Ok(false),
             Err(e) => Err(StoreError::aws("TransactWriteItems conversation flow", e)),
         }
     }

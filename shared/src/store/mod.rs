@@ -113,6 +113,14 @@ pub(crate) fn refused_by_condition<E: ProvideErrorMetadata, R>(err: &SdkError<E,
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// Whether a transaction was refused (one of its conditions did not hold): the expected
+/// outcome of a race the transaction settles, not an error.
+pub(crate) fn transaction_refused<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> bool {
+    err.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception())
+}
+
 /// The DynamoDB table, reached through one client built per cold start.
 #[derive(Debug, Clone)]
 pub struct Store {

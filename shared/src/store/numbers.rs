@@ -299,7 +299,7 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt { entity: "number", reason: e.to_string() })?;
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
+            Err(e) if super::transaction_refused(&e) => Ok(false),
             Err(e) => Err(StoreError::aws("TransactWriteItems release number", e)),
         }
     }

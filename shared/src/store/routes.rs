@@ -45,7 +45,7 @@ impl Store {
         account_id: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ClaimError> {
-        let item = self.route_item(workspace, channel, account_id, now)?;
+        let item = route_item(workspace, channel, account_id, now)?;
         let result = self
             .client
             .put_item()
@@ -76,7 +76,7 @@ impl Store {
     ) -> Result<FirstConnect, ClaimError> {
         use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
         let (ws, channel, account_id) = (&number.workspace_id, number.channel, number.account_id.as_str());
-        let route = self.route_item(ws, channel, account_id, now)?;
+        let route = route_item(ws, channel, account_id, now)?;
         let record = listed_item_at(keys::number(ws, channel, account_id), number, "number", number_listed(number))?;
         let put = |item, condition: &str, ws: Option<&WorkspaceId>| {
             Put::builder()
@@ -96,35 +96,14 @@ impl Store {
         ];
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(FirstConnect::Connected),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
-                match self.route(channel, account_id).await? {
-                    Some(owner) if &owner != ws => {
-                        Err(ClaimError::OwnedByAnotherWorkspace { channel, account_id: account_id.to_owned() })
-                    }
-                    _ => Ok(FirstConnect::AlreadyConnected),
+            Err(e) if super::transaction_refused(&e) => match self.route(channel, account_id).await? {
+                Some(owner) if &owner != ws => {
+                    Err(ClaimError::OwnedByAnotherWorkspace { channel, account_id: account_id.to_owned() })
                 }
-            }
+                _ => Ok(FirstConnect::AlreadyConnected),
+            },
             Err(e) => Err(StoreError::aws("TransactWriteItems connect number", e).into()),
         }
-    }
-
-    fn route_item(
-        &self,
-        workspace: &WorkspaceId,
-        channel: Channel,
-        account_id: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<super::Item, StoreError> {
-        let (pk, sk) = keys::route(channel, account_id);
-        let item = RouteItem {
-            pk,
-            sk,
-            workspace_id: workspace.clone(),
-            channel,
-            account_id: account_id.to_owned(),
-            claimed_at: now,
-        };
-        serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt { entity: "route", reason: e.to_string() })
     }
 
     /// The workspace that owns `account_id`, if any.
@@ -193,4 +172,23 @@ impl Store {
         let owner: Option<Owner> = self.get(pk, sk, "WABA route").await?;
         Ok(owner.map(|o| o.workspace_id))
     }
+}
+
+/// The item that says `workspace` owns the number.
+fn route_item(
+    workspace: &WorkspaceId,
+    channel: Channel,
+    account_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<super::Item, StoreError> {
+    let (pk, sk) = keys::route(channel, account_id);
+    let item = RouteItem {
+        pk,
+        sk,
+        workspace_id: workspace.clone(),
+        channel,
+        account_id: account_id.to_owned(),
+        claimed_at: now,
+    };
+    serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt { entity: "route", reason: e.to_string() })
 }
