@@ -124,8 +124,8 @@ fn sign(body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn payload(name: &'static str, file: &'static str, (body, elements): (Value, usize)) -> Payload {
-    let body = meta_escaped(&serde_json::to_string(&body).expect("serializes")).into_bytes();
+fn payload(name: &'static str, file: &'static str, (body, elements): (String, usize)) -> Payload {
+    let body = meta_escaped(&body).into_bytes();
     let signature = sign(&body);
     Payload { name, file, body, signature, elements }
 }
@@ -149,24 +149,20 @@ fn meta_escaped(json: &str) -> String {
     out
 }
 
-fn envelope(contacts: Vec<Value>, messages: Vec<Value>, statuses: Vec<Value>) -> Value {
-    let mut value = json!({
-        "messaging_product": "whatsapp",
-        "metadata": { "display_phone_number": "15550001111", "phone_number_id": "106540352242922" },
-    });
-    if !contacts.is_empty() {
-        value["contacts"] = Value::Array(contacts);
+/// A delivery's JSON with the keys of its change in Meta's order (`messaging_product`,
+/// `metadata`, `contacts`, then `messages` or `statuses`), which a `Value` would sort.
+fn envelope(contacts: &[Value], messages: &[Value], statuses: &[Value]) -> String {
+    let mut value = String::from(
+        r#"{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"106540352242922"}"#,
+    );
+    for (key, list) in [("contacts", contacts), ("messages", messages), ("statuses", statuses)] {
+        if !list.is_empty() {
+            value.push_str(&format!(r#","{key}":{}"#, serde_json::to_string(list).expect("serializes")));
+        }
     }
-    if !messages.is_empty() {
-        value["messages"] = Value::Array(messages);
-    }
-    if !statuses.is_empty() {
-        value["statuses"] = Value::Array(statuses);
-    }
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{ "id": "102290129340398", "changes": [{ "value": value, "field": "messages" }] }],
-    })
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"value":{value}}},"field":"messages"}}]}}]}}"#
+    )
 }
 
 fn wamid(i: usize) -> String {
@@ -243,12 +239,12 @@ fn customer(i: usize) -> String {
 
 /// Messages from a few customers each (and, for a batch, statuses of what we sent them) until
 /// the body reaches `target` bytes.
-fn messages_and_statuses(now: i64, target: usize, with_statuses: bool) -> (Value, usize) {
+fn messages_and_statuses(now: i64, target: usize, with_statuses: bool) -> (String, usize) {
     let (mut contacts, mut messages, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
     let mut i = 0;
     loop {
-        let body = envelope(contacts.clone(), messages.clone(), statuses.clone());
-        if serde_json::to_string(&body).expect("serializes").len() >= target {
+        let body = envelope(&contacts, &messages, &statuses);
+        if body.len() >= target {
             return (body, messages.len() + statuses.len());
         }
         let from = customer(i / 2);
@@ -263,9 +259,9 @@ fn messages_and_statuses(now: i64, target: usize, with_statuses: bool) -> (Value
     }
 }
 
-fn statuses(now: i64, count: usize) -> (Value, usize) {
-    let statuses = (0..count).map(|i| status(i, &customer(i), now - 30)).collect();
-    (envelope(vec![], vec![], statuses), count)
+fn statuses(now: i64, count: usize) -> (String, usize) {
+    let statuses: Vec<Value> = (0..count).map(|i| status(i, &customer(i), now - 30)).collect();
+    (envelope(&[], &[], &statuses), count)
 }
 
 fn write_manifest(out: &Path, payloads: &[Payload], timing: &Timing) -> PathBuf {

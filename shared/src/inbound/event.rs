@@ -1029,6 +1029,48 @@ mod tests {
     }
 
     #[test]
+    fn a_change_in_any_key_order_is_read_alike_on_both_paths() {
+        // The one-pass walk makes each element's event as it reads it when the number and its
+        // senders came first (as Meta writes them); an element before them waits for them.
+        let metadata = r#""metadata":{"display_phone_number":"15550001111","phone_number_id":"106540352242922"}"#;
+        let contacts = r#""contacts":[{"profile":{"name":"Kerry"},"wa_id":"16505551234"}]"#;
+        let messages = r#""messages":[{"from":"16505551234","id":"wamid.ORDER","timestamp":"1700000000","type":"text","text":{"body":"hi"}}]"#;
+        let statuses =
+            r#""statuses":[{"id":"wamid.SENT","status":"sent","timestamp":"1700000000","recipient_id":"16505551234"}]"#;
+        let body = |parts: &[&str]| {
+            format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp",{}}}}}]}}]}}"#,
+                parts.join(",")
+            )
+        };
+        for order in [
+            [metadata, contacts, messages, statuses],
+            [messages, metadata, contacts, statuses],
+            [metadata, messages, contacts, statuses],
+            [contacts, messages, statuses, metadata],
+            [metadata, contacts, statuses, messages],
+            [statuses, metadata, contacts, messages],
+        ] {
+            let body = body(&order);
+            let statuses_first = order.iter().position(|p| *p == statuses) < order.iter().position(|p| *p == messages);
+            assert_eq!(whatsapp_delivery_fast(body.as_bytes(), received_at()).is_some(), !statuses_first, "{body}");
+            same_on_both_paths(body.as_bytes()).unwrap();
+            let Delivery::Events(events) = parse_delivery_at(body.as_bytes(), received_at()) else {
+                panic!("unread: {body}");
+            };
+            let read: Vec<_> = events
+                .iter()
+                .map(|e| match e {
+                    WebhookEvent::Message(m) => format!("{} from {:?}", m.message_id, m.profile_name),
+                    WebhookEvent::Status(s) => format!("{} {:?}", s.message_id, s.state),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(read, [r#"wamid.ORDER from Some("Kerry")"#, "wamid.SENT Sent"], "{body}");
+        }
+    }
+
+    #[test]
     fn documented_statuses_and_messages_take_the_fast_path() {
         for name in ["whatsapp-statuses-sent-delivered.json", "whatsapp-text.json", "whatsapp-batch-two-numbers.json"] {
             let (_, body) = payloads::SAMPLES.iter().find(|(n, _)| *n == name).expect("sample");

@@ -105,25 +105,18 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     slot.replace(value).is_none().then_some(())
 }
 
-/// One `messages` change's elements, as read.
-struct Change<'a> {
-    account_id: AccountId,
-    contacts: Vec<ContactRef<'a>>,
-    messages: Vec<(MessageRef<'a>, &'a str)>,
-    statuses: Vec<StatusRef<'a>>,
-}
-
 /// The events of a WhatsApp delivery whose changes are all `messages` changes as Meta
 /// documents them; `None` for anything else.
 pub(super) fn whatsapp_delivery(body: &str, received_at: DateTime<Utc>) -> Option<Vec<WebhookEvent>> {
     let mut cursor = Cursor { text: body, at: 0 };
+    // About one event per 350 bytes in Meta's deliveries: room for most without growing.
+    let mut events = Vec::with_capacity(body.len() / 256 + 4);
     let (mut object, mut entries) = (None, None);
     cursor.object(|cursor, key| match key {
         "object" => once(&mut object, cursor.value::<Cow<str>>()?.0),
         "entry" => {
-            let mut changes = Vec::new();
-            cursor.array(|cursor| entry(cursor, &mut changes))?;
-            once(&mut entries, changes)
+            once(&mut entries, ())?;
+            cursor.array(|cursor| entry(cursor, received_at, &mut events))
         }
         _ => cursor.value::<IgnoredAny>().map(drop),
     })?;
@@ -131,78 +124,123 @@ pub(super) fn whatsapp_delivery(body: &str, received_at: DateTime<Utc>) -> Optio
     if cursor.at != body.len() || object? != "whatsapp_business_account" {
         return None;
     }
-    let changes = entries.unwrap_or_default();
-    let mut events = Vec::with_capacity(changes.iter().map(|c| c.messages.len() + c.statuses.len()).sum());
-    for change in changes {
-        let mut contacts: Contacts = HashMap::with_capacity(change.contacts.len());
-        for contact in change.contacts {
-            ContactId::parse(&*contact.wa_id).ok()?;
-            let name = contact.profile.and_then(|p| p.name);
-            contacts.insert(contact.wa_id, ContactInfo { name, user_id: contact.user_id });
-        }
-        for (message, raw) in change.messages {
-            let message = message_from_view(&change.account_id, message, raw, &contacts, received_at)?;
-            events.push(WebhookEvent::Message(Box::new(message)));
-        }
-        for status in change.statuses {
-            events.push(status_event_fast(&change.account_id, status, received_at)?);
-        }
-    }
     Some(events)
 }
 
-fn entry<'a>(cursor: &mut Cursor<'a>, changes: &mut Vec<Change<'a>>) -> Option<()> {
+fn entry<'a>(cursor: &mut Cursor<'a>, received_at: DateTime<Utc>, events: &mut Vec<WebhookEvent>) -> Option<()> {
     let (mut id, mut seen_changes) = (None, None);
     cursor.object(|cursor, key| match key {
         "id" => once(&mut id, cursor.value::<Cow<str>>()?.0),
         "changes" => {
             once(&mut seen_changes, ())?;
-            cursor.array(|cursor| change(cursor, changes))
+            cursor.array(|cursor| change(cursor, received_at, events))
         }
         _ => cursor.value::<IgnoredAny>().map(drop),
     })?;
     id.map(drop)
 }
 
-fn change<'a>(cursor: &mut Cursor<'a>, changes: &mut Vec<Change<'a>>) -> Option<()> {
+fn change<'a>(cursor: &mut Cursor<'a>, received_at: DateTime<Utc>, events: &mut Vec<WebhookEvent>) -> Option<()> {
     let (mut field, mut value) = (None, None);
     cursor.object(|cursor, key| match key {
         "field" => once(&mut field, cursor.value::<Cow<str>>()?.0),
-        "value" => once(&mut value, messages_value(cursor)?),
+        "value" => once(&mut value, messages_value(cursor, received_at, events)?),
         _ => cursor.value::<IgnoredAny>().map(drop),
     })?;
-    if field? != "messages" {
-        return None;
-    }
-    changes.push(value?);
-    Some(())
+    // The field is known only once the change is read: its events are kept only if it says
+    // `messages` (otherwise the whole delivery goes to the general path).
+    (field? == "messages" && value.is_some()).then_some(())
 }
 
-fn messages_value<'a>(cursor: &mut Cursor<'a>) -> Option<Change<'a>> {
-    let (mut metadata, mut contacts, mut messages, mut statuses, mut product) = (None, None, None, None, None);
+/// A `messages` change's events, appended to `events` as each message and status is read, so
+/// that a message's large view lives only while it is made into its event. That needs the
+/// number (`metadata`) and the senders (`contacts`) first, as Meta writes them; an element read
+/// before them waits in `later` until the change is read.
+fn messages_value<'a>(
+    cursor: &mut Cursor<'a>,
+    received_at: DateTime<Utc>,
+    events: &mut Vec<WebhookEvent>,
+) -> Option<()> {
+    let (mut account_id, mut contacts, mut product) = (None::<AccountId>, None::<Contacts>, None);
+    let (mut seen_messages, mut seen_statuses, mut elements) = (None, None, 0usize);
+    let mut later = Later::default();
     cursor.object(|cursor, key| match key {
-        "metadata" => once(&mut metadata, cursor.value::<MetadataRef>()?.0),
-        // Neither contacts nor statuses keep their text: read as one value each.
-        "contacts" => once(&mut contacts, cursor.value::<Vec<ContactRef>>()?.0),
-        "messages" => {
-            let mut read = Vec::new();
-            cursor.array(|cursor| {
-                read.push(cursor.value::<MessageRef>()?);
-                Some(())
-            })?;
-            once(&mut messages, read)
+        "metadata" => {
+            let metadata = cursor.value::<MetadataRef>()?.0;
+            once(&mut account_id, AccountId::parse(metadata.phone_number_id.into_owned()).ok()?)
         }
-        "statuses" => once(&mut statuses, cursor.value::<Vec<StatusRef>>()?.0),
+        // Contacts are read as one value: their text is not kept.
+        "contacts" => {
+            let read = cursor.value::<Vec<ContactRef>>()?.0;
+            let mut by_id: Contacts = HashMap::with_capacity(read.len());
+            for contact in read {
+                ContactId::parse(&*contact.wa_id).ok()?;
+                let name = contact.profile.and_then(|p| p.name);
+                by_id.insert(contact.wa_id, ContactInfo { name, user_id: contact.user_id });
+            }
+            once(&mut contacts, by_id)
+        }
+        // Messages before statuses: the order of events the general path makes.
+        "messages" if seen_statuses.is_none() => {
+            once(&mut seen_messages, ())?;
+            cursor.array(|cursor| {
+                let (message, raw) = cursor.value::<MessageRef>()?;
+                elements += 1;
+                match (&account_id, &contacts) {
+                    (Some(account_id), Some(contacts)) => {
+                        events.push(message_event(account_id, message, raw, contacts, received_at)?);
+                    }
+                    _ => later.messages.push((message, raw)),
+                }
+                Some(())
+            })
+        }
+        "statuses" => {
+            once(&mut seen_statuses, ())?;
+            cursor.array(|cursor| {
+                let status = cursor.value::<StatusRef>()?.0;
+                elements += 1;
+                match &account_id {
+                    Some(account_id) if later.messages.is_empty() => {
+                        events.push(status_event_fast(account_id, status, received_at)?);
+                    }
+                    _ => later.statuses.push(status),
+                }
+                Some(())
+            })
+        }
         "messaging_product" => once(&mut product, cursor.value::<IgnoredAny>()?.0),
         // Another key (`errors` about the number, or one Meta adds) is kept by the general path.
         _ => None,
     })?;
-    let (messages, statuses) = (messages.unwrap_or_default(), statuses.unwrap_or_default());
-    if messages.is_empty() && statuses.is_empty() {
-        return None;
+    let account_id = account_id?;
+    let contacts = contacts.unwrap_or_default();
+    for (message, raw) in later.messages {
+        events.push(message_event(&account_id, message, raw, &contacts, received_at)?);
     }
-    let account_id = AccountId::parse(metadata?.phone_number_id.into_owned()).ok()?;
-    Some(Change { account_id, contacts: contacts.unwrap_or_default(), messages, statuses })
+    for status in later.statuses {
+        events.push(status_event_fast(&account_id, status, received_at)?);
+    }
+    // A change with neither messages nor statuses is for the general path to keep.
+    (elements > 0).then_some(())
+}
+
+/// A change's elements read before the number or the senders they need.
+#[derive(Default)]
+struct Later<'a> {
+    messages: Vec<(MessageRef<'a>, &'a str)>,
+    statuses: Vec<StatusRef<'a>>,
+}
+
+fn message_event(
+    account_id: &AccountId,
+    message: MessageRef,
+    raw: &str,
+    contacts: &Contacts,
+    received_at: DateTime<Utc>,
+) -> Option<WebhookEvent> {
+    let message = message_from_view(account_id, message, raw, contacts, received_at)?;
+    Some(WebhookEvent::Message(Box::new(message)))
 }
 
 #[cfg(test)]
