@@ -146,6 +146,27 @@ async fn a_fan_out_whose_write_fails_part_way_resumes_and_meta_gets_exactly_one_
 }
 
 #[tokio::test]
+async fn a_customer_whose_reach_meets_another_broadcasts_write_is_still_counted_against_the_limit() {
+    let app = TestApp::spawn_with_aws_faults().await;
+    let ws = app.workspace_with_number().await;
+    app.number_in_portfolio(&ws, NUMBER_A, "portfolio-1", "TIER_250").await;
+    app.approve_template(&ws, "spring_sale").await;
+    app.contacts_tagged(&ws, "vip", 0, 30).await;
+    let id = app.broadcast_to_tag(&ws, "bc_conflict", NUMBER_A, "vip", "spring_sale", OverLimit::Skip).await;
+
+    // The 13th recipient's reach (its marker and the portfolio's hourly count, one
+    // transaction) meets another broadcast's transaction on the shared count, twice: DynamoDB
+    // cancels it with `TransactionConflict`, having written nothing. That is not "counted
+    // already" (a refused condition); it is written again.
+    app.aws_fails_next(AwsFault::transaction_conflict(2).after(12));
+    assert_eq!(app.broadcast_fires(&ws, &id).await, FanoutOutcome::Sent { total: 30 });
+    assert_eq!(app.aws().faults_met("TransactWriteItems"), 2);
+    let reached = app.store().reached_in_window(&ws, "portfolio-1", app.env.stack.clock.now()).await.unwrap();
+    assert_eq!(reached, 30, "every customer queued for is counted against the portfolio's limit");
+    assert_eq!(app.broadcast_report(&ws, &id).await.pending, 30);
+}
+
+#[tokio::test]
 async fn a_fan_out_near_its_deadline_schedules_its_own_continuation() {
     let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;

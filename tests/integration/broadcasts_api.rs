@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use wapisnap::broadcasts::fanout::schedule_name;
 use wapisnap::clock::Clock;
 use wapisnap::domain::{BroadcastId, Channel, WorkspaceId};
+use wapisnap_local::aws_faults::AwsFault;
 use wapisnap_tests::{NUMBER_A, NUMBER_B, TestApp, eventually};
 
 /// A client of the API holding one workspace's key.
@@ -361,4 +362,33 @@ async fn a_numbers_throughput_is_set_within_meta_s_limits() {
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
     let unknown = api.put("/v1/numbers/999999/throughput", json!({ "mps": 500 })).await;
     assert_eq!(unknown.0, 404);
+}
+
+#[tokio::test]
+async fn a_csv_audience_dynamodb_leaves_unwritten_is_written_again_and_one_never_written_sends_nothing() {
+    let app = TestApp::spawn_with_aws_faults().await;
+    let (ws, api) = client(&app).await;
+    app.connect_number(&ws, NUMBER_A).await;
+    let with_csv = |numbers: &str| {
+        let mut body = spring_sale();
+        body["audience"] = json!({ "csv": format!("phone\n{numbers}") });
+        body
+    };
+
+    app.aws_fails_next(AwsFault::nothing_written(2));
+    let (status, created) = api.post("/v1/broadcasts", with_csv("16505551234\n16505551235\n16505551236")).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(app.aws().faults_met("BatchWriteItem"), 2, "handed back twice, written on the third ask");
+    let id = BroadcastId::parse(created["id"].as_str().unwrap()).unwrap();
+    let stored = app.store().broadcast_audience_page(&ws, &id, None, 100).await.unwrap();
+    assert_eq!(stored, ["16505551234", "16505551235", "16505551236"], "every recipient stored");
+
+    app.aws_fails_next(AwsFault::nothing_written(100));
+    let (status, refused) = api.post("/v1/broadcasts", with_csv("16505551237")).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("unavailable")), "{refused}");
+    assert_eq!(app.aws().faults_met("BatchWriteItem"), 2 + 8, "asked 8 times, then given up");
+    let (_, listed) = api.get("/v1/broadcasts").await;
+    let states: Vec<_> = listed["items"].as_array().unwrap().iter().map(|b| b["state"].as_str().unwrap()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "FAILED").count(), 1, "the broadcast without its recipients: {listed}");
+    assert_eq!(app.schedules().await, [schedule_name(&ws, &id, "start")], "only the first broadcast will start");
 }

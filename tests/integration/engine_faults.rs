@@ -1,5 +1,5 @@
 //! The send engine under faults found in review: an error of ours between reading a job and
-//! calling Meta, KMS failing, a sender that dies after its claim, an answer that does not say
+//! calling Meta, KMS failing, a claim or a give-back whose answer was lost, a sender that dies after its claim, an answer that does not say
 //! whether Meta has the message, a reused job id, a lost hand-over, an unreadable item in a
 //! sweep. Each story ends with Meta having received each message once, or a documented resend.
 //! (A Lambda running out of time has its own process: `tests/deadlines`.)
@@ -60,6 +60,40 @@ async fn when_kms_cannot_open_the_token_nothing_is_claimed_and_the_job_is_sent_o
     app.aws().heal();
     assert!(matches!(app.send(&reply).await, SendOutcome::Accepted { .. }));
     assert_eq!(app.sends_received(), 1, "sent once, later");
+}
+
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_still_this_senders_and_the_message_goes_at_once() {
+    let app = TestApp::spawn_with_aws_faults().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    let reply = job(&ws, "claim-lost-1", CUSTOMER, agent(), text("hi"));
+
+    // DynamoDB makes the claim (QUEUED -> SENDING) and its answer is lost: the SDK sends the
+    // claim again, and DynamoDB refuses it by its condition, the job being SENDING now. That
+    // refusal comes from this sender's own first try, not from another sender.
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("\"SENDING"));
+    assert!(matches!(app.send(&reply).await, SendOutcome::Accepted { .. }), "sent, not left to the sweeper");
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the claim's answer was lost");
+    assert_eq!(app.sends_received(), 1, "Meta got it once");
+    assert_eq!(app.job(&ws, "claim-lost-1").await.state, JobState::Accepted);
+}
+
+#[tokio::test]
+async fn a_throttled_attempt_whose_give_back_answer_was_lost_is_still_put_back_on_the_queue() {
+    let app = TestApp::spawn_with_aws_faults().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    let reply = job(&ws, "requeue-lost-1", CUSTOMER, agent(), text("hi"));
+
+    // Meta asks us to slow down; the job is given back (SENDING -> QUEUED after the backoff) and
+    // that write's answer is lost: the SDK's second try is refused by the first one.
+    app.meta_fails_next(130429);
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("\"throttled\""));
+    assert!(matches!(app.send(&reply).await, SendOutcome::Requeued));
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the give-back's answer was lost");
+    assert_eq!(app.job(&ws, "requeue-lost-1").await.state, JobState::RetryScheduled, "waiting out the backoff");
+    assert_eq!(app.delayed_on("SendQueue").await, 1, "back on the queue after the backoff, not left to the sweeper");
 }
 
 #[tokio::test]

@@ -37,7 +37,15 @@ const HOP_BY_HOP: [HeaderName; 4] = [
 pub enum AwsFaultEffect {
     /// An error answer: HTTP status and AWS's error code (`__type`).
     Error { status: u16, code: String },
-    /// A `BatchGetItem` answered with no items and every key in `UnprocessedKeys`.
+    /// The request done by AWS, and its answer lost on the way back: the client gets a 500
+    /// (`InternalServerError`) for a request that took effect, and the SDK sends it again.
+    AnswerLost,
+    /// A `TransactWriteItems` cancelled because another transaction was writing one of its
+    /// items (its last, here) at the same moment: 400 `TransactionCanceledException` with a
+    /// `TransactionConflict` among its `CancellationReasons`.
+    Conflict,
+    /// A batch request that did nothing: a `BatchGetItem` answered with no items and every key
+    /// in `UnprocessedKeys`, a `BatchWriteItem` with every request in `UnprocessedItems`.
     NothingProcessed,
 }
 
@@ -68,8 +76,35 @@ impl AwsFault {
 
     /// `BatchGetItem` reading none of the keys it was asked for.
     pub fn nothing_processed(times: u32) -> Self {
+        Self::did_nothing("BatchGetItem", times)
+    }
+
+    /// `BatchWriteItem` writing none of the items it was given.
+    pub fn nothing_written(times: u32) -> Self {
+        Self::did_nothing("BatchWriteItem", times)
+    }
+
+    /// The next `times` requests of `operation` done, but answered with a 500 as if they were
+    /// not: "maybe done", the answer a conditional write must read correctly when it comes
+    /// back refused by its own first attempt.
+    pub fn answer_lost(operation: &str, times: u32) -> Self {
+        Self { operation: operation.into(), times, effect: AwsFaultEffect::AnswerLost, body_contains: None, skip: 0 }
+    }
+
+    /// `TransactWriteItems` meeting another transaction on one of its items.
+    pub fn transaction_conflict(times: u32) -> Self {
         Self {
-            operation: "BatchGetItem".into(),
+            operation: "TransactWriteItems".into(),
+            times,
+            effect: AwsFaultEffect::Conflict,
+            body_contains: None,
+            skip: 0,
+        }
+    }
+
+    fn did_nothing(operation: &str, times: u32) -> Self {
+        Self {
+            operation: operation.into(),
             times,
             effect: AwsFaultEffect::NothingProcessed,
             body_contains: None,
@@ -189,7 +224,12 @@ async fn forward(State(relay): State<Arc<Relay>>, request: Request) -> Response 
     };
     match operation(&parts.headers).and_then(|op| relay.take_fault(op, &body)) {
         Some(AwsFaultEffect::Error { status, code }) => aws_error(status, &code),
-        Some(AwsFaultEffect::NothingProcessed) => nothing_processed(&body),
+        Some(AwsFaultEffect::NothingProcessed) => nothing_processed(operation(&parts.headers), &body),
+        Some(AwsFaultEffect::Conflict) => transaction_conflict(&body),
+        Some(AwsFaultEffect::AnswerLost) => match relay_once(&relay, parts, body).await {
+            Ok(_done) => aws_error(500, "InternalServerError"),
+            Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
+        },
         None => match relay_once(&relay, parts, body).await {
             Ok(response) => response,
             Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
@@ -205,18 +245,51 @@ fn aws_error(status: u16, code: &str) -> Response {
         .into_response()
 }
 
-/// A `BatchGetItem` answer that read nothing: the keys asked for, all unprocessed.
-fn nothing_processed(request: &Bytes) -> Response {
-    let body = nothing_processed_body(request);
+/// A transaction cancelled by a conflict on its last item, as DynamoDB answers it.
+fn transaction_conflict(request: &Bytes) -> Response {
+    let body = transaction_conflict_body(request);
+    let code = "TransactionCanceledException";
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "application/x-amz-json-1.0"), ("x-amzn-errortype", code)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn transaction_conflict_body(request: &[u8]) -> Value {
+    let asked: Value = serde_json::from_slice(request).unwrap_or_default();
+    let items = asked.get("TransactItems").and_then(Value::as_array).map_or(1, Vec::len).max(1);
+    let codes: Vec<&str> = (0..items).map(|i| if i + 1 == items { "TransactionConflict" } else { "None" }).collect();
+    let reasons: Vec<Value> = codes
+        .iter()
+        .map(|code| match *code {
+            "None" => json!({ "Code": "None" }),
+            code => json!({ "Code": code, "Message": "Transaction is ongoing for the item" }),
+        })
+        .collect();
+    json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}] (injected by the local stack)", codes.join(", ")),
+        "CancellationReasons": reasons,
+    })
+}
+
+/// A batch answer that did nothing: everything asked for, unprocessed.
+fn nothing_processed(operation: Option<&str>, request: &Bytes) -> Response {
+    let body = nothing_processed_body(operation, request);
     ([("content-type", "application/x-amz-json-1.0")], body.to_string()).into_response()
 }
 
-fn nothing_processed_body(request: &[u8]) -> Value {
+fn nothing_processed_body(operation: Option<&str>, request: &[u8]) -> Value {
     let asked: Value = serde_json::from_slice(request).unwrap_or_default();
-    let keys = asked.get("RequestItems").cloned().unwrap_or_else(|| json!({}));
+    let requests = asked.get("RequestItems").cloned().unwrap_or_else(|| json!({}));
+    if operation == Some("BatchWriteItem") {
+        return json!({ "UnprocessedItems": requests });
+    }
     let responses: serde_json::Map<String, Value> =
-        keys.as_object().into_iter().flatten().map(|(table, _)| (table.clone(), json!([]))).collect();
-    json!({ "Responses": responses, "UnprocessedKeys": keys })
+        requests.as_object().into_iter().flatten().map(|(table, _)| (table.clone(), json!([]))).collect();
+    json!({ "Responses": responses, "UnprocessedKeys": requests })
 }
 
 async fn relay_once(relay: &Relay, parts: axum::http::request::Parts, body: Bytes) -> Result<Response, String> {
@@ -276,11 +349,22 @@ mod tests {
     }
 
     #[test]
-    fn nothing_processed_sends_back_every_key_asked_for() {
+    fn nothing_processed_sends_back_everything_asked_for() {
         let asked =
             json!({"RequestItems": {"t": {"Keys": [{"pk": {"S": "a"}, "sk": {"S": "b"}}], "ConsistentRead": true}}});
-        let answer = nothing_processed_body(asked.to_string().as_bytes());
+        let answer = nothing_processed_body(Some("BatchGetItem"), asked.to_string().as_bytes());
         assert_eq!(answer["Responses"], json!({"t": []}));
         assert_eq!(answer["UnprocessedKeys"], asked["RequestItems"]);
+
+        let two = json!({"TransactItems": [{"Put": {}}, {"Update": {}}]});
+        let answer = transaction_conflict_body(two.to_string().as_bytes());
+        assert_eq!(
+            answer["CancellationReasons"],
+            json!([{"Code": "None"}, {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}])
+        );
+
+        let given = json!({"RequestItems": {"t": [{"PutRequest": {"Item": {"pk": {"S": "a"}, "sk": {"S": "b"}}}}]}});
+        let answer = nothing_processed_body(Some("BatchWriteItem"), given.to_string().as_bytes());
+        assert_eq!(answer, json!({"UnprocessedItems": given["RequestItems"]}));
     }
 }

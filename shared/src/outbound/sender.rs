@@ -410,10 +410,7 @@ impl Sender {
         }
         let claim = match self.store.claim_job(current, self.clock.now(), send_lease()).await? {
             Claim::Claimed { token } => token,
-            Claim::Moved => {
-                let state = self.store.job(ws, &job.job_id).await?.map(|r| r.state);
-                return Ok(state.map_or(SendOutcome::Missing, SendOutcome::AlreadySettled));
-            }
+            Claim::Moved { now } => return Ok(now.map_or(SendOutcome::Missing, SendOutcome::AlreadySettled)),
         };
         // Waiting for the slot after the claim (a wait cannot fail) and right before the call
         // keeps the claim's own latency out of the spacing Meta sees.
@@ -526,11 +523,14 @@ impl Sender {
         delay: Duration,
     ) -> Result<(), SendError> {
         let until = self.clock.now() + delay;
-        if self.finish(claim, record, AttemptOutcome::Requeued { throttled, until }).await? {
-            let job = &record.job;
-            let request = attempt_request(&job.workspace_id, &job.job_id, record.attempt);
-            self.queues.enqueue_send(&request, delay).await?;
-        }
+        self.finish(claim, record, AttemptOutcome::Requeued { throttled, until }).await?;
+        // Put on the queue even if that write was refused: the refusal may come from its own
+        // first try, made by DynamoDB with its answer lost, and then only this message brings
+        // the job back before the sweeper would. A request for a job that moved on meanwhile
+        // finds it settled and does nothing.
+        let job = &record.job;
+        let request = attempt_request(&job.workspace_id, &job.job_id, record.attempt);
+        self.queues.enqueue_send(&request, delay).await?;
         Ok(())
     }
 }

@@ -185,7 +185,7 @@ impl Store {
                 })
                 .collect();
             // BatchWriteItem may hand back what it did not write: write those again.
-            for _ in 0..8 {
+            for attempt in 0..super::ASKS_BEFORE_GIVING_UP {
                 let output = self
                     .client
                     .batch_write_item()
@@ -197,7 +197,9 @@ impl Store {
                 if requests.is_empty() {
                     break;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if attempt + 1 < super::ASKS_BEFORE_GIVING_UP {
+                    super::pause_before_asking_again(attempt).await;
+                }
             }
             if !requests.is_empty() {
                 return Err(StoreError::Aws {
@@ -437,11 +439,21 @@ impl Store {
             TransactWriteItem::builder().put(put.build().expect("complete put")).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(true),
-            // Counted by a concurrent or earlier attempt.
-            Err(e) if super::transaction_refused(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("TransactWriteItems reached", e)),
+        // The hourly count is shared by every broadcast of the portfolio: two reaching two
+        // customers at once can meet on it, and DynamoDB then cancels one, having written
+        // neither item. That customer is not counted yet: write it again.
+        let mut conflicts = 0;
+        loop {
+            match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                Ok(_) => return Ok(true),
+                // Counted by a concurrent or earlier attempt.
+                Err(e) if super::transaction_refused(&e) => return Ok(false),
+                Err(e) if super::transaction_conflicted(&e) && conflicts + 1 < super::ASKS_BEFORE_GIVING_UP => {
+                    super::pause_before_asking_again(conflicts).await;
+                    conflicts += 1;
+                }
+                Err(e) => return Err(StoreError::aws("TransactWriteItems reached", e)),
+            }
         }
     }
 }

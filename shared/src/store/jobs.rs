@@ -101,8 +101,9 @@ pub enum Accepted {
 pub enum Claim {
     /// Ours to send; the token proves it when recording the outcome.
     Claimed { token: String },
-    /// The job moved on since it was read (another sender, a reconciliation): read it again.
-    Moved,
+    /// The job moved on since it was read (another sender, a reconciliation): its state now,
+    /// `None` if it is gone.
+    Moved { now: Option<JobState> },
 }
 
 /// How an attempt ended, recorded by the claim holder.
@@ -362,10 +363,16 @@ impl Store {
             .set("lease_until", millis(lease_until))
             .set("updated_at", millis(now));
         if self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job claim").await? {
-            Ok(Claim::Claimed { token })
-        } else {
-            Ok(Claim::Moved)
+            return Ok(Claim::Claimed { token });
         }
+        // Refused by its condition: by another claim or a reconciliation, or by this claim's
+        // own first try, made by DynamoDB but its answer lost (so the SDK sent it again). Only
+        // the job can tell: it holds this token if the claim is ours.
+        let record = self.job(current.workspace, current.job_id).await?;
+        Ok(match record {
+            Some(record) if record.claim.as_deref() == Some(token.as_str()) => Claim::Claimed { token },
+            record => Claim::Moved { now: record.map(|r| r.state) },
+        })
     }
 
     /// A SENDING job whose lease ran out: its sender stopped somewhere between the claim and

@@ -43,7 +43,7 @@ impl Store {
                     .build()
                     .expect("keys set"),
             );
-            for attempt in 0..8 {
+            for attempt in 0..super::ASKS_BEFORE_GIVING_UP {
                 let Some(request) = pending.take() else { break };
                 let output = self
                     .client
@@ -55,7 +55,7 @@ impl Store {
                 let mut responses: HashMap<String, Vec<Item>> = output.responses.unwrap_or_default();
                 items.extend(responses.remove(&self.table).unwrap_or_default());
                 // What DynamoDB could not read (throttled, or past 16 MB) is asked again, as
-                // consistent as asked, after an exponential, jittered pause (≤ 0.8 s).
+                // consistent as asked.
                 pending = output
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(&self.table))
@@ -63,10 +63,8 @@ impl Store {
                     .map(|k| KeysAndAttributes::builder().set_keys(Some(k.keys)).consistent_read(consistent).build())
                     .transpose()
                     .expect("keys set");
-                if pending.is_some() {
-                    let ceiling = 50u64 << attempt.min(4);
-                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling)))
-                        .await;
+                if pending.is_some() && attempt + 1 < super::ASKS_BEFORE_GIVING_UP {
+                    super::pause_before_asking_again(attempt).await;
                 }
             }
             if pending.is_some() {

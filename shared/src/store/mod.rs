@@ -113,12 +113,38 @@ pub(crate) fn refused_by_condition<E: ProvideErrorMetadata, R>(err: &SdkError<E,
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
-/// Whether a transaction was refused (one of its conditions did not hold): the expected
-/// outcome of a race the transaction settles, not an error.
-pub(crate) fn transaction_refused<R>(
-    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
-) -> bool {
-    err.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception())
+type TransactError<R> = SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>;
+
+/// Whether a transaction was refused because one of its conditions did not hold: the expected
+/// outcome of a race the transaction settles, not an error. DynamoDB cancels a transaction
+/// for other reasons too (another transaction on one of its items, throttling); those wrote
+/// nothing and decided nothing, so they are errors to try again, never a refusal.
+pub(crate) fn transaction_refused<R>(err: &TransactError<R>) -> bool {
+    cancellation_reasons(err).any(|code| code == "ConditionalCheckFailed")
+}
+
+/// Whether a transaction was cancelled only because another one was writing one of its items
+/// at the same moment (`TransactionConflict`): trying again shortly is expected to succeed.
+pub(crate) fn transaction_conflicted<R>(err: &TransactError<R>) -> bool {
+    let codes: Vec<&str> = cancellation_reasons(err).collect();
+    codes.contains(&"TransactionConflict") && codes.iter().all(|code| matches!(*code, "None" | "TransactionConflict"))
+}
+
+/// The cancellation reason of each item of a cancelled transaction (`None` for an item that
+/// was not the cause).
+fn cancellation_reasons<R>(err: &TransactError<R>) -> impl Iterator<Item = &str> {
+    err.as_service_error()
+        .and_then(|e| {
+            match e {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                cancelled,
+            ) => Some(cancelled.cancellation_reasons()),
+            _ => None,
+        }
+        })
+        .unwrap_or_default()
+        .iter()
+        .map(|reason| reason.code().unwrap_or("None"))
 }
 
 /// The DynamoDB table, reached through one client built per cold start.
@@ -134,6 +160,18 @@ pub struct Store {
 }
 
 pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// How many times, in all, a request is made when DynamoDB answers it with work left undone
+/// (keys or items a batch left unprocessed, a transaction cancelled by another's conflict).
+pub(crate) const ASKS_BEFORE_GIVING_UP: u32 = 8;
+
+/// The pause before asking again for what DynamoDB left undone: exponential and jittered, as
+/// AWS advises, 25–50 ms after the first answer and at most 0.8 s, so that a throttled table or
+/// a contended item is not asked again at once by every caller.
+pub(crate) async fn pause_before_asking_again(answers: u32) {
+    let ceiling = 50u64 << answers.min(4);
+    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
+}
 
 /// A table key, `(pk, sk)`, as the item DynamoDB takes for a key.
 pub(crate) fn key_item((pk, sk): (String, String)) -> Item {
@@ -270,6 +308,46 @@ impl Store {
                 let listed = |pk: &str, sk: &str| pk == gsi1pk && below.as_deref().is_none_or(|below| sk < below);
                 return self.listed_items(items, listed, operation).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::SdkError;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn cancelled(codes: &[&str]) -> TransactError<HttpResponse> {
+        let reasons = codes.iter().map(|code| CancellationReason::builder().code(*code).build()).collect();
+        let cancelled = TransactionCanceledException::builder().set_cancellation_reasons(Some(reasons)).build();
+        let answer = HttpResponse::new(400u16.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(TransactWriteItemsError::TransactionCanceledException(cancelled), answer)
+    }
+
+    #[test]
+    fn only_a_condition_that_did_not_hold_refuses_a_transaction() {
+        assert!(transaction_refused(&cancelled(&["ConditionalCheckFailed", "None"])));
+        assert!(transaction_refused(&cancelled(&["None", "ConditionalCheckFailed"])));
+        // Cancelled for what is not a decision: nothing was written, and trying again may succeed.
+        for codes in [&["None", "TransactionConflict"][..], &["ThrottlingError"], &["None", "ValidationError"], &[]] {
+            assert!(!transaction_refused(&cancelled(codes)), "{codes:?}");
+        }
+    }
+
+    #[test]
+    fn a_transaction_another_one_was_writing_over_is_a_conflict_to_try_again() {
+        assert!(transaction_conflicted(&cancelled(&["None", "TransactionConflict"])));
+        assert!(transaction_conflicted(&cancelled(&["TransactionConflict", "TransactionConflict"])));
+        for codes in
+            [&["ConditionalCheckFailed", "TransactionConflict"][..], &["None", "ThrottlingError"], &["None"], &[]]
+        {
+            assert!(!transaction_conflicted(&cancelled(codes)), "{codes:?}");
         }
     }
 }
