@@ -29,7 +29,6 @@ async fn a_sender_running_out_of_time_starts_no_send_it_cannot_finish_and_loses_
         function_timeouts: HashMap::from([("SenderFunction".to_owned(), std::time::Duration::from_secs(6))]),
         sender_concurrency: Some(2),
         sqs_pollers: Some(1),
-        aws_faults: true,
         ..Default::default()
     })
     .await;

@@ -618,7 +618,7 @@ fn listed(page: &Value) -> usize {
 
 #[tokio::test]
 async fn an_inbox_whose_items_cannot_be_read_answers_503_and_the_next_listing_is_whole() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let api = inbox_of_two(&app).await;
     app.aws_fails_next(AwsFault::internal_error("BatchGetItem", 100));
 
@@ -634,7 +634,7 @@ async fn an_inbox_whose_items_cannot_be_read_answers_503_and_the_next_listing_is
 
 #[tokio::test]
 async fn a_throttled_read_of_the_listed_items_is_retried_and_the_listing_is_whole() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let api = inbox_of_two(&app).await;
     app.aws_fails_next(AwsFault::throttled("BatchGetItem", 1));
 
@@ -645,7 +645,7 @@ async fn a_throttled_read_of_the_listed_items_is_retried_and_the_listing_is_whol
 
 #[tokio::test]
 async fn keys_dynamodb_leaves_unprocessed_are_asked_again_and_a_read_that_never_completes_is_a_503() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let api = inbox_of_two(&app).await;
 
     app.aws_fails_next(AwsFault::nothing_processed(2));
@@ -660,7 +660,7 @@ async fn keys_dynamodb_leaves_unprocessed_are_asked_again_and_a_read_that_never_
 
 #[tokio::test]
 async fn a_number_that_cannot_be_connected_is_not_held_from_another_workspace() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let (api, rival) = (client(&app).await, other_workspace(&app).await);
 
     app.aws_fails_next(AwsFault::internal_error("GenerateDataKey", 100));

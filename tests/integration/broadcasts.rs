@@ -117,7 +117,7 @@ async fn a_fan_out_that_dies_part_way_resumes_and_meta_gets_exactly_one_message_
 
 #[tokio::test]
 async fn a_fan_out_whose_write_fails_part_way_resumes_and_meta_gets_exactly_one_message_per_recipient() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     app.env.stack.start_background();
     let ws = app.workspace_with_number().await;
     app.approve_template(&ws, "spring_sale").await;
@@ -147,7 +147,7 @@ async fn a_fan_out_whose_write_fails_part_way_resumes_and_meta_gets_exactly_one_
 
 #[tokio::test]
 async fn a_customer_whose_reach_meets_another_broadcasts_write_is_still_counted_against_the_limit() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     app.number_in_portfolio(&ws, NUMBER_A, "portfolio-1", "TIER_250").await;
     app.approve_template(&ws, "spring_sale").await;
@@ -164,6 +164,23 @@ async fn a_customer_whose_reach_meets_another_broadcasts_write_is_still_counted_
     let reached = app.store().reached_in_window(&ws, "portfolio-1", app.env.stack.clock.now()).await.unwrap();
     assert_eq!(reached, 30, "every customer queued for is counted against the portfolio's limit");
     assert_eq!(app.broadcast_report(&ws, &id).await.pending, 30);
+}
+
+#[tokio::test]
+async fn a_fan_out_whose_progress_answer_was_lost_goes_on_and_counts_each_page_once() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.approve_template(&ws, "spring_sale").await;
+    app.contacts_tagged(&ws, "vip", 0, 130).await;
+    let id = app.broadcast_to_tag(&ws, "bc_progress", NUMBER_A, "vip", "spring_sale", OverLimit::Defer).await;
+
+    // Each page's progress (its cursor and count) is saved, and the answer lost: the SDK's
+    // second try is refused, the page count having moved, by this very run.
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 2).when_body_contains("enumerated"));
+    assert_eq!(app.broadcast_fires(&ws, &id).await, FanoutOutcome::Sent { total: 130 });
+    assert_eq!(app.aws().faults_met("UpdateItem"), 2, "both pages' answers were lost");
+    let record = app.broadcast(&ws, &id).await;
+    assert_eq!((record.state, record.enumerated, record.pages), (BroadcastState::Sent, 130, 2));
 }
 
 #[tokio::test]

@@ -52,6 +52,17 @@ impl Client<'_> {
     async fn put(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::PUT, path, Some(body)).await
     }
+
+    /// A POST carrying an `Idempotency-Key`, when given one.
+    async fn post_keyed(&self, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
+        let mut request =
+            self.app.http.post(format!("{}{path}", self.app.env.stack.http_url)).bearer_auth(&self.key).json(&body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.expect("the API answers");
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
 }
 
 async fn client(app: &TestApp) -> (WorkspaceId, Client<'_>) {
@@ -366,7 +377,7 @@ async fn a_numbers_throughput_is_set_within_meta_s_limits() {
 
 #[tokio::test]
 async fn a_csv_audience_dynamodb_leaves_unwritten_is_written_again_and_one_never_written_sends_nothing() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let (ws, api) = client(&app).await;
     app.connect_number(&ws, NUMBER_A).await;
     let with_csv = |numbers: &str| {
@@ -391,4 +402,33 @@ async fn a_csv_audience_dynamodb_leaves_unwritten_is_written_again_and_one_never
     let states: Vec<_> = listed["items"].as_array().unwrap().iter().map(|b| b["state"].as_str().unwrap()).collect();
     assert_eq!(states.iter().filter(|s| **s == "FAILED").count(), 1, "the broadcast without its recipients: {listed}");
     assert_eq!(app.schedules().await, [schedule_name(&ws, &id, "start")], "only the first broadcast will start");
+}
+
+#[tokio::test]
+async fn a_broadcast_whose_stored_answer_was_lost_is_still_started_and_a_lost_cancel_answer_is_still_a_cancel() {
+    let app = TestApp::spawn_idle().await;
+    let (ws, api) = client(&app).await;
+    app.connect_number(&ws, NUMBER_A).await;
+
+    // DynamoDB stores the broadcast and its answer is lost: the SDK's second try is refused,
+    // the id being taken, by this very request. With or without an Idempotency-Key, it is
+    // this request's broadcast: created, and its start scheduled.
+    for key in [Some("lost-answer-1"), None] {
+        app.aws_fails_next(AwsFault::answer_lost("PutItem", 1).when_body_contains("#BROADCAST#"));
+        let (status, created) = api.post_keyed("/v1/broadcasts", spring_sale(), key).await;
+        assert_eq!(status, 201, "{key:?}: {created}");
+        let id = BroadcastId::parse(created["id"].as_str().unwrap()).unwrap();
+        assert!(app.schedules().await.contains(&schedule_name(&ws, &id, "start")), "{key:?}: its start is scheduled");
+    }
+    assert_eq!(app.aws().faults_met("PutItem"), 2);
+
+    // The same for a cancel: made, its answer lost, refused on the second try by itself.
+    let (_, listed) = api.get("/v1/broadcasts").await;
+    let id = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("CANCELLED"));
+    let (status, cancelled) = api.post(&format!("/v1/broadcasts/{id}/cancel"), json!({})).await;
+    assert_eq!((status, cancelled["state"].as_str()), (200, Some("CANCELLED")), "{cancelled}");
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1);
+    let id = BroadcastId::parse(&id).unwrap();
+    assert!(app.schedules().await.contains(&schedule_name(&ws, &id, "cancel")), "its wrap-up run is scheduled");
 }

@@ -41,7 +41,7 @@ async fn an_unreadable_item_before_the_claim_leaves_the_job_waiting_and_it_is_se
 
 #[tokio::test]
 async fn when_kms_cannot_open_the_token_nothing_is_claimed_and_the_job_is_sent_once_later() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     let reply = job(&ws, "kms-1", CUSTOMER, agent(), text("hi"));
@@ -64,7 +64,7 @@ async fn when_kms_cannot_open_the_token_nothing_is_claimed_and_the_job_is_sent_o
 
 #[tokio::test]
 async fn a_claim_whose_answer_was_lost_is_still_this_senders_and_the_message_goes_at_once() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     let reply = job(&ws, "claim-lost-1", CUSTOMER, agent(), text("hi"));
@@ -81,7 +81,7 @@ async fn a_claim_whose_answer_was_lost_is_still_this_senders_and_the_message_goe
 
 #[tokio::test]
 async fn a_throttled_attempt_whose_give_back_answer_was_lost_is_still_put_back_on_the_queue() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     let reply = job(&ws, "requeue-lost-1", CUSTOMER, agent(), text("hi"));

@@ -87,7 +87,7 @@ async fn a_crash_after_meta_accepted_makes_no_second_request_on_redelivery() {
 
 #[tokio::test]
 async fn when_meta_accepted_but_its_answer_cannot_be_recorded_the_message_is_never_sent_twice() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     app.env.sandbox.set_auto_statuses(&[]);
@@ -186,7 +186,7 @@ async fn a_job_given_back_is_claimed_by_its_redelivered_request_or_queued_again_
 
 #[tokio::test]
 async fn a_status_whose_job_update_fails_settles_the_job_when_meta_delivers_it_again() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     app.customer_writes(CUSTOMER).await;
     app.env.sandbox.set_auto_statuses(&[]);
@@ -213,8 +213,36 @@ async fn a_status_whose_job_update_fails_settles_the_job_when_meta_delivers_it_a
 }
 
 #[tokio::test]
+async fn a_status_stored_but_whose_answer_was_lost_still_settles_the_job_and_its_read_receipt() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.approve_template(&ws, "spring_sale").await;
+    app.env.sandbox.set_auto_statuses(&[]);
+    let sent = job(&ws, "lost-status-1", CUSTOMER, broadcast("spring"), template("spring_sale"));
+    let SendOutcome::Accepted { wamid } = app.send(&sent).await else { panic!("Meta accepts the message") };
+    let status = |state: &str| wapisnap_local::sandbox::StatusUpdate {
+        wamid: wamid.to_string(),
+        status: state.into(),
+        recipient_id: CUSTOMER.into(),
+        biz_opaque_callback_data: Some("lost-status-1".into()),
+        ..Default::default()
+    };
+
+    // Each status is stored, and its answer lost: the SDK's second try is refused as "not
+    // newer than what is stored", which is this status itself.
+    for (state, settled) in [("delivered", JobState::Delivered), ("read", JobState::Delivered)] {
+        app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("status_rank"));
+        assert_eq!(app.env.sandbox.state.post_status(NUMBER_A, &status(state)).await.unwrap(), 200);
+        assert_eq!(app.aws().faults_met("UpdateItem"), if state == "delivered" { 1 } else { 2 });
+        assert_eq!(app.job(&ws, "lost-status-1").await.state, settled, "{state} reaches the job");
+    }
+    let lines = app.store().broadcast_jobs(&ws, "spring").await.unwrap();
+    assert!(lines[0].read, "the read receipt is on the job, for the broadcast's report: {lines:?}");
+}
+
+#[tokio::test]
 async fn a_refusal_whose_hand_over_to_smart_retry_fails_is_not_resent_at_once_and_the_sweeper_hands_it_over() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     app.approve_template(&ws, "spring_sale").await;
     let capped = job(&ws, "cap-lost-1", CUSTOMER, broadcast("spring"), template("spring_sale"));

@@ -300,7 +300,7 @@ async fn a_reply_before_the_timeout_makes_the_timeout_a_no_op_and_a_silent_custo
 
 #[tokio::test]
 async fn a_tick_whose_write_fails_comes_back_from_the_queue_and_the_bot_answers_once() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     app.env.stack.start_background();
     let ws = app.workspace_with_number().await;
     app.automate(&ws, welcome()).await;

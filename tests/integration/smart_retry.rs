@@ -8,6 +8,7 @@ use wapisnap::domain::JobState;
 use wapisnap::domain::NumberState;
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap::policy::send::{DND_TAG, DO_NOT_SEND_TAG};
+use wapisnap_local::aws_faults::AwsFault;
 use wapisnap_local::sandbox::FaultEffect;
 use wapisnap_tests::{NUMBER_A, NUMBER_B, TestApp, agent, broadcast, fault, flow, job, meta_error, template, text};
 
@@ -223,4 +224,31 @@ async fn a_late_sent_for_an_earlier_failed_wamid_does_not_cancel_the_next_retry(
     // Meta's delayed `sent` for the first, failed, wamid arrives now.
     app.meta_reports("sent", &record.failed_wamids[0].to_string(), CUSTOMER, Some("late-sent")).await;
     assert_eq!(app.job(&ws, "late-sent").await.state, JobState::RetryScheduled, "the retry still waits");
+}
+
+#[tokio::test]
+async fn a_retry_whose_scheduling_answer_was_lost_keeps_its_schedule_and_is_sent_after_7_days() {
+    let app = TestApp::spawn_idle().await;
+    app.env.stack.start_background();
+    let ws = app.workspace_with_number().await;
+    app.approve_template(&ws, "spring_sale").await;
+    app.env.sandbox.inject(fault(FaultEffect::FailedStatus { code: 131049 }, 1));
+
+    // Smart Retry makes the 7-day schedule, then moves the job to RETRY_SCHEDULED: DynamoDB
+    // makes that move and its answer is lost, so the SDK's second try is refused by it.
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("RETRY_SCHEDULED"));
+    app.enqueue(&job(&ws, "cap-lost-1", CUSTOMER, broadcast("spring"), template("spring_sale"))).await;
+    app.job_reaches(&ws, "cap-lost-1", JobState::RetryScheduled).await;
+    wapisnap_tests::eventually("the lost answer", std::time::Duration::from_secs(10), || async {
+        (app.aws().faults_met("UpdateItem") == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.schedules().await.len(), 1, "the schedule the job waits for is kept");
+
+    app.advance(Duration::days(7) + Duration::minutes(61)).await;
+    wapisnap_tests::eventually("the resend after 7 days", std::time::Duration::from_secs(20), || async {
+        (app.sends_received() == 2).then_some(())
+    })
+    .await;
 }

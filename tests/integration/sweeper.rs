@@ -81,7 +81,7 @@ async fn the_sweeper_resends_an_uncertain_reply_once_and_fails_an_uncertain_temp
 
 #[tokio::test]
 async fn a_sweep_whose_reads_fail_changes_nothing_and_the_next_sweep_does_the_work() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;
     app.claimed_by_a_sender_that_dies(&job(&ws, "dead-1", CUSTOMER, agent(), text("hi"))).await;
     app.advance(Duration::seconds(61)).await;

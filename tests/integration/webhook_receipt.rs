@@ -331,7 +331,7 @@ async fn a_failed_after_delivered_or_read_is_recorded_but_not_retried() {
 
 #[tokio::test]
 async fn a_write_failure_answers_5xx_and_metas_retry_completes_the_delivery() {
-    let app = TestApp::spawn_with_aws_faults().await;
+    let app = TestApp::spawn_idle().await;
     let ws = app.workspace_owning(Channel::WhatsApp, NUMBER_A).await;
     // The message is stored, then SQS refuses its flow event, every time the SDK tries.
     app.aws_fails_next(AwsFault::internal_error("SendMessage", 100));

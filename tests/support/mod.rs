@@ -41,12 +41,6 @@ impl TestApp {
         Self::spawn_with(EnvironmentOptions::default()).await
     }
 
-    /// A fresh idle stack that reaches AWS through the fault pass-through, for a story to
-    /// slow AWS down or fail it ([`Self::aws`]).
-    pub async fn spawn_with_aws_faults() -> Self {
-        Self::spawn_with(EnvironmentOptions { aws_faults: true, ..Default::default() }).await
-    }
-
     /// A fresh idle stack with some options changed (on the shared emulator).
     pub async fn spawn_with(options: EnvironmentOptions) -> Self {
         let options = EnvironmentOptions { aws_endpoint: Some(aws_endpoint().await), ..options };
@@ -355,7 +349,7 @@ impl TestApp {
 
     /// AWS as the stack reaches it, for a story to slow or fail it (spawned with `aws_faults`).
     pub fn aws(&self) -> &wapisnap_local::aws_faults::AwsFaults {
-        self.env.aws_faults.as_ref().expect("spawned with EnvironmentOptions::aws_faults")
+        &self.env.aws_faults
     }
 
     /// From now on every AWS request takes this long to be answered.

@@ -1,6 +1,8 @@
-//! AWS failing in its own ways, on demand: an HTTP pass-through in front of the emulator that
-//! the stack's clients reach AWS through (when asked for with
-//! [`crate::environment::EnvironmentOptions::aws_faults`]). It can
+//! AWS as the stack reaches it: an HTTP pass-through in front of the emulator that every
+//! stack's clients reach AWS through. It keeps what DynamoDB guarantees and moto's threaded
+//! server does not: one write at a time to an item, so that a conditional write is atomic
+//! (two claims of one job can never both pass their condition). And it fails AWS in its own
+//! ways, on demand. It can
 //! - hold every request for a while before forwarding it ([`AwsFaults::answer_after`]): AWS on
 //!   a loaded day (throttles the SDK retries), or moto on a loaded machine;
 //! - answer the next requests of one operation with AWS's own error, in AWS's JSON protocol
@@ -11,6 +13,7 @@
 //! The clients speak their own protocols to it unchanged. moto cannot fail one request, so
 //! without this the answer "what if this call fails here?" could only be argued, not played.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -125,6 +128,13 @@ impl AwsFault {
 
 struct Relay {
     upstream: String,
+    /// The items a DynamoDB write is being made to, by table and key. DynamoDB applies each
+    /// write to an item atomically (two claims of one job cannot both pass their condition);
+    /// moto's threaded server does not (two requests can both check, then both write). A write
+    /// waits here until no other write holds any of its items (a transaction holds its tables
+    /// whole: see [`items_written`]).
+    items_written: Mutex<HashSet<String>>,
+    items_released: tokio::sync::Notify,
     delay_millis: AtomicU64,
     faults: Mutex<Vec<AwsFault>>,
     /// Requests a fault answered, by operation, for a test to see its fault was met.
@@ -190,6 +200,8 @@ impl Relay {
             faults: Mutex::default(),
             met: Mutex::default(),
             http: reqwest::Client::new(),
+            items_written: Mutex::default(),
+            items_released: tokio::sync::Notify::new(),
         }
     }
 
@@ -226,14 +238,119 @@ async fn forward(State(relay): State<Arc<Relay>>, request: Request) -> Response 
         Some(AwsFaultEffect::Error { status, code }) => aws_error(status, &code),
         Some(AwsFaultEffect::NothingProcessed) => nothing_processed(operation(&parts.headers), &body),
         Some(AwsFaultEffect::Conflict) => transaction_conflict(&body),
-        Some(AwsFaultEffect::AnswerLost) => match relay_once(&relay, parts, body).await {
+        Some(AwsFaultEffect::AnswerLost) => match relay_in_turn(&relay, parts, body).await {
             Ok(_done) => aws_error(500, "InternalServerError"),
             Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
         },
-        None => match relay_once(&relay, parts, body).await {
+        None => match relay_in_turn(&relay, parts, body).await {
             Ok(response) => response,
             Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
         },
+    }
+}
+
+/// Relays a request; a DynamoDB write only once no other write holds any of its items.
+async fn relay_in_turn(relay: &Relay, parts: axum::http::request::Parts, body: Bytes) -> Result<Response, String> {
+    let items = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|target| target.to_str().ok())
+        .and_then(|target| target.strip_prefix("DynamoDB_20120810."))
+        .map(|action| items_written(action, &body))
+        .unwrap_or_default();
+    let _turn = relay.hold(items).await;
+    relay_once(relay, parts, body).await
+}
+
+/// What a transaction holds of each of its tables: all of it.
+const WHOLE_TABLE: &str = "*";
+
+/// Whether two holds cannot be had at once: the same item, or an item of a table held whole.
+fn clash(held: &str, wanted: &str) -> bool {
+    let table = |hold: &str| hold.split_once('|').map_or(String::new(), |(table, _)| table.to_owned());
+    let whole = |hold: &str| hold.ends_with(&format!("|{WHOLE_TABLE}"));
+    held == wanted || ((whole(held) || whole(wanted)) && table(held) == table(wanted))
+}
+
+/// The items a DynamoDB write makes or changes, as `table|pk|sk` (`table|*` for a transaction's
+/// tables, held whole); none for a read.
+fn items_written(action: &str, body: &[u8]) -> Vec<String> {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    let (pk, sk) = (wapisnap::store::keys::PK, wapisnap::store::keys::SK);
+    let item = |table: Option<&Value>, key: Option<&Value>| -> Option<String> {
+        let (table, key) = (table?.as_str()?, key?);
+        Some(format!("{table}|{}|{}", key.get(pk)?, key.get(sk)?))
+    };
+    let one = |write: &Value| {
+        let key = write.get("Key").or_else(|| write.get("Item"));
+        item(write.get("TableName"), key)
+    };
+    match action {
+        "PutItem" | "UpdateItem" | "DeleteItem" => one(&request).into_iter().collect(),
+        // moto copies a transaction's whole tables (to undo it if it is cancelled), and a write
+        // to any item of them meanwhile fails that copy ("dictionary changed size during
+        // iteration", a 500): a transaction holds its tables whole.
+        "TransactWriteItems" => {
+            let tables: HashSet<String> = request["TransactItems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| entry.as_object()?.values().next()?.get("TableName")?.as_str())
+                .map(|table| format!("{table}|{WHOLE_TABLE}"))
+                .collect();
+            tables.into_iter().collect()
+        }
+        "BatchWriteItem" => request["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(table, writes)| {
+                let table = Value::String(table.clone());
+                writes.as_array().into_iter().flatten().filter_map(move |write| {
+                    let put = write.pointer("/PutRequest/Item");
+                    item(Some(&table), put.or_else(|| write.pointer("/DeleteRequest/Key")))
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The items a write holds while it is with the emulator; released when dropped.
+struct ItemsHeld<'a> {
+    relay: &'a Relay,
+    items: Vec<String>,
+}
+
+impl Relay {
+    /// Waits until none of `items` is held by another write, then holds them all (all at once,
+    /// so two transactions over the same items cannot each hold one and wait for the other).
+    async fn hold(&self, items: Vec<String>) -> ItemsHeld<'_> {
+        loop {
+            let released = self.items_released.notified();
+            {
+                let mut written = self.items_written.lock().expect("items");
+                if items.iter().all(|item| written.iter().all(|held| !clash(held, item))) {
+                    written.extend(items.iter().cloned());
+                    return ItemsHeld { relay: self, items };
+                }
+            }
+            released.await;
+        }
+    }
+}
+
+impl Drop for ItemsHeld<'_> {
+    fn drop(&mut self) {
+        if self.items.is_empty() {
+            return;
+        }
+        let mut written = self.relay.items_written.lock().expect("items");
+        for item in &self.items {
+            written.remove(item);
+        }
+        drop(written);
+        self.relay.items_released.notify_waiters();
     }
 }
 
@@ -346,6 +463,26 @@ mod tests {
         assert_eq!(relay.take_fault("UpdateItem", br#"{"claim":"c1"}"#), None);
         assert!(relay.take_fault("UpdateItem", br#"{"wamid":"wamid.X"}"#).is_some());
         assert_eq!(relay.met.lock().unwrap().as_slice(), ["UpdateItem"]);
+    }
+
+    #[test]
+    fn a_write_holds_the_items_it_makes_or_changes_and_a_read_holds_none() {
+        let update =
+            json!({"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}, "UpdateExpression": "SET x = :x"});
+        let key = r#"t|{"S":"a"}|{"S":"b"}"#;
+        assert_eq!(items_written("UpdateItem", update.to_string().as_bytes()), [key]);
+        let put = json!({"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}, "x": {"N": "1"}}});
+        assert_eq!(items_written("PutItem", put.to_string().as_bytes()), [key]);
+        let transaction = json!({"TransactItems": [
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}}}},
+            {"Update": {"TableName": "t", "Key": {"pk": {"S": "c"}, "sk": {"S": "d"}}}},
+        ]});
+        assert_eq!(items_written("TransactWriteItems", transaction.to_string().as_bytes()), ["t|*"]);
+        assert!(clash(key, key) && clash("t|*", key) && clash(key, "t|*") && clash("t|*", "t|*"));
+        assert!(!clash(key, r#"t|{"S":"a"}|{"S":"c"}"#) && !clash("u|*", key));
+        let batch = json!({"RequestItems": {"t": [{"PutRequest": {"Item": {"pk": {"S": "a"}, "sk": {"S": "b"}}}}]}});
+        assert_eq!(items_written("BatchWriteItem", batch.to_string().as_bytes()), [key]);
+        assert!(items_written("GetItem", update.to_string().as_bytes()).is_empty());
     }
 
     #[test]

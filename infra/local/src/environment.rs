@@ -27,8 +27,6 @@ pub struct EnvironmentOptions {
     /// Pollers per SQS event source mapping ([`crate::stack::DEFAULT_SQS_POLLERS`] when absent;
     /// `LOCAL_SQS_POLLERS` for `make dev`).
     pub sqs_pollers: Option<usize>,
-    /// The stack reaches AWS through [`AwsFaults`], for a test to slow AWS down or fail it.
-    pub aws_faults: bool,
 }
 
 impl Default for EnvironmentOptions {
@@ -47,7 +45,6 @@ impl Default for EnvironmentOptions {
             sender_concurrency: None,
             api_workspace_rate: None,
             sqs_pollers: None,
-            aws_faults: false,
         }
     }
 }
@@ -71,8 +68,9 @@ pub struct LocalEnvironment {
     pub moto: Option<Moto>,
     /// The emulator's endpoint (started here or reused): `AWS_ENDPOINT_URL` for `wapisnap-admin`.
     pub aws_endpoint: String,
-    /// In front of AWS when [`EnvironmentOptions::aws_faults`] asked for it.
-    pub aws_faults: Option<AwsFaults>,
+    /// In front of AWS: the stack reaches the emulator through it (one write at a time per
+    /// item, as DynamoDB keeps conditional writes atomic), and a story fails AWS with it.
+    pub aws_faults: AwsFaults,
     /// The API key issued by [`Self::open_workspace`], for `make dev`'s banner, the demo and tests.
     pub api_key: Option<secrecy::SecretString>,
 }
@@ -130,15 +128,12 @@ impl LocalEnvironment {
                 (Some(moto), endpoint)
             }
         };
-        let aws_faults = match options.aws_faults {
-            true => Some(AwsFaults::start(&endpoint).await.map_err(EnvironmentError::AwsFaults)?),
-            false => None,
-        };
+        let aws_faults = AwsFaults::start(&endpoint).await.map_err(EnvironmentError::AwsFaults)?;
         let sandbox = Sandbox::start(options.sandbox_addr)
             .await
             .map_err(|e| EnvironmentError::Sandbox(options.sandbox_addr, e))?;
         let mut stack_options = StackOptions::new(
-            aws_faults.as_ref().map_or(&endpoint, |f| &f.endpoint).clone(),
+            aws_faults.endpoint.clone(),
             options.meta_graph_url.unwrap_or_else(|| sandbox.url.clone()),
         );
         stack_options.http_addr = options.http_addr;

@@ -405,10 +405,12 @@ impl Receiver {
         self.heartbeat.beat(&self.store, &workspace, status.channel, &status.account_id, self.clock.now()).await?;
         // A status naming our send job settles it: an answer lost on the way back (a timeout,
         // a 500 after Meta accepted) is reconciled here instead of the message being resent.
-        // Only a status that advanced says something new: a late `sent` for a message Meta
-        // already reported failed must not settle a job that is waiting for its retry.
+        // Only the message's current status says something: a late `sent` for a message Meta
+        // already reported failed must not settle a job that is waiting for its retry. The
+        // current status is settled again when it comes again (each job write is conditional),
+        // as its first delivery may have stored it and not reached the job.
         let job = status.job_id.as_deref().or(outcome.job_id.as_deref()).and_then(|j| SendJobId::parse(j).ok());
-        if outcome.advanced
+        if outcome.is_current
             && let Some(job_id) = &job
         {
             self.store.reconcile_job(&workspace, job_id, &status.message_id, status.state, self.clock.now()).await?;

@@ -193,14 +193,16 @@ impl SmartRetry {
                     RetryDecision::Backoff { delay } => {
                         // A rate limit reported by webhook: try again soon, through SQS.
                         let plan = RetryPlan { at: now + delay, failed_wamid, counted: Counted::Throttle };
-                        if self.store.schedule_job_retry(current, plan, now).await? {
-                            let next = SendRequest::Attempt {
-                                workspace_id: ws.clone(),
-                                job_id: job_id.clone(),
-                                attempt: failed_attempt + 1,
-                            };
-                            self.queues.enqueue_send(&next, delay).await?;
-                        }
+                        self.store.schedule_job_retry(current, plan, now).await?;
+                        // Queued even if that write was refused: the refusal may come from its
+                        // own first try (made by DynamoDB, its answer lost), and a request for a
+                        // job that moved on meanwhile finds it settled and does nothing.
+                        let next = SendRequest::Attempt {
+                            workspace_id: ws.clone(),
+                            job_id: job_id.clone(),
+                            attempt: failed_attempt + 1,
+                        };
+                        self.queues.enqueue_send(&next, delay).await?;
                         crate::metrics::retry_scheduled("throttle");
                         Ok(RetryOutcome::Backoff { attempt: failed_attempt + 1 })
                     }
@@ -209,7 +211,9 @@ impl SmartRetry {
                         let at = now + delay;
                         let name = self.create_schedule(ws, &job_id, attempt, at, class).await?;
                         let plan = RetryPlan { at, failed_wamid, counted: Counted::Retry { ladder, retries: retry } };
-                        if !self.store.schedule_job_retry(current, plan, now).await? {
+                        if !self.store.schedule_job_retry(current, plan, now).await?
+                            && !self.retry_is_scheduled(ws, &job_id, attempt).await?
+                        {
                             self.delete_schedule(&name).await;
                             return Ok(RetryOutcome::Ignored("the job was settled meanwhile"));
                         }
@@ -224,6 +228,15 @@ impl SmartRetry {
                 }
             }
         }
+    }
+
+    /// Whether the job waits for `attempt` from a schedule already: after a refused write, that
+    /// is this write's own first try (made by DynamoDB, its answer lost) or a duplicate
+    /// hand-over's, and either way the schedule of that name (one per attempt) is the one it
+    /// waits for, not to be deleted.
+    async fn retry_is_scheduled(&self, ws: &WorkspaceId, job_id: &SendJobId, attempt: u32) -> Result<bool, RetryError> {
+        let record = self.store.job(ws, job_id).await?;
+        Ok(record.is_some_and(|r| r.state == JobState::RetryScheduled && r.attempt == attempt))
     }
 
     /// Removes a schedule that will not be needed; a leftover one would fire harmlessly.

@@ -120,7 +120,13 @@ impl Store {
             &["state"],
             states,
         );
-        self.update_if(keys::broadcast(workspace, id), update, "UpdateItem broadcast").await
+        if self.update_if(keys::broadcast(workspace, id), update, "UpdateItem broadcast").await? {
+            return Ok(true);
+        }
+        // Refused by its condition: the broadcast had moved on, or this move's own first try
+        // moved it (made by DynamoDB, its answer lost, so the SDK sent it again): only that
+        // one left this move's instant.
+        Ok(self.broadcast(workspace, id).await?.is_some_and(|b| b.updated_at == now))
     }
 
     /// Applies `update` (with its own condition); `false` when the condition refused it.

@@ -60,6 +60,10 @@ pub struct OutboundStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusOutcome {
     pub advanced: bool,
+    /// The stored status is this one: it advanced now, or an earlier delivery of it stored it
+    /// (Meta's redelivery of a status whose job update failed, or this write's own first try,
+    /// made by DynamoDB with its answer lost). Its job must say so too.
+    pub is_current: bool,
     /// The failure must be handed to Smart Retry now.
     pub hand_to_retry: bool,
     /// The send job the message belongs to, as stored (from `biz_opaque_callback_data`, or
@@ -160,7 +164,7 @@ impl Store {
             Ok(output) => {
                 let job_id = output.attributes.as_ref().and_then(|a| a.get("job_id")).and_then(|v| v.as_s().ok());
                 let job_id = job_id.and_then(|j| SendJobId::parse(j.as_str()).ok());
-                return Ok(StatusOutcome { advanced: true, hand_to_retry: failed, job_id });
+                return Ok(StatusOutcome { advanced: true, is_current: true, hand_to_retry: failed, job_id });
             }
             Err(e) if refused_by_condition(&e) => {}
             Err(e) => return Err(StoreError::aws("UpdateItem status", e)),
@@ -184,7 +188,12 @@ impl Store {
             .map_err(|e| StoreError::Corrupt { entity: "status", reason: e.to_string() })?;
         let unfinished_handoff =
             failed && stored.status == DeliveryState::Failed && stored.retry_handoff == Some(RetryHandoff::Pending);
-        Ok(StatusOutcome { advanced: false, hand_to_retry: unfinished_handoff, job_id: stored.job_id })
+        Ok(StatusOutcome {
+            advanced: false,
+            is_current: stored.status == event.state,
+            hand_to_retry: unfinished_handoff,
+            job_id: stored.job_id,
+        })
     }
 
     /// Links an Instagram message to the job that sent it: Instagram's echoes and reads name

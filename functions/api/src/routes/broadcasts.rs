@@ -851,11 +851,19 @@ async fn create(
         send_at: draft.send_at,
         over_limit: draft.over_limit,
     };
-    if key.is_some()
-        && let Some(existing) = state.store.broadcast(ws, &id).await?
-    {
-        return replay(&state, existing, &spec).await;
-    }
+    // A broadcast this key created already is answered again. One still SCHEDULED may be left
+    // by a first request that stopped part-way (a crash, a timeout): its recipients are stored
+    // and its start scheduled again below, both safe to repeat.
+    let resumed = match key {
+        Some(_) => match state.store.broadcast(ws, &id).await? {
+            Some(existing) if existing.state == BroadcastState::Scheduled && same_request(&existing.spec, &spec) => {
+                Some(existing)
+            }
+            Some(existing) => return replay(&state, existing, &spec).await,
+            None => None,
+        },
+        None => None,
+    };
 
     // The CSV's contacts are imported only once everything else is right.
     let (recipients, import) = match draft.audience {
@@ -873,14 +881,22 @@ async fn create(
             (recipients, Some(import))
         }
     };
-    let record = BroadcastRecord::scheduled(id.clone(), ws.clone(), spec, now);
-    if !state.store.create_broadcast(&record).await? {
-        // The same key, at the same time: the other request made it.
-        return match state.store.broadcast(ws, &id).await? {
-            Some(existing) if key.is_some() => replay(&state, existing, &record.spec).await,
-            _ => Err(ApiError::internal("a new broadcast id was already taken; nothing was created, try again")),
-        };
-    }
+    let answer = if resumed.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let record = match resumed {
+        Some(existing) => existing,
+        None => {
+            let fresh = BroadcastRecord::scheduled(id.clone(), ws.clone(), spec, now);
+            match store_new(&state, &fresh).await? {
+                None => fresh,
+                Some(existing) if key.is_some() => return replay(&state, existing, &fresh.spec).await,
+                Some(_) => {
+                    return Err(ApiError::internal(
+                        "a new broadcast id was already taken; nothing was created, try again",
+                    ));
+                }
+            }
+        }
+    };
     // Stored before its start is scheduled, so the fan-out never finds it missing.
     if !recipients.is_empty()
         && let Err(error) = store_audience(&state, ws, &id, &recipients).await
@@ -905,11 +921,29 @@ async fn create(
         )));
     }
     tracing::info!(workspace = %ws, broadcast = %id, %at, "broadcast scheduled");
-    let report = tally(&record, &[]);
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedBroadcast { broadcast: BroadcastView::of(record, Some(report)), import }),
-    ))
+    let broadcast = if answer == StatusCode::CREATED {
+        let report = tally(&record, &[]);
+        BroadcastView::of(record, Some(report))
+    } else {
+        with_report(&state, record).await?
+    };
+    Ok((answer, axum::Json(CreatedBroadcast { broadcast, import })))
+}
+
+/// Stores a new broadcast; `Some`: the broadcast that had taken its id (another request with
+/// the same Idempotency-Key). A write refused by its own first try (made by DynamoDB, its answer
+/// lost) has stored it: the record found is this one, made at this very instant.
+async fn store_new(state: &Shared, record: &BroadcastRecord) -> Result<Option<BroadcastRecord>, ApiError> {
+    if state.store.create_broadcast(record).await? {
+        return Ok(None);
+    }
+    match state.store.broadcast(&record.workspace_id, &record.broadcast_id).await? {
+        Some(existing) if existing.created_at == record.created_at && same_request(&existing.spec, &record.spec) => {
+            Ok(None)
+        }
+        Some(existing) => Ok(Some(existing)),
+        None => Err(ApiError::internal("a new broadcast id was already taken; nothing was created, try again")),
+    }
 }
 
 #[utoipa::path(get, operation_id = "show_broadcast", path = "/v1/broadcasts/{id}", tag = "broadcasts", security(("api_key" = [])),
@@ -942,15 +976,15 @@ async fn cancel(
         .set("cancelled_at", s(now.to_rfc3339()))
         .remove("resume_at")
         .remove("reason");
-    if !state.store.move_broadcast(&caller.workspace, &id, &CANCELLABLE, update, now).await? {
-        let record = existing(&state, &caller, &id).await?;
+    let moved = state.store.move_broadcast(&caller.workspace, &id, &CANCELLABLE, update, now).await?;
+    let record = existing(&state, &caller, &id).await?;
+    if !moved {
         return Err(ApiError::conflict(format!(
             "broadcast {id} is {} already: only a SCHEDULED, SENDING or DEFERRED broadcast can be cancelled",
             word(&record.state)
         )));
     }
     tracing::info!(workspace = %caller.workspace, broadcast = %id, "broadcast cancelled");
-    let record = existing(&state, &caller, &id).await?;
     // Account for the rest of the audience now (each skipped, "cancelled"), not at the
     // broadcast's time or its deferred resumption. If this schedule cannot be made, the
     // original one still does it later: the cancel itself stands either way.
