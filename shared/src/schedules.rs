@@ -22,6 +22,15 @@ pub struct OneTime<'a> {
     pub spread_minutes: Option<i32>,
 }
 
+/// Whether a schedule of that name is there (not fired yet, or kept after firing).
+pub async fn exists(scheduler: &aws_sdk_scheduler::Client, group: &str, name: &str) -> Result<bool, String> {
+    match scheduler.get_schedule().group_name(group).name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
+        Err(e) => Err(format!("{}", aws_sdk_scheduler::error::DisplayErrorContext(&e))),
+    }
+}
+
 /// Creates the schedule; one of that name already there counts as created.
 pub async fn create_once(scheduler: &aws_sdk_scheduler::Client, schedule: OneTime<'_>) -> Result<(), String> {
     let mut target = Target::builder().arn(schedule.target_arn).role_arn(schedule.role_arn).input(schedule.input);

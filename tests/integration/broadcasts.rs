@@ -184,6 +184,29 @@ async fn a_fan_out_whose_progress_answer_was_lost_goes_on_and_counts_each_page_o
 }
 
 #[tokio::test]
+async fn a_fan_out_that_stops_between_its_last_page_and_its_finish_finishes_without_counting_twice() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.approve_template(&ws, "spring_sale").await;
+    app.contacts_tagged(&ws, "vip", 0, 30).await;
+    let id = app.broadcast_to_tag(&ws, "bc_finish", NUMBER_A, "vip", "spring_sale", OverLimit::Defer).await;
+
+    // The only page is saved (no cursor left); marking the broadcast SENT fails, each time
+    // the SDK tries it, and the run fails.
+    app.aws_fails_next(AwsFault::internal_error("UpdateItem", 3).when_body_contains("audience_total"));
+    let functions = &app.env.stack.functions;
+    let fired = Fired { workspace_id: ws.clone(), broadcast_id: id.clone() };
+    assert!(functions.broadcast.handle(fired, &functions.broadcast_arn, None).await.is_err());
+    let stopped = app.broadcast(&ws, &id).await;
+    assert_eq!((stopped.state, stopped.enumerated, stopped.cursor), (BroadcastState::Sending, 30, None));
+
+    // Fired again (by Scheduler's retry or the sweeper's restart), it finishes.
+    assert_eq!(app.broadcast_fires(&ws, &id).await, FanoutOutcome::Sent { total: 30 });
+    let done = app.broadcast(&ws, &id).await;
+    assert_eq!((done.enumerated, done.audience_total), (30, Some(30)), "the audience counted once");
+}
+
+#[tokio::test]
 async fn a_fan_out_near_its_deadline_schedules_its_own_continuation() {
     let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;

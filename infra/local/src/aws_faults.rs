@@ -133,7 +133,7 @@ struct Relay {
     /// moto's threaded server does not (two requests can both check, then both write). A write
     /// waits here until no other write holds any of its items (a transaction holds its tables
     /// whole: see [`items_written`]).
-    items_written: Mutex<HashSet<String>>,
+    items_written: Mutex<Holds>,
     items_released: tokio::sync::Notify,
     delay_millis: AtomicU64,
     faults: Mutex<Vec<AwsFault>>,
@@ -238,19 +238,21 @@ async fn forward(State(relay): State<Arc<Relay>>, request: Request) -> Response 
         Some(AwsFaultEffect::Error { status, code }) => aws_error(status, &code),
         Some(AwsFaultEffect::NothingProcessed) => nothing_processed(operation(&parts.headers), &body),
         Some(AwsFaultEffect::Conflict) => transaction_conflict(&body),
-        Some(AwsFaultEffect::AnswerLost) => match relay_in_turn(&relay, parts, body).await {
+        Some(AwsFaultEffect::AnswerLost) => match relay_in_turn(relay.clone(), parts, body).await {
             Ok(_done) => aws_error(500, "InternalServerError"),
             Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
         },
-        None => match relay_in_turn(&relay, parts, body).await {
+        None => match relay_in_turn(relay.clone(), parts, body).await {
             Ok(response) => response,
             Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
         },
     }
 }
 
-/// Relays a request; a DynamoDB write only once no other write holds any of its items.
-async fn relay_in_turn(relay: &Relay, parts: axum::http::request::Parts, body: Bytes) -> Result<Response, String> {
+/// Relays a request; a DynamoDB write only once no other write holds any of its items. The
+/// relay runs on its own task that owns the hold: a client that stops waiting (a deadline)
+/// does not release its items while the emulator is still writing them.
+async fn relay_in_turn(relay: Arc<Relay>, parts: axum::http::request::Parts, body: Bytes) -> Result<Response, String> {
     let items = parts
         .headers
         .get("x-amz-target")
@@ -258,8 +260,11 @@ async fn relay_in_turn(relay: &Relay, parts: axum::http::request::Parts, body: B
         .and_then(|target| target.strip_prefix("DynamoDB_20120810."))
         .map(|action| items_written(action, &body))
         .unwrap_or_default();
-    let _turn = relay.hold(items).await;
-    relay_once(relay, parts, body).await
+    let relayed = tokio::spawn(async move {
+        let _turn = relay.hold(items).await;
+        relay_once(&relay, parts, body).await
+    });
+    relayed.await.map_err(|e| format!("the relay stopped: {e}"))?
 }
 
 /// What a transaction holds of each of its tables: all of it.
@@ -316,6 +321,24 @@ fn items_written(action: &str, body: &[u8]) -> Vec<String> {
     }
 }
 
+/// Items held by writes with the emulator, and the tables a transaction waits to hold whole.
+#[derive(Default)]
+struct Holds {
+    held: Vec<String>,
+    /// Transactions waiting for a table: new writes to it wait behind them, so that a stream
+    /// of single-item writes cannot keep a transaction waiting.
+    wanted_whole: Vec<String>,
+}
+
+impl Holds {
+    fn free(&self, items: &[String]) -> bool {
+        items.iter().all(|item| {
+            self.held.iter().all(|held| !clash(held, item))
+                && (item.ends_with(&format!("|{WHOLE_TABLE}")) || self.wanted_whole.iter().all(|w| !clash(w, item)))
+        })
+    }
+}
+
 /// The items a write holds while it is with the emulator; released when dropped.
 struct ItemsHeld<'a> {
     relay: &'a Relay,
@@ -326,12 +349,14 @@ impl Relay {
     /// Waits until none of `items` is held by another write, then holds them all (all at once,
     /// so two transactions over the same items cannot each hold one and wait for the other).
     async fn hold(&self, items: Vec<String>) -> ItemsHeld<'_> {
+        let tables = items.iter().filter(|i| i.ends_with(&format!("|{WHOLE_TABLE}"))).cloned().collect();
+        let _wanted = WantedWhole::register(self, tables);
         loop {
             let released = self.items_released.notified();
             {
-                let mut written = self.items_written.lock().expect("items");
-                if items.iter().all(|item| written.iter().all(|held| !clash(held, item))) {
-                    written.extend(items.iter().cloned());
+                let mut holds = self.items_written.lock().expect("holds");
+                if holds.free(&items) {
+                    holds.held.extend(items.iter().cloned());
                     return ItemsHeld { relay: self, items };
                 }
             }
@@ -340,16 +365,47 @@ impl Relay {
     }
 }
 
+/// A transaction's tables, wanted whole until it holds them (or stops waiting).
+struct WantedWhole<'a> {
+    relay: &'a Relay,
+    tables: Vec<String>,
+}
+
+impl<'a> WantedWhole<'a> {
+    fn register(relay: &'a Relay, tables: Vec<String>) -> Self {
+        relay.items_written.lock().expect("holds").wanted_whole.extend(tables.iter().cloned());
+        Self { relay, tables }
+    }
+}
+
+impl Drop for WantedWhole<'_> {
+    fn drop(&mut self) {
+        if self.tables.is_empty() {
+            return;
+        }
+        let mut holds = self.relay.items_written.lock().expect("holds");
+        for table in &self.tables {
+            if let Some(at) = holds.wanted_whole.iter().position(|w| w == table) {
+                holds.wanted_whole.swap_remove(at);
+            }
+        }
+        drop(holds);
+        self.relay.items_released.notify_waiters();
+    }
+}
+
 impl Drop for ItemsHeld<'_> {
     fn drop(&mut self) {
         if self.items.is_empty() {
             return;
         }
-        let mut written = self.relay.items_written.lock().expect("items");
+        let mut holds = self.relay.items_written.lock().expect("holds");
         for item in &self.items {
-            written.remove(item);
+            if let Some(at) = holds.held.iter().position(|held| held == item) {
+                holds.held.swap_remove(at);
+            }
         }
-        drop(written);
+        drop(holds);
         self.relay.items_released.notify_waiters();
     }
 }
@@ -480,6 +536,10 @@ mod tests {
         assert_eq!(items_written("TransactWriteItems", transaction.to_string().as_bytes()), ["t|*"]);
         assert!(clash(key, key) && clash("t|*", key) && clash(key, "t|*") && clash("t|*", "t|*"));
         assert!(!clash(key, r#"t|{"S":"a"}|{"S":"c"}"#) && !clash("u|*", key));
+
+        // A transaction waiting for its table goes before new writes to it.
+        let holds = Holds { held: vec![], wanted_whole: vec!["t|*".into()] };
+        assert!(!holds.free(&[key.to_owned()]) && holds.free(&["t|*".to_owned()]) && holds.free(&["u|x|y".to_owned()]));
         let batch = json!({"RequestItems": {"t": [{"PutRequest": {"Item": {"pk": {"S": "a"}, "sk": {"S": "b"}}}}]}});
         assert_eq!(items_written("BatchWriteItem", batch.to_string().as_bytes()), [key]);
         assert!(items_written("GetItem", update.to_string().as_bytes()).is_empty());

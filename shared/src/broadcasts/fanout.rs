@@ -262,6 +262,11 @@ impl Fanout {
         deadline: Option<Instant>,
         function_arn: &str,
     ) -> Result<FanoutOutcome, FanoutError> {
+        // Every page saved and no cursor left: a run stopped between saving the last page and
+        // finishing. Going through the audience again would count it twice.
+        if record.pages > 0 && record.cursor.is_none() {
+            return self.finish(record).await;
+        }
         let ws = record.workspace_id.clone();
         let id = record.broadcast_id.clone();
         let number = self.store.number(&ws, Channel::WhatsApp, &record.spec.account_id).await?;

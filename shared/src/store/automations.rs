@@ -149,7 +149,8 @@ impl Store {
             ];
             match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => return Ok(Saved::Saved(next)),
-                Err(e) if super::transaction_refused(&e) => continue,
+                // Another edit moved the head, or was writing it at that moment: read again.
+                Err(e) if super::transaction_refused(&e) || super::transaction_conflicted(&e) => continue,
                 Err(e) => return Err(StoreError::aws("TransactWriteItems save automation", e)),
             }
         }

@@ -370,7 +370,9 @@ impl Store {
         // the job can tell: it holds this token if the claim is ours.
         let record = self.job(current.workspace, current.job_id).await?;
         Ok(match record {
-            Some(record) if record.claim.as_deref() == Some(token.as_str()) => Claim::Claimed { token },
+            Some(record) if record.state == JobState::Sending && record.claim.as_deref() == Some(token.as_str()) => {
+                Claim::Claimed { token }
+            }
             record => Claim::Moved { now: record.map(|r| r.state) },
         })
     }

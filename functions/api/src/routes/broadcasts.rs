@@ -810,11 +810,11 @@ async fn list(
     security(("api_key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "recommended: a retried POST with the same key creates (and sends) the broadcast once, and answers it again with 200")),
     responses((status = 201, description = "stored SCHEDULED, its start scheduled (now or at `send_at`); for a CSV audience, what its import did", body = CreatedBroadcast),
-        (status = 200, description = "the broadcast this Idempotency-Key already created", body = CreatedBroadcast),
+        (status = 200, description = "the broadcast this Idempotency-Key already created (one that an earlier request left part-way, stored but not scheduled, is finished first)", body = CreatedBroadcast),
         (status = 400, description = "the body is not JSON, or the Idempotency-Key is not 1 to 128 characters", body = ErrorBody),
         (status = 409, description = "this Idempotency-Key created a broadcast with another body", body = ErrorBody),
         (status = 422, description = "every problem, each at its path; `account_id` when the number is not connected to this workspace; `audience.csv` when no row holds a valid number", body = ErrorBody),
-        (status = 503, description = "its start could not be scheduled: the broadcast is FAILED (with the reason) and nothing will be sent; create it again", body = ErrorBody)))]
+        (status = 503, description = "its start could not be scheduled: the broadcast is FAILED (with the reason) and nothing will be sent; create it again. For a retry finishing what an earlier request left part-way: nothing was changed; send the same request again", body = ErrorBody)))]
 async fn create(
     State(state): State<Shared>,
     caller: Caller,
@@ -851,14 +851,12 @@ async fn create(
         send_at: draft.send_at,
         over_limit: draft.over_limit,
     };
-    // A broadcast this key created already is answered again. One still SCHEDULED may be left
-    // by a first request that stopped part-way (a crash, a timeout): its recipients are stored
-    // and its start scheduled again below, both safe to repeat.
+    // A broadcast this key created already is answered again. One still SCHEDULED without its
+    // start schedule was left by a first request that stopped part-way (a crash, a timeout):
+    // it is finished below (its recipients stored, its start scheduled: both safe to repeat).
     let resumed = match key {
         Some(_) => match state.store.broadcast(ws, &id).await? {
-            Some(existing) if existing.state == BroadcastState::Scheduled && same_request(&existing.spec, &spec) => {
-                Some(existing)
-            }
+            Some(existing) if stopped_part_way(&state, &existing, &spec).await => Some(existing),
             Some(existing) => return replay(&state, existing, &spec).await,
             None => None,
         },
@@ -897,11 +895,15 @@ async fn create(
             }
         }
     };
+    let resuming = answer == StatusCode::OK;
     // Stored before its start is scheduled, so the fan-out never finds it missing.
     if !recipients.is_empty()
         && let Err(error) = store_audience(&state, ws, &id, &recipients).await
     {
         tracing::error!(%error, workspace = %ws, broadcast = %id, "a CSV audience could not be stored");
+        if resuming {
+            return Err(unavailable_to_finish(&id));
+        }
         fail(
             &state,
             &record,
@@ -915,6 +917,9 @@ async fn create(
     let at = record.spec.send_at.unwrap_or(now).max(now);
     if let Err(error) = schedule_start(&state, &record, at).await {
         tracing::error!(%error, workspace = %ws, broadcast = %id, "a broadcast's start could not be scheduled");
+        if resuming {
+            return Err(unavailable_to_finish(&id));
+        }
         fail(&state, &record, "its start could not be scheduled (EventBridge Scheduler refused or did not answer); nothing was sent: create it again (with a new Idempotency-Key)").await;
         return Err(unavailable(format!(
             "broadcast {id} could not be scheduled; it is FAILED and nothing will be sent: create it again (with a new Idempotency-Key)"
@@ -928,6 +933,25 @@ async fn create(
         with_report(&state, record).await?
     };
     Ok((answer, axum::Json(CreatedBroadcast { broadcast, import })))
+}
+
+/// Whether a broadcast this key created was left by a first request that stopped part-way:
+/// the same request, still SCHEDULED, and its start not scheduled. When Scheduler cannot say,
+/// it is taken as finished (answered again, changing nothing).
+async fn stopped_part_way(state: &Shared, existing: &BroadcastRecord, asked: &BroadcastSpec) -> bool {
+    if existing.state != BroadcastState::Scheduled || !same_request(&existing.spec, asked) {
+        return false;
+    }
+    let start = schedule_name(&existing.workspace_id, &existing.broadcast_id, "start");
+    matches!(wapisnap::schedules::exists(&state.scheduler, &state.broadcasts.group_name, &start).await, Ok(false))
+}
+
+/// A first request's broadcast that this retry could not finish: nothing is changed, and the
+/// same request can be sent again.
+fn unavailable_to_finish(id: &BroadcastId) -> ApiError {
+    unavailable(format!(
+        "broadcast {id} was stored by an earlier request with this Idempotency-Key that stopped part-way, and it could not be finished now; send the same request again"
+    ))
 }
 
 /// Stores a new broadcast; `Some`: the broadcast that had taken its id (another request with
