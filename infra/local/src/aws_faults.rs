@@ -67,52 +67,39 @@ pub struct AwsFault {
 impl AwsFault {
     /// AWS failing on its side (500): the SDK retries it, then gives up.
     pub fn internal_error(operation: &str, times: u32) -> Self {
-        let effect = AwsFaultEffect::Error { status: 500, code: "InternalServerError".into() };
-        Self { operation: operation.into(), times, effect, body_contains: None, skip: 0 }
+        Self::of(operation, times, AwsFaultEffect::Error { status: 500, code: "InternalServerError".into() })
     }
 
     /// DynamoDB throttling the table (400 `ProvisionedThroughputExceededException`).
     pub fn throttled(operation: &str, times: u32) -> Self {
-        let effect = AwsFaultEffect::Error { status: 400, code: "ProvisionedThroughputExceededException".into() };
-        Self { operation: operation.into(), times, effect, body_contains: None, skip: 0 }
+        let code = "ProvisionedThroughputExceededException".into();
+        Self::of(operation, times, AwsFaultEffect::Error { status: 400, code })
     }
 
     /// `BatchGetItem` reading none of the keys it was asked for.
     pub fn nothing_processed(times: u32) -> Self {
-        Self::did_nothing("BatchGetItem", times)
+        Self::of("BatchGetItem", times, AwsFaultEffect::NothingProcessed)
     }
 
     /// `BatchWriteItem` writing none of the items it was given.
     pub fn nothing_written(times: u32) -> Self {
-        Self::did_nothing("BatchWriteItem", times)
+        Self::of("BatchWriteItem", times, AwsFaultEffect::NothingProcessed)
     }
 
     /// The next `times` requests of `operation` done, but answered with a 500 as if they were
     /// not: "maybe done", the answer a conditional write must read correctly when it comes
     /// back refused by its own first attempt.
     pub fn answer_lost(operation: &str, times: u32) -> Self {
-        Self { operation: operation.into(), times, effect: AwsFaultEffect::AnswerLost, body_contains: None, skip: 0 }
+        Self::of(operation, times, AwsFaultEffect::AnswerLost)
     }
 
     /// `TransactWriteItems` meeting another transaction on one of its items.
     pub fn transaction_conflict(times: u32) -> Self {
-        Self {
-            operation: "TransactWriteItems".into(),
-            times,
-            effect: AwsFaultEffect::Conflict,
-            body_contains: None,
-            skip: 0,
-        }
+        Self::of("TransactWriteItems", times, AwsFaultEffect::Conflict)
     }
 
-    fn did_nothing(operation: &str, times: u32) -> Self {
-        Self {
-            operation: operation.into(),
-            times,
-            effect: AwsFaultEffect::NothingProcessed,
-            body_contains: None,
-            skip: 0,
-        }
+    fn of(operation: &str, times: u32, effect: AwsFaultEffect) -> Self {
+        Self { operation: operation.into(), times, effect, body_contains: None, skip: 0 }
     }
 
     /// Only after `requests` matching requests have passed (a failure part-way through).
@@ -234,32 +221,34 @@ async fn forward(State(relay): State<Arc<Relay>>, request: Request) -> Response 
         Ok(body) => body,
         Err(error) => return (StatusCode::BAD_REQUEST, format!("reading the request: {error}")).into_response(),
     };
-    match operation(&parts.headers).and_then(|op| relay.take_fault(op, &body)) {
-        Some(AwsFaultEffect::Error { status, code }) => aws_error(status, &code),
-        Some(AwsFaultEffect::NothingProcessed) => nothing_processed(operation(&parts.headers), &body),
-        Some(AwsFaultEffect::Conflict) => transaction_conflict(&body),
-        Some(AwsFaultEffect::AnswerLost) => match relay_in_turn(relay.clone(), parts, body).await {
-            Ok(_done) => aws_error(500, "InternalServerError"),
-            Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
-        },
-        None => match relay_in_turn(relay.clone(), parts, body).await {
-            Ok(response) => response,
-            Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
-        },
+    let action = operation(&parts.headers).map(str::to_owned);
+    let answer_lost = match action.as_deref().and_then(|op| relay.take_fault(op, &body)) {
+        Some(AwsFaultEffect::Error { status, code }) => return aws_error(status, &code),
+        Some(AwsFaultEffect::NothingProcessed) => return nothing_processed(action.as_deref(), &body),
+        Some(AwsFaultEffect::Conflict) => return transaction_conflict(&body),
+        Some(AwsFaultEffect::AnswerLost) => true,
+        None => false,
+    };
+    let items = action.as_deref().map(|action| items_written(action, &body)).unwrap_or_default();
+    match relay_in_turn(relay.clone(), items, parts, body).await {
+        Ok(_done) if answer_lost => aws_error(500, "InternalServerError"),
+        Ok(response) => response,
+        Err(error) => (StatusCode::BAD_GATEWAY, format!("AWS fault pass-through: {error}")).into_response(),
     }
 }
 
-/// Relays a request; a DynamoDB write only once no other write holds any of its items. The
+/// Relays a request; a DynamoDB write only once no other write holds any of its `items`. The
 /// relay runs on its own task that owns the hold: a client that stops waiting (a deadline)
 /// does not release its items while the emulator is still writing them.
-async fn relay_in_turn(relay: Arc<Relay>, parts: axum::http::request::Parts, body: Bytes) -> Result<Response, String> {
-    let items = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|target| target.to_str().ok())
-        .and_then(|target| target.strip_prefix("DynamoDB_20120810."))
-        .map(|action| items_written(action, &body))
-        .unwrap_or_default();
+async fn relay_in_turn(
+    relay: Arc<Relay>,
+    items: Vec<String>,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+) -> Result<Response, String> {
+    if items.is_empty() {
+        return relay_once(&relay, parts, body).await;
+    }
     let relayed = tokio::spawn(async move {
         let _turn = relay.hold(items).await;
         relay_once(&relay, parts, body).await
@@ -267,19 +256,29 @@ async fn relay_in_turn(relay: Arc<Relay>, parts: axum::http::request::Parts, bod
     relayed.await.map_err(|e| format!("the relay stopped: {e}"))?
 }
 
-/// What a transaction holds of each of its tables: all of it.
-const WHOLE_TABLE: &str = "*";
+/// What a transaction holds of each of its tables: all of it (`table|*`).
+const WHOLE_TABLE: &str = "|*";
+
+fn is_whole_table(hold: &str) -> bool {
+    hold.ends_with(WHOLE_TABLE)
+}
 
 /// Whether two holds cannot be had at once: the same item, or an item of a table held whole.
 fn clash(held: &str, wanted: &str) -> bool {
-    let table = |hold: &str| hold.split_once('|').map_or(String::new(), |(table, _)| table.to_owned());
-    let whole = |hold: &str| hold.ends_with(&format!("|{WHOLE_TABLE}"));
-    held == wanted || ((whole(held) || whole(wanted)) && table(held) == table(wanted))
+    held == wanted || ((is_whole_table(held) || is_whole_table(wanted)) && table_of(held) == table_of(wanted))
+}
+
+fn table_of(hold: &str) -> &str {
+    hold.split_once('|').map_or("", |(table, _)| table)
 }
 
 /// The items a DynamoDB write makes or changes, as `table|pk|sk` (`table|*` for a transaction's
 /// tables, held whole); none for a read.
 fn items_written(action: &str, body: &[u8]) -> Vec<String> {
+    const WRITES: [&str; 5] = ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"];
+    if !WRITES.contains(&action) {
+        return Vec::new();
+    }
     let Ok(request) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
     let (pk, sk) = (wapisnap::store::keys::PK, wapisnap::store::keys::SK);
     let item = |table: Option<&Value>, key: Option<&Value>| -> Option<String> {
@@ -301,7 +300,7 @@ fn items_written(action: &str, body: &[u8]) -> Vec<String> {
                 .into_iter()
                 .flatten()
                 .filter_map(|entry| entry.as_object()?.values().next()?.get("TableName")?.as_str())
-                .map(|table| format!("{table}|{WHOLE_TABLE}"))
+                .map(|table| format!("{table}{WHOLE_TABLE}"))
                 .collect();
             tables.into_iter().collect()
         }
@@ -334,7 +333,7 @@ impl Holds {
     fn free(&self, items: &[String]) -> bool {
         items.iter().all(|item| {
             self.held.iter().all(|held| !clash(held, item))
-                && (item.ends_with(&format!("|{WHOLE_TABLE}")) || self.wanted_whole.iter().all(|w| !clash(w, item)))
+                && (is_whole_table(item) || self.wanted_whole.iter().all(|w| !clash(w, item)))
         })
     }
 }
@@ -349,7 +348,7 @@ impl Relay {
     /// Waits until none of `items` is held by another write, then holds them all (all at once,
     /// so two transactions over the same items cannot each hold one and wait for the other).
     async fn hold(&self, items: Vec<String>) -> ItemsHeld<'_> {
-        let tables = items.iter().filter(|i| i.ends_with(&format!("|{WHOLE_TABLE}"))).cloned().collect();
+        let tables = items.iter().filter(|i| is_whole_table(i)).cloned().collect();
         let _wanted = WantedWhole::register(self, tables);
         loop {
             let released = self.items_released.notified();
@@ -380,54 +379,52 @@ impl<'a> WantedWhole<'a> {
 
 impl Drop for WantedWhole<'_> {
     fn drop(&mut self) {
-        if self.tables.is_empty() {
-            return;
-        }
-        let mut holds = self.relay.items_written.lock().expect("holds");
-        for table in &self.tables {
-            if let Some(at) = holds.wanted_whole.iter().position(|w| w == table) {
-                holds.wanted_whole.swap_remove(at);
-            }
-        }
-        drop(holds);
-        self.relay.items_released.notify_waiters();
+        self.relay.release(&self.tables, |holds| &mut holds.wanted_whole);
     }
 }
 
 impl Drop for ItemsHeld<'_> {
     fn drop(&mut self) {
-        if self.items.is_empty() {
+        self.relay.release(&self.items, |holds| &mut holds.held);
+    }
+}
+
+impl Relay {
+    /// Takes `entries` out of one list of holds, and wakes the writes waiting for them.
+    fn release(&self, entries: &[String], list: fn(&mut Holds) -> &mut Vec<String>) {
+        if entries.is_empty() {
             return;
         }
-        let mut holds = self.relay.items_written.lock().expect("holds");
-        for item in &self.items {
-            if let Some(at) = holds.held.iter().position(|held| held == item) {
-                holds.held.swap_remove(at);
+        let mut holds = self.items_written.lock().expect("holds");
+        let list = list(&mut holds);
+        for entry in entries {
+            if let Some(at) = list.iter().position(|e| e == entry) {
+                list.swap_remove(at);
             }
         }
         drop(holds);
-        self.relay.items_released.notify_waiters();
+        self.items_released.notify_waiters();
     }
 }
 
 /// An error as AWS's JSON protocols answer it.
 fn aws_error(status: u16, code: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = json!({ "__type": code, "message": format!("{code} (injected by the local stack)") });
+    aws_error_answer(
+        status,
+        code,
+        json!({ "__type": code, "message": format!("{code} (injected by the local stack)") }),
+    )
+}
+
+fn aws_error_answer(status: StatusCode, code: &str, body: Value) -> Response {
     (status, [("content-type", "application/x-amz-json-1.0"), ("x-amzn-errortype", code)], body.to_string())
         .into_response()
 }
 
 /// A transaction cancelled by a conflict on its last item, as DynamoDB answers it.
 fn transaction_conflict(request: &Bytes) -> Response {
-    let body = transaction_conflict_body(request);
-    let code = "TransactionCanceledException";
-    (
-        StatusCode::BAD_REQUEST,
-        [("content-type", "application/x-amz-json-1.0"), ("x-amzn-errortype", code)],
-        body.to_string(),
-    )
-        .into_response()
+    aws_error_answer(StatusCode::BAD_REQUEST, "TransactionCanceledException", transaction_conflict_body(request))
 }
 
 fn transaction_conflict_body(request: &[u8]) -> Value {

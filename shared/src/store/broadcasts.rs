@@ -203,9 +203,7 @@ impl Store {
                 if requests.is_empty() {
                     break;
                 }
-                if attempt + 1 < super::ASKS_BEFORE_GIVING_UP {
-                    super::pause_before_asking_again(attempt).await;
-                }
+                super::pause_before_asking_again(attempt).await;
             }
             if !requests.is_empty() {
                 return Err(StoreError::Aws {

@@ -63,7 +63,7 @@ impl Store {
                     .map(|k| KeysAndAttributes::builder().set_keys(Some(k.keys)).consistent_read(consistent).build())
                     .transpose()
                     .expect("keys set");
-                if pending.is_some() && attempt + 1 < super::ASKS_BEFORE_GIVING_UP {
+                if pending.is_some() {
                     super::pause_before_asking_again(attempt).await;
                 }
             }

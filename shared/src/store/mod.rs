@@ -167,8 +167,11 @@ pub(crate) const ASKS_BEFORE_GIVING_UP: u32 = 8;
 
 /// The pause before asking again for what DynamoDB left undone: exponential and jittered, as
 /// AWS advises, 25–50 ms after the first answer and at most 0.8 s, so that a throttled table or
-/// a contended item is not asked again at once by every caller.
+/// a contended item is not asked again at once by every caller. None after the last ask.
 pub(crate) async fn pause_before_asking_again(answers: u32) {
+    if answers + 1 >= ASKS_BEFORE_GIVING_UP {
+        return;
+    }
     let ceiling = 50u64 << answers.min(4);
     tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
 }

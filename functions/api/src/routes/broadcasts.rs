@@ -879,7 +879,7 @@ async fn create(
             (recipients, Some(import))
         }
     };
-    let answer = if resumed.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let resuming = resumed.is_some();
     let record = match resumed {
         Some(existing) => existing,
         None => {
@@ -887,15 +887,10 @@ async fn create(
             match store_new(&state, &fresh).await? {
                 None => fresh,
                 Some(existing) if key.is_some() => return replay(&state, existing, &fresh.spec).await,
-                Some(_) => {
-                    return Err(ApiError::internal(
-                        "a new broadcast id was already taken; nothing was created, try again",
-                    ));
-                }
+                Some(_) => return Err(id_taken()),
             }
         }
     };
-    let resuming = answer == StatusCode::OK;
     // Stored before its start is scheduled, so the fan-out never finds it missing.
     if !recipients.is_empty()
         && let Err(error) = store_audience(&state, ws, &id, &recipients).await
@@ -926,13 +921,17 @@ async fn create(
         )));
     }
     tracing::info!(workspace = %ws, broadcast = %id, %at, "broadcast scheduled");
-    let broadcast = if answer == StatusCode::CREATED {
-        let report = tally(&record, &[]);
-        BroadcastView::of(record, Some(report))
+    let (answer, broadcast) = if resuming {
+        (StatusCode::OK, with_report(&state, record).await?)
     } else {
-        with_report(&state, record).await?
+        let report = tally(&record, &[]);
+        (StatusCode::CREATED, BroadcastView::of(record, Some(report)))
     };
     Ok((answer, axum::Json(CreatedBroadcast { broadcast, import })))
+}
+
+fn id_taken() -> ApiError {
+    ApiError::internal("a new broadcast id was already taken; nothing was created, try again")
 }
 
 /// Whether a broadcast this key created was left by a first request that stopped part-way:
@@ -966,7 +965,7 @@ async fn store_new(state: &Shared, record: &BroadcastRecord) -> Result<Option<Br
             Ok(None)
         }
         Some(existing) => Ok(Some(existing)),
-        None => Err(ApiError::internal("a new broadcast id was already taken; nothing was created, try again")),
+        None => Err(id_taken()),
     }
 }
 

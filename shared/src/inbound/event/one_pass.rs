@@ -162,7 +162,8 @@ fn messages_value<'a>(
     events: &mut Vec<WebhookEvent>,
 ) -> Option<()> {
     let (mut account_id, mut contacts, mut product) = (None::<AccountId>, None::<Contacts>, None);
-    let (mut seen_messages, mut seen_statuses, mut elements) = (None, None, 0usize);
+    let (mut seen_messages, mut seen_statuses) = (None, None);
+    let before = events.len();
     let mut later = Later::default();
     cursor.object(|cursor, key| match key {
         "metadata" => {
@@ -185,7 +186,6 @@ fn messages_value<'a>(
             once(&mut seen_messages, ())?;
             cursor.array(|cursor| {
                 let (message, raw) = cursor.value::<MessageRef>()?;
-                elements += 1;
                 match (&account_id, &contacts) {
                     (Some(account_id), Some(contacts)) => {
                         events.push(message_event(account_id, message, raw, contacts, received_at)?);
@@ -199,7 +199,6 @@ fn messages_value<'a>(
             once(&mut seen_statuses, ())?;
             cursor.array(|cursor| {
                 let status = cursor.value::<StatusRef>()?.0;
-                elements += 1;
                 match &account_id {
                     Some(account_id) if later.messages.is_empty() => {
                         events.push(status_event_fast(account_id, status, received_at)?);
@@ -222,7 +221,7 @@ fn messages_value<'a>(
         events.push(status_event_fast(&account_id, status, received_at)?);
     }
     // A change with neither messages nor statuses is for the general path to keep.
-    (elements > 0).then_some(())
+    (events.len() > before).then_some(())
 }
 
 /// A change's elements read before the number or the senders they need.
