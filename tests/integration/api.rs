@@ -305,12 +305,30 @@ async fn another_workspaces_ids_and_cursors_reach_nothing() {
 }
 
 #[tokio::test]
-async fn the_openapi_document_is_served() {
+async fn the_openapi_document_is_served_and_every_operation_in_it_is_routed() {
     let app = TestApp::spawn_idle().await;
-    let response = app.http.get(format!("{}/v1/openapi.json", app.env.stack.http_url)).send().await.unwrap();
+    let url = &app.env.stack.http_url;
+    let response = app.http.get(format!("{url}/v1/openapi.json")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
     let doc: Value = response.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc, serde_json::to_value(wapisnap_api::openapi()).unwrap(), "the document served is the code's");
+
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path.split('/').map(|part| if part.starts_with('{') { "x" } else { part }).collect::<Vec<_>>();
+        for method in item.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response =
+                app.http.request(method.clone(), format!("{url}{}", concrete.join("/"))).send().await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap();
+            assert!(status != 405 && !body.contains("no such route"), "{method} {path} is not routed: {status} {body}");
+            operations += 1;
+        }
+    }
+    assert!(operations > 30, "{operations} operations");
 }
 
 #[tokio::test]

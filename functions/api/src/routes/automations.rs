@@ -10,8 +10,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use wapisnap::domain::AutomationId;
 use wapisnap::flows::definition::Definition;
 use wapisnap::flows::validate::validate;
@@ -23,14 +21,7 @@ use crate::extract::{Caller, JsonBody, QueryParams};
 use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
-pub fn router() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(show, replace, remove))
-        .routes(routes!(enable))
-        .routes(routes!(disable))
-        .routes(routes!(runs))
-}
+resource_routes!([list, create], [show, replace, remove], [enable], [disable], [runs]);
 
 /// Far above any real automation (200 nodes of short texts), far below DynamoDB's 400 KB item,
 /// which holds the definition twice over its versions' life (head and version item).

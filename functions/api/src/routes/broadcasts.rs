@@ -24,8 +24,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use wapisnap::broadcasts::fanout::{Fired, schedule_name};
 use wapisnap::broadcasts::report::{self, Report, tally};
 use wapisnap::broadcasts::spec::{Audience, BroadcastRecord, BroadcastSpec, BroadcastState, OverLimit};
@@ -40,13 +38,7 @@ use crate::extract::{Caller, JsonBody, QueryParams};
 use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
-pub fn router() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(show))
-        .routes(routes!(cancel))
-        .routes(routes!(report_csv))
-}
+resource_routes!([list, create], [show], [cancel], [report_csv]);
 
 /// The most rows a CSV audience may hold: its import runs within the request.
 pub const MAX_CSV_ROWS: usize = 10_000;

@@ -9,8 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use wapisnap::contacts::{ImportError, Tag, import_csv};
 use wapisnap::domain::{AccountId, Channel, ContactId};
 use wapisnap::queues::{FlowConversation, FlowTick};
@@ -21,13 +19,7 @@ use crate::extract::{Caller, JsonBody, QueryParams};
 use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
-pub fn router() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(show, update, remove))
-        .routes(routes!(add_tag, remove_tag))
-        .routes(routes!(import))
-}
+resource_routes!([list, create], [show, update, remove], [add_tag, remove_tag], [import]);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ContactView {

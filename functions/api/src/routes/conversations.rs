@@ -6,8 +6,6 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use wapisnap::inbox::{ComposeError, Reply, reply};
 use wapisnap::outbound::accept::AcceptError;
 use wapisnap::outbound::content::OutboundContent;
@@ -20,9 +18,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, QueryParams};
 use crate::state::Shared;
 
-pub fn router() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(messages, send)).routes(routes!(handoff))
-}
+resource_routes!([list], [messages, send], [handoff]);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

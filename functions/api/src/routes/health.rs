@@ -4,14 +4,10 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::state::Shared;
 
-pub fn router() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new().routes(routes!(health))
-}
+resource_routes!([health]);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -4,17 +4,13 @@ use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use wapisnap::domain::SendJobId;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
 use crate::state::Shared;
 
-pub fn router() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new().routes(routes!(show))
-}
+resource_routes!([show]);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {

@@ -6,8 +6,6 @@ use axum::http::StatusCode;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use wapisnap::domain::{Channel, PhoneNumberId, WabaId};
 use wapisnap::numbers::ConnectError;
 use wapisnap::numbers::onboarding::{OnboardError, Onboarding};
@@ -21,18 +19,17 @@ use crate::extract::{Caller, JsonBody, QueryParams};
 use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
-pub fn router() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new()
-        .routes(routes!(onboard, list))
-        .routes(routes!(embedded_signup))
-        .routes(routes!(show, release))
-        .routes(routes!(register))
-        .routes(routes!(deregister))
-        .routes(routes!(request_code))
-        .routes(routes!(verify_code))
-        .routes(routes!(diagnostics))
-        .routes(routes!(throughput))
-}
+resource_routes!(
+    [onboard, list],
+    [embedded_signup],
+    [show, release],
+    [register],
+    [deregister],
+    [request_code],
+    [verify_code],
+    [diagnostics],
+    [throughput]
+);
 
 /// A number as the workspace sees it. The access token is shown by its last 4 characters only.
 #[derive(Debug, Serialize, ToSchema)]

@@ -4,8 +4,6 @@
 use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use wapisnap::store::numbers::TemplateRecord;
 use wapisnap::templates::{SyncError, sync};
 
@@ -14,9 +12,7 @@ use crate::extract::{Caller, QueryParams};
 use crate::routes::conversations::PageQuery;
 use crate::state::Shared;
 
-pub fn router() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(synchronise))
-}
+resource_routes!([list], [synchronise]);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateView {
