@@ -3,11 +3,13 @@
 //! keys. The operator CLI is run through its library entry point against the same table.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use secrecy::ExposeSecret;
 use wapisnap::access::{IssueKeyError, WorkspaceCreation};
 use wapisnap::clock::Clock;
 use wapisnap::config::Env;
 use wapisnap::domain::WorkspaceId;
 use wapisnap_admin::AdminError;
+use wapisnap_local::aws_faults::AwsFault;
 use wapisnap_tests::TestApp;
 
 fn ws(id: &str) -> WorkspaceId {
@@ -34,6 +36,24 @@ async fn a_workspace_is_created_once_and_never_overwritten() {
     let stored = store.workspace(&acme).await.unwrap().expect("the workspace exists");
     assert_eq!((stored.name.as_str(), stored.created_at), ("Acme", first), "the first creation stands");
     assert_eq!(store.workspace(&ws("nobody")).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_workspace_whose_writes_answers_were_lost_is_opened_with_one_working_key() {
+    let app = TestApp::spawn_idle().await;
+    let store = app.store();
+    let acme = ws("acme");
+
+    // DynamoDB writes the workspace, then its first key, and both answers are lost: each time
+    // the SDK's second try is refused by the first one.
+    app.aws_fails_next(AwsFault::answer_lost("PutItem", 1).when_body_contains("#WORKSPACE"));
+    app.aws_fails_next(AwsFault::answer_lost("PutItem", 1).when_body_contains("APIKEY#"));
+    let opened = wapisnap::access::open_workspace(&store, &acme, "Acme", app.env.stack.clock.now())
+        .await
+        .expect("opened, not 'already exists'");
+    assert_eq!(app.aws().faults_met("PutItem"), 2, "both answers were lost");
+    assert_eq!(store.authenticate(opened.key.key.expose_secret()).await.unwrap(), Some(acme.clone()));
+    assert_eq!(store.api_keys(&acme).await.unwrap().len(), 1, "one key, no orphan");
 }
 
 #[tokio::test]

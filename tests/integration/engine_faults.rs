@@ -97,6 +97,38 @@ async fn a_throttled_attempt_whose_give_back_answer_was_lost_is_still_put_back_o
 }
 
 #[tokio::test]
+async fn a_refused_attempt_whose_recorded_answer_was_lost_is_handed_to_smart_retry_at_once() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    let reply = job(&ws, "finish-lost-1", CUSTOMER, agent(), text("hi"));
+
+    // Meta refuses the send; the attempt is recorded (SENDING -> FAILED_ATTEMPT) and that
+    // write's answer is lost: the SDK's second try is refused by the first one.
+    app.meta_fails_next(131049);
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("FAILED_ATTEMPT"));
+    let outcome = app.send(&reply).await;
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the record's answer was lost");
+    assert!(matches!(outcome, SendOutcome::HandedToRetry { code: Some(131049) }), "{outcome:?}");
+    assert_eq!(app.drain("RetryQueue").await.len(), 1, "handed to Smart Retry now, not by the sweeper later");
+    assert_eq!(app.job(&ws, "finish-lost-1").await.state, JobState::FailedAttempt);
+}
+
+#[tokio::test]
+async fn an_accepted_send_whose_recorded_answer_was_lost_is_counted_as_accepted() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    let reply = job(&ws, "accept-lost-1", CUSTOMER, agent(), text("hi"));
+
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("\"ACCEPTED"));
+    let outcome = app.send(&reply).await;
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the record's answer was lost");
+    assert!(matches!(outcome, SendOutcome::Accepted { .. }), "ours, not a lost claim: {outcome:?}");
+    assert_eq!(app.sends_received(), 1);
+}
+
+#[tokio::test]
 async fn a_sender_that_dies_after_its_claim_is_found_by_the_sweeper_once_its_lease_runs_out() {
     let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;

@@ -3,6 +3,7 @@
 use chrono::Duration;
 use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
+use wapisnap::domain::WorkspaceId;
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap_local::aws_faults::AwsFault;
 use wapisnap_local::sandbox::FaultEffect;
@@ -10,23 +11,29 @@ use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, template, 
 
 const CUSTOMER: &str = "16505551234";
 
-#[tokio::test]
-async fn the_sweeper_fails_silent_sends_and_flags_the_broadcast() {
-    let app = TestApp::spawn_idle().await;
+/// A workspace whose broadcast "spring" went to `count` customers (jobs `bc-0`, `bc-1`, ...),
+/// each accepted by Meta; Meta reports only the first delivered, and nothing of the others.
+async fn spring_sent_and_only_the_first_delivered(app: &TestApp, count: usize) -> WorkspaceId {
     let ws = app.workspace_with_number().await;
     app.approve_template(&ws, "spring_sale").await;
     app.env.sandbox.set_auto_statuses(&[]);
-    for i in 0..4 {
+    for i in 0..count {
         let to = format!("1650555000{i}");
         assert!(matches!(
             app.send(&job(&ws, &format!("bc-{i}"), &to, broadcast("spring"), template("spring_sale"))).await,
             SendOutcome::Accepted { .. }
         ));
     }
-    // One of them is reported delivered; the others never are.
     let delivered = app.job(&ws, "bc-0").await;
     app.claim(&ws, Channel::WhatsApp, NUMBER_A).await;
     app.meta_reports("delivered", &delivered.wamid.unwrap().to_string(), "16505550000", Some("bc-0")).await;
+    ws
+}
+
+#[tokio::test]
+async fn the_sweeper_fails_silent_sends_and_flags_the_broadcast() {
+    let app = TestApp::spawn_idle().await;
+    let ws = spring_sent_and_only_the_first_delivered(&app, 4).await;
 
     let early = app.env.stack.functions.sweeper.handle().await.unwrap();
     assert_eq!(early.silent_failures, 0, "inside the retention window nothing is judged");
@@ -94,4 +101,46 @@ async fn a_sweep_whose_reads_fail_changes_nothing_and_the_next_sweep_does_the_wo
     app.aws().heal();
     assert_eq!(app.sweep().await.leases_expired, 1);
     assert_eq!(app.job(&ws, "dead-1").await.state, JobState::Uncertain);
+}
+
+#[tokio::test]
+async fn a_silent_failure_whose_write_answer_was_lost_still_counts_and_flags_its_broadcast() {
+    let app = TestApp::spawn_idle().await;
+    let ws = spring_sent_and_only_the_first_delivered(&app, 2).await;
+    app.advance(Duration::hours(73)).await;
+
+    // DynamoDB fails the silent send (ACCEPTED -> FAILED) and its answer is lost: the SDK's
+    // second try is refused by the first one.
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("\"FAILED\""));
+    let report = app.sweep().await;
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the failure's answer was lost");
+    assert_eq!(report.silent_failures, 1, "counted by the sweep that wrote it");
+    assert_eq!(report.flagged_broadcasts, ["spring"], "the only sweep that sees it judges its broadcast");
+    assert_eq!(app.job(&ws, "bc-1").await.state, JobState::Failed);
+}
+
+#[tokio::test]
+async fn an_uncertain_reply_whose_resend_answer_was_lost_is_still_put_on_the_queue() {
+    let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
+        graph_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    app.env.sandbox.set_auto_statuses(&[]);
+    app.env.sandbox.inject(fault(FaultEffect::Delay { millis: 1000 }, 1));
+    assert_eq!(app.send(&job(&ws, "u-lost", CUSTOMER, agent(), text("hi"))).await, SendOutcome::Uncertain);
+    app.advance(Duration::minutes(16)).await;
+    app.statuses_flow_for_the_number().await;
+    app.drain("SendQueue").await;
+
+    // The resend is filed (UNCERTAIN -> waiting for attempt 1) and that write's answer is
+    // lost: the SDK's second try is refused by the first one.
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("uncertain_resent"));
+    let report = app.sweep().await;
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the resend's answer was lost");
+    assert_eq!(report.uncertain_resent, 1);
+    assert_eq!(app.drain("SendQueue").await.len(), 1, "on the queue now, not 2 hours later by the overdue pass");
+    assert_eq!(app.job(&ws, "u-lost").await.attempt, 1);
 }

@@ -41,6 +41,10 @@ pub struct JobRecord {
     pub throttled: u32,
     #[serde(default)]
     pub claim: Option<String>,
+    /// Who ended the last claim: its token (its sender), or `expired:` and its token (the
+    /// sweeper, when its lease ran out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_claim: Option<String>,
     #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
     pub lease_until: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -82,6 +86,12 @@ pub struct JobRecord {
     pub correlation_id: Option<CorrelationId>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// Who ends a claim, and the mark it leaves on the job.
+struct Finisher<'a> {
+    claim: &'a str,
+    mark: String,
 }
 
 /// What accepting a send request found.
@@ -238,6 +248,7 @@ impl JobRecord {
             ladder: None,
             throttled: 0,
             claim: None,
+            finished_claim: None,
             lease_until: None,
             wamid: None,
             failed_wamids: Vec::new(),
@@ -384,7 +395,8 @@ impl Store {
         let reason = "the sender stopped after claiming the job; Meta may or may not have it".to_owned();
         let claim = record.claim.as_deref().unwrap_or("");
         let job = &record.job;
-        self.finish_attempt(&job.workspace_id, &job.job_id, claim, AttemptOutcome::Uncertain { reason }, now).await
+        let finisher = Finisher { claim, mark: format!("expired:{claim}") };
+        self.finish_claim(&job.workspace_id, &job.job_id, finisher, AttemptOutcome::Uncertain { reason }, now).await
     }
 
     /// Records how the claimed attempt ended. `false`: the claim was no longer ours (e.g. a
@@ -397,7 +409,26 @@ impl Store {
         outcome: AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let update = Update::new().set("updated_at", millis(now)).remove("claim").remove("lease_until");
+        self.finish_claim(workspace, job_id, Finisher { claim, mark: claim.to_owned() }, outcome, now).await
+    }
+
+    /// Ends the claim `finisher.claim`, leaving `finisher.mark` on the job: a write refused by
+    /// its own first try (made by DynamoDB, its answer lost, so the SDK sent it again) is told
+    /// from one refused because another writer moved the job first by that mark.
+    async fn finish_claim(
+        &self,
+        workspace: &WorkspaceId,
+        job_id: &SendJobId,
+        finisher: Finisher<'_>,
+        outcome: AttemptOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let Finisher { claim, mark } = finisher;
+        let update = Update::new()
+            .set("updated_at", millis(now))
+            .set("finished_claim", s(&mark))
+            .remove("claim")
+            .remove("lease_until");
         let update = match outcome {
             AttemptOutcome::Accepted { wamid, wa_id } => {
                 let update = indexed(update, JobState::Accepted, workspace, job_id, now).set("wamid", s(wamid));
@@ -441,7 +472,11 @@ impl Store {
             &["state", "claim"],
             vec![state(JobState::Sending), s(claim)],
         );
-        self.update_job(workspace, job_id, update, "UpdateItem job outcome").await
+        if self.update_job(workspace, job_id, update, "UpdateItem job outcome").await? {
+            return Ok(true);
+        }
+        let record = self.job(workspace, job_id).await?;
+        Ok(record.is_some_and(|record| record.finished_claim.as_deref() == Some(mark.as_str())))
     }
 
     /// Smart Retry: the failed attempt will be followed by the next one, as `plan` says.
@@ -622,7 +657,15 @@ impl Store {
                 &["state", "attempt", "uncertain_resent"],
                 vec![state(JobState::Uncertain), n(attempt), AttributeValue::Bool(true)],
             );
-        self.update_job(workspace, job_id, update, "UpdateItem job resend").await
+        if self.update_job(workspace, job_id, update, "UpdateItem job resend").await? {
+            return Ok(true);
+        }
+        // Refused: a status settled the job, another sweep filed the resend, or this write's
+        // own first try did (made by DynamoDB, its answer lost). A job waiting for the resend
+        // gets its request either way: a duplicate is harmless, as only one request can claim
+        // the attempt.
+        let record = self.job(workspace, job_id).await?;
+        Ok(record.is_some_and(|r| r.uncertain_resent && r.attempt == attempt + 1 && r.state.is_waiting()))
     }
 
     /// The sweeper's work list: jobs in `state` filed under a time before `before`, from every
