@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo dev test fuzz-engine lint bench bench-broadcast bench-peers bench-cold build deploy clean
+.PHONY: setup demo dev test fuzz-engine lint bench bench-broadcast bench-peers bench-cold openapi-current build deploy clean
 
 # Project-local Python tools (AWS emulator, cfn-lint), reinstalled when the pins change.
 $(STAMP): infra/requirements.txt
@@ -75,13 +75,17 @@ $(VENV)/.deploy-tools: infra/requirements-deploy.txt $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt
 	@touch $@
 
+## The API serves docs/openapi.json as checked in: a build or deploy first checks it is the code's.
+openapi-current:
+	cargo test --quiet -p wapisnap-api --lib openapi
+
 ## Lambda binaries for arm64, with cargo-lambda (installed into .venv on first use).
-build: $(VENV)/.deploy-tools
+build: $(VENV)/.deploy-tools openapi-current
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --workspace \
 		--exclude wapisnap-local --exclude wapisnap-tests --exclude wapisnap-admin
 
 ## Deploy with SAM (needs the SAM CLI and AWS credentials); asks for the Meta secrets once.
-deploy: $(VENV)/.deploy-tools
+deploy: $(VENV)/.deploy-tools openapi-current
 	cd infra && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build --beta-features && sam deploy --guided
 
 clean:

@@ -1,6 +1,7 @@
 //! The sweeper's safety nets: silent failures, UNCERTAIN sends settled by the documented policy.
 
 use chrono::Duration;
+use wapisnap::clock::Clock;
 use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
 use wapisnap::domain::WorkspaceId;
@@ -143,4 +144,21 @@ async fn an_uncertain_reply_whose_resend_answer_was_lost_is_still_put_on_the_que
     assert_eq!(report.uncertain_resent, 1);
     assert_eq!(app.drain("SendQueue").await.len(), 1, "on the queue now, not 2 hours later by the overdue pass");
     assert_eq!(app.job(&ws, "u-lost").await.attempt, 1);
+}
+
+#[tokio::test]
+async fn two_sweeps_expiring_one_lease_at_once_count_it_once() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.claimed_by_a_sender_that_dies(&job(&ws, "dead-2", CUSTOMER, agent(), text("hi"))).await;
+    app.advance(Duration::seconds(61)).await;
+    // Both read the job SENDING; the second one's write is refused by the first one's.
+    let seen = app.job(&ws, "dead-2").await;
+    let now = app.env.stack.clock.now();
+    assert!(app.store().expire_lease(&seen, now).await.unwrap());
+    assert!(
+        !app.store().expire_lease(&seen, now).await.unwrap(),
+        "refused by another sweep's write, which is not its own first try"
+    );
+    assert_eq!(app.job(&ws, "dead-2").await.state, JobState::Uncertain);
 }

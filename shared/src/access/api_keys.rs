@@ -105,17 +105,12 @@ impl Store {
             // Never overwrite: a colliding prefix would otherwise hand another key's lookup to
             // this one. A refusal may also come from this write's own first try (made by
             // DynamoDB, its answer lost): then the item holds this key's hash, and it is issued.
-            if self.put_new(item, "PutItem api key").await? || self.holds_key(&new).await? {
+            let existing = self.put_new_or_existing::<StoredKey>(item, "PutItem api key", "api key").await?;
+            if existing.is_none_or(|stored| stored.key_sha256 == new.hash.0) {
                 return Ok(IssuedKey { key: new.key, prefix: new.prefix });
             }
         }
         Err(IssueKeyError::PrefixesExhausted(PREFIX_TRIES))
-    }
-
-    /// Whether the item at the new key's prefix is the new key's own.
-    async fn holds_key(&self, new: &NewKey) -> Result<bool, StoreError> {
-        let (pk, sk) = key(&new.prefix);
-        Ok(self.get::<StoredKey>(pk, sk, "api key").await?.is_some_and(|stored| stored.key_sha256 == new.hash.0))
     }
 
     /// The workspace's keys, oldest first, revoked ones included.

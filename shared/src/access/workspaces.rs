@@ -34,11 +34,12 @@ impl Store {
         let workspace = Workspace { id: id.clone(), name: name.to_owned(), created_at: now };
         let item = item_at(key(id), &workspace, "workspace")?;
         // A refusal may come from this write's own first try (made by DynamoDB, its answer
-        // lost, so the SDK sent it again): the workspace found is then this one, to the
+        // lost, so the SDK sent it again): the workspace there is then this one, to the
         // nanosecond of its creation.
-        let created = self.put_new(item, "PutItem workspace").await?
-            || self.workspace(id).await?.is_some_and(|found| found == workspace);
-        Ok(if created { WorkspaceCreation::Created(workspace) } else { WorkspaceCreation::AlreadyExists })
+        Ok(match self.put_new_or_existing::<Workspace>(item, "PutItem workspace", "workspace").await? {
+            Some(existing) if existing != workspace => WorkspaceCreation::AlreadyExists,
+            _ => WorkspaceCreation::Created(workspace),
+        })
     }
 
     pub async fn workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {

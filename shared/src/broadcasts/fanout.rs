@@ -447,14 +447,12 @@ impl Fanout {
             &["state", "pages"],
             vec![s("SENDING"), s("CANCELLED"), n(record.pages)],
         );
-        let saved = self.store.update_broadcast_if(&ws, &id, update).await?;
-        let Some(stored) = self.store.broadcast(&ws, &id).await? else { return Ok(None) };
         // Refused by its condition: another run saved this page first, or this write's own
-        // first try did (made by DynamoDB, its answer lost). Only the latter left its time.
-        let saved_by_its_first_try = stored.pages == record.pages + 1 && stored.updated_at == now;
-        if !saved && !saved_by_its_first_try {
+        // first try did (made by DynamoDB, its answer lost), which counts as saved.
+        if !self.store.update_broadcast_marked(&ws, &id, update).await? {
             return Ok(None);
         }
+        let Some(stored) = self.store.broadcast(&ws, &id).await? else { return Ok(None) };
         record.state = stored.state;
         record.enumerated = stored.enumerated;
         record.pages = stored.pages;

@@ -210,7 +210,7 @@ impl Sweeper {
             self.store.stop_sweeping(AttemptRef::of(record), now).await?;
             return Ok(());
         }
-        if !self.store.fail_job(AttemptRef::of(record), None, "", now).await? && !self.failed_silently(record).await? {
+        if !self.store.fail_job(AttemptRef::of(record), None, "", now).await? {
             return Ok(());
         }
         report.silent_failures += 1;
@@ -221,20 +221,6 @@ impl Sweeper {
             }
         }
         Ok(())
-    }
-
-    /// A silent failure refused by its condition: by a status that settled the job first, or
-    /// by its own first try (made by DynamoDB, its answer lost, so the SDK sent it again), which
-    /// left the job FAILED with no error message at the attempt this sweep read. Only this sweep
-    /// saw the job ACCEPTED: it judges the broadcast, as no later sweep would.
-    async fn failed_silently(&self, record: &JobRecord) -> Result<bool, SweepError> {
-        let job = &record.job;
-        Ok(self.store.job(&job.workspace_id, &job.job_id).await?.is_some_and(|now| {
-            now.state == JobState::Failed
-                && now.reason.is_none()
-                && now.error_code.is_none()
-                && now.attempt == record.attempt
-        }))
     }
 
     async fn rehand(&self, record: &JobRecord, report: &mut SweepReport) -> Result<(), SweepError> {

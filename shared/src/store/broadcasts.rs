@@ -68,6 +68,15 @@ fn corrupt(entity: &'static str, e: impl ToString) -> StoreError {
 impl Store {
     /// Stores a new broadcast; `false` when its id exists.
     pub async fn create_broadcast(&self, record: &BroadcastRecord) -> Result<bool, StoreError> {
+        Ok(self.create_broadcast_or_existing(record).await?.is_none())
+    }
+
+    /// Writes a new broadcast: `None` when written, or the broadcast already under its id
+    /// (which may be this write's own first try, its answer lost).
+    pub async fn create_broadcast_or_existing(
+        &self,
+        record: &BroadcastRecord,
+    ) -> Result<Option<BroadcastRecord>, StoreError> {
         let ws = &record.workspace_id;
         let mut item = item_at(keys::broadcast(ws, &record.broadcast_id), record, "broadcast")?;
         // An absent value is no attribute at all (not NULL), so `if_not_exists` sets it later.
@@ -77,7 +86,7 @@ impl Store {
             "gsi1sk".into(),
             s(format!("{:013}#{}", record.created_at.timestamp_millis(), record.broadcast_id)),
         );
-        self.put_new(item, "PutItem broadcast").await
+        self.put_new_or_existing(item, "PutItem broadcast", "broadcast").await
     }
 
     pub async fn broadcast(
@@ -120,23 +129,24 @@ impl Store {
             &["state"],
             states,
         );
-        if self.update_if(keys::broadcast(workspace, id), update, "UpdateItem broadcast").await? {
-            return Ok(true);
-        }
-        // Refused by its condition: the broadcast had moved on, or this move's own first try
-        // moved it (made by DynamoDB, its answer lost, so the SDK sent it again): only that
-        // one left this move's instant.
-        Ok(self.broadcast(workspace, id).await?.is_some_and(|b| b.updated_at == now))
+        self.update_broadcast_marked(workspace, id, update).await
     }
 
-    /// Applies `update` (with its own condition); `false` when the condition refused it.
-    pub async fn update_broadcast_if(
+    /// Applies `update` leaving a fresh mark on the broadcast: a refusal by its own first try
+    /// (made by DynamoDB, its answer lost, so the SDK sent it again) is told from another
+    /// writer's move by that mark, and counts as written.
+    pub async fn update_broadcast_marked(
         &self,
         workspace: &WorkspaceId,
         id: &BroadcastId,
         update: Update,
     ) -> Result<bool, StoreError> {
-        self.update_if(keys::broadcast(workspace, id), update, "UpdateItem broadcast").await
+        let mark = super::write_mark();
+        let update = update.set("last_write", s(&mark));
+        Ok(match self.update_or_current(keys::broadcast(workspace, id), update, "UpdateItem broadcast").await? {
+            super::Conditional::Written => true,
+            super::Conditional::Refused(item) => super::bears_mark(item.as_ref(), &mark),
+        })
     }
 
     /// Broadcasts under way or paused whose last move (or due resumption) is before

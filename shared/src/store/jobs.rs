@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::update::{Update, n, s};
-use super::{Store, StoreError, keys};
+use super::{Conditional, Store, StoreError, keys};
 use crate::domain::{CorrelationId, DeliveryState, JobState, MessageId, Origin, SendJob, SendJobId, WorkspaceId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,10 +41,6 @@ pub struct JobRecord {
     pub throttled: u32,
     #[serde(default)]
     pub claim: Option<String>,
-    /// Who ended the last claim: its token (its sender), or `expired:` and its token (the
-    /// sweeper, when its lease ran out).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_claim: Option<String>,
     #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
     pub lease_until: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -86,12 +82,6 @@ pub struct JobRecord {
     pub correlation_id: Option<CorrelationId>,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub updated_at: DateTime<Utc>,
-}
-
-/// Who ends a claim, and the mark it leaves on the job.
-struct Finisher<'a> {
-    claim: &'a str,
-    mark: String,
 }
 
 /// What accepting a send request found.
@@ -248,7 +238,6 @@ impl JobRecord {
             ladder: None,
             throttled: 0,
             claim: None,
-            finished_claim: None,
             lease_until: None,
             wamid: None,
             failed_wamids: Vec::new(),
@@ -288,6 +277,25 @@ impl Store {
         operation: &'static str,
     ) -> Result<bool, StoreError> {
         self.update_if(keys::job(workspace, job_id.as_str()), update, operation).await
+    }
+
+    /// [`Self::update_job`] for a write whose refusal must not be mistaken for another
+    /// writer's move: it leaves a fresh mark on the job, and a refusal by an item bearing that
+    /// mark was this write's own first try (made by DynamoDB, its answer lost, so the SDK sent
+    /// it again), hence `true`. Every writer's mark is its own, even two sweeps expiring one lease.
+    async fn update_job_marked(
+        &self,
+        workspace: &WorkspaceId,
+        job_id: &SendJobId,
+        update: Update,
+        operation: &'static str,
+    ) -> Result<bool, StoreError> {
+        let mark = super::write_mark();
+        let update = update.set("last_write", s(&mark));
+        Ok(match self.update_or_current(keys::job(workspace, job_id.as_str()), update, operation).await? {
+            Conditional::Written => true,
+            Conditional::Refused(item) => super::bears_mark(item.as_ref(), &mark),
+        })
     }
 
     pub async fn job(&self, workspace: &WorkspaceId, job_id: &SendJobId) -> Result<Option<JobRecord>, StoreError> {
@@ -373,14 +381,15 @@ impl Store {
             .set("claim", s(&token))
             .set("lease_until", millis(lease_until))
             .set("updated_at", millis(now));
-        if self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job claim").await? {
+        let key = keys::job(current.workspace, current.job_id.as_str());
+        let answer = self.update_or_current(key, current.guard(update), "UpdateItem job claim").await?;
+        if let Conditional::Written = answer {
             return Ok(Claim::Claimed { token });
         }
         // Refused by its condition: by another claim or a reconciliation, or by this claim's
         // own first try, made by DynamoDB but its answer lost (so the SDK sent it again). Only
         // the job can tell: it holds this token if the claim is ours.
-        let record = self.job(current.workspace, current.job_id).await?;
-        Ok(match record {
+        Ok(match answer.refused_by::<JobRecord>("job")? {
             Some(record) if record.state == JobState::Sending && record.claim.as_deref() == Some(token.as_str()) => {
                 Claim::Claimed { token }
             }
@@ -395,8 +404,7 @@ impl Store {
         let reason = "the sender stopped after claiming the job; Meta may or may not have it".to_owned();
         let claim = record.claim.as_deref().unwrap_or("");
         let job = &record.job;
-        let finisher = Finisher { claim, mark: format!("expired:{claim}") };
-        self.finish_claim(&job.workspace_id, &job.job_id, finisher, AttemptOutcome::Uncertain { reason }, now).await
+        self.finish_attempt(&job.workspace_id, &job.job_id, claim, AttemptOutcome::Uncertain { reason }, now).await
     }
 
     /// Records how the claimed attempt ended. `false`: the claim was no longer ours (e.g. a
@@ -409,26 +417,7 @@ impl Store {
         outcome: AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.finish_claim(workspace, job_id, Finisher { claim, mark: claim.to_owned() }, outcome, now).await
-    }
-
-    /// Ends the claim `finisher.claim`, leaving `finisher.mark` on the job: a write refused by
-    /// its own first try (made by DynamoDB, its answer lost, so the SDK sent it again) is told
-    /// from one refused because another writer moved the job first by that mark.
-    async fn finish_claim(
-        &self,
-        workspace: &WorkspaceId,
-        job_id: &SendJobId,
-        finisher: Finisher<'_>,
-        outcome: AttemptOutcome,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let Finisher { claim, mark } = finisher;
-        let update = Update::new()
-            .set("updated_at", millis(now))
-            .set("finished_claim", s(&mark))
-            .remove("claim")
-            .remove("lease_until");
+        let update = Update::new().set("updated_at", millis(now)).remove("claim").remove("lease_until");
         let update = match outcome {
             AttemptOutcome::Accepted { wamid, wa_id } => {
                 let update = indexed(update, JobState::Accepted, workspace, job_id, now).set("wamid", s(wamid));
@@ -472,11 +461,7 @@ impl Store {
             &["state", "claim"],
             vec![state(JobState::Sending), s(claim)],
         );
-        if self.update_job(workspace, job_id, update, "UpdateItem job outcome").await? {
-            return Ok(true);
-        }
-        let record = self.job(workspace, job_id).await?;
-        Ok(record.is_some_and(|record| record.finished_claim.as_deref() == Some(mark.as_str())))
+        self.update_job_marked(workspace, job_id, update, "UpdateItem job outcome").await
     }
 
     /// Smart Retry: the failed attempt will be followed by the next one, as `plan` says.
@@ -516,7 +501,7 @@ impl Store {
         if let Some(code) = code {
             update = update.set("error_code", n(code));
         }
-        self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job failed").await
+        self.update_job_marked(current.workspace, current.job_id, current.guard(update), "UpdateItem job failed").await
     }
 
     /// Meta reported the job's message `failed` by status webhook: FAILED_ATTEMPT, indexed, so
@@ -657,15 +642,7 @@ impl Store {
                 &["state", "attempt", "uncertain_resent"],
                 vec![state(JobState::Uncertain), n(attempt), AttributeValue::Bool(true)],
             );
-        if self.update_job(workspace, job_id, update, "UpdateItem job resend").await? {
-            return Ok(true);
-        }
-        // Refused: a status settled the job, another sweep filed the resend, or this write's
-        // own first try did (made by DynamoDB, its answer lost). A job waiting for the resend
-        // gets its request either way: a duplicate is harmless, as only one request can claim
-        // the attempt.
-        let record = self.job(workspace, job_id).await?;
-        Ok(record.is_some_and(|r| r.uncertain_resent && r.attempt == attempt + 1 && r.state.is_waiting()))
+        self.update_job_marked(workspace, job_id, update, "UpdateItem job resend").await
     }
 
     /// The sweeper's work list: jobs in `state` filed under a time before `before`, from every

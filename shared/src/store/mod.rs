@@ -161,6 +161,41 @@ pub struct Store {
 
 pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
+/// A conditional write's answer: written, or refused by its condition with the item as it
+/// stood then (`None`: there was none). A refusal is either another writer's doing or the
+/// write's own first try, made by DynamoDB with its answer lost, so that the SDK sent it again:
+/// only the item can tell.
+pub(crate) enum Conditional {
+    Written,
+    Refused(Option<Item>),
+}
+
+impl Conditional {
+    /// The refusing item read as `T`; `None` when written or when there was no item.
+    pub(crate) fn refused_by<T: serde::de::DeserializeOwned>(
+        self,
+        entity: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        match self {
+            Self::Written | Self::Refused(None) => Ok(None),
+            Self::Refused(Some(item)) => serde_dynamo::from_item(item)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { entity, reason: e.to_string() }),
+        }
+    }
+}
+
+/// A fresh token a write leaves on its item (`last_write`), so that the write, refused on the
+/// SDK's second try by its own first one, can recognise itself in the refusing item.
+pub(crate) fn write_mark() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Whether `item` carries `mark` as its `last_write`.
+pub(crate) fn bears_mark(item: Option<&Item>, mark: &str) -> bool {
+    matches!(item.and_then(|item| item.get("last_write")), Some(aws_sdk_dynamodb::types::AttributeValue::S(found)) if found == mark)
+}
+
 /// How many times, in all, a request is made when DynamoDB answers it with work left undone
 /// (keys or items a batch left unprocessed, a transaction cancelled by another's conflict).
 pub(crate) const ASKS_BEFORE_GIVING_UP: u32 = 8;
@@ -236,40 +271,91 @@ impl Store {
     /// Writes an item that must not exist yet: `false` (nothing written) when it does — the
     /// expected answer to a duplicate, not an error.
     pub(crate) async fn put_new(&self, item: Item, operation: &'static str) -> Result<bool, StoreError> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws(operation, e)),
-        }
+        Ok(matches!(self.put_new_or_current(item, operation).await?, Conditional::Written))
     }
 
     /// Applies a conditional update to the item at `key`: `false` when its condition refused
     /// it (the item moved on, or is not there), which is an answer, not an error.
     pub(crate) async fn update_if(
         &self,
-        (pk, sk): (String, String),
+        key: (String, String),
         update: update::Update,
         operation: &'static str,
     ) -> Result<bool, StoreError> {
-        use aws_sdk_dynamodb::types::AttributeValue;
+        Ok(matches!(self.update_or_current(key, update, operation).await?, Conditional::Written))
+    }
+
+    /// Like [`Self::update_if`], and a refusal carries the item as it stood when refused
+    /// (DynamoDB's `ReturnValuesOnConditionCheckFailure`), so that the caller can tell its own
+    /// first try from another writer's move without reading the item again.
+    pub(crate) async fn update_or_current(
+        &self,
+        (pk, sk): (String, String),
+        update: update::Update,
+        operation: &'static str,
+    ) -> Result<Conditional, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
         let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(keys::PK, AttributeValue::S(pk))
-            .key(keys::SK, AttributeValue::S(sk));
+            .key(keys::SK, AttributeValue::S(sk))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         match update.apply(request).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws(operation, e)),
+            Ok(_) => Ok(Conditional::Written),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    Ok(Conditional::Refused(refused.item().cloned()))
+                }
+                _ => Err(StoreError::aws(operation, e)),
+            },
+        }
+    }
+
+    /// Like [`Self::put_new`], and a refusal carries the item already there.
+    pub(crate) async fn put_new_or_current(
+        &self,
+        item: Item,
+        operation: &'static str,
+    ) -> Result<Conditional, StoreError> {
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Conditional::Written),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refused)) => {
+                    Ok(Conditional::Refused(refused.item().cloned()))
+                }
+                _ => Err(StoreError::aws(operation, e)),
+            },
+        }
+    }
+
+    /// Writes an item that must not exist yet: `None` when written, or the item already
+    /// there, read as `T` (which may be this write's own first try: see [`Conditional`]).
+    pub(crate) async fn put_new_or_existing<T: serde::de::DeserializeOwned>(
+        &self,
+        item: Item,
+        operation: &'static str,
+        entity: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.put_new_or_current(item, operation).await? {
+            Conditional::Written => Ok(None),
+            refused @ Conditional::Refused(Some(_)) => refused.refused_by(entity),
+            Conditional::Refused(None) => {
+                Err(StoreError::Corrupt { entity, reason: "refused as already there, yet absent".into() })
+            }
         }
     }
 

@@ -949,15 +949,12 @@ fn unavailable_to_finish(id: &BroadcastId) -> ApiError {
 /// the same Idempotency-Key). A write refused by its own first try (made by DynamoDB, its answer
 /// lost) has stored it: the record found is this one, made at this very instant.
 async fn store_new(state: &Shared, record: &BroadcastRecord) -> Result<Option<BroadcastRecord>, ApiError> {
-    if state.store.create_broadcast(record).await? {
-        return Ok(None);
-    }
-    match state.store.broadcast(&record.workspace_id, &record.broadcast_id).await? {
+    match state.store.create_broadcast_or_existing(record).await? {
+        None => Ok(None),
         Some(existing) if existing.created_at == record.created_at && same_request(&existing.spec, &record.spec) => {
             Ok(None)
         }
         Some(existing) => Ok(Some(existing)),
-        None => Err(id_taken()),
     }
 }
 

@@ -20,14 +20,16 @@ macro_rules! resource_routes {
                 $(
                     utoipa_axum::paste! {
                         let handler_path = [<__path_ $handler>]::path();
-                        debug_assert!(path.is_empty() || path == handler_path, "one group, one path");
+                        // Checked once per cold start: a group of handlers shares one path.
+                        assert!(path.is_empty() || path == handler_path, "one group, one path: {path} and {handler_path}");
                         path = handler_path;
                         for method in [<__path_ $handler>]::methods() {
                             methods = methods.on(method.to_method_filter(), $handler);
                         }
                     }
                 )+
-                let router = router.route(&path, methods);
+                // As utoipa-axum routes an empty path.
+                let router = router.route(if path.is_empty() { "/" } else { &path }, methods);
             )+
             router
         }
