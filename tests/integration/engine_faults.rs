@@ -159,6 +159,25 @@ async fn a_request_is_durable_when_accepted_and_the_sweeper_queues_it_again_if_i
 }
 
 #[tokio::test]
+async fn a_rescue_whose_answer_was_lost_counts_once_and_queues_the_job() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    let reply = job(&ws, "rescue-lost-1", CUSTOMER, agent(), text("hi"));
+    accept_send(&app.store(), &app.queues(), &reply, app.env.stack.clock.now()).await.unwrap();
+    assert_eq!(app.drain("SendQueue").await.len(), 1, "its message, lost here");
+    app.advance(Duration::hours(3)).await;
+
+    // The rescue (one more `rescued`, the job refiled) is written and its answer lost: the
+    // SDK's second try would count it again, as nothing in the job's state refuses it.
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("rescued"));
+    assert_eq!(app.sweep().await.overdue_requeued, 1);
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the rescue's answer was lost");
+    assert_eq!(app.job(&ws, "rescue-lost-1").await.rescued, 1, "one rescue counted once, against the job's limit");
+    assert_eq!(app.drain("SendQueue").await.len(), 1, "back on the queue");
+}
+
+#[tokio::test]
 async fn a_gateway_5xx_without_metas_body_is_maybe_sent_never_not_sent() {
     let app = TestApp::spawn_idle().await;
     let ws = app.workspace_with_number().await;

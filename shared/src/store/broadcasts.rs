@@ -142,7 +142,7 @@ impl Store {
         update: Update,
     ) -> Result<bool, StoreError> {
         let mark = super::write_mark();
-        let update = update.set("last_write", s(&mark));
+        let update = update.once(&mark);
         Ok(match self.update_or_current(keys::broadcast(workspace, id), update, "UpdateItem broadcast").await? {
             super::Conditional::Written => true,
             super::Conditional::Refused(item) => super::bears_mark(item.as_ref(), &mark),

@@ -291,7 +291,7 @@ impl Store {
         operation: &'static str,
     ) -> Result<bool, StoreError> {
         let mark = super::write_mark();
-        let update = update.set("last_write", s(&mark));
+        let update = update.once(&mark);
         Ok(match self.update_or_current(keys::job(workspace, job_id.as_str()), update, operation).await? {
             Conditional::Written => true,
             Conditional::Refused(item) => super::bears_mark(item.as_ref(), &mark),
@@ -670,6 +670,6 @@ impl Store {
         let update = indexed(Update::new(), current.state, current.workspace, current.job_id, now)
             .add("rescued", n(1))
             .set("updated_at", millis(now));
-        self.update_job(current.workspace, current.job_id, current.guard(update), "UpdateItem job rescue").await
+        self.update_job_marked(current.workspace, current.job_id, current.guard(update), "UpdateItem job rescue").await
     }
 }

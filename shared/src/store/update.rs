@@ -99,6 +99,21 @@ impl Update {
         self
     }
 
+    /// Leaves `mark` (fresh per write) on the item as `last_write`, and makes the write apply
+    /// at most once: the SDK's second try of this very write, sent because the first one's
+    /// answer was lost, is refused by the mark the first left, so an `ADD` is never counted
+    /// twice. Call after [`Self::condition`], which this extends.
+    pub fn once(mut self, mark: &str) -> Self {
+        let (n, v) = (self.name("last_write"), self.value(AttributeValue::S(mark.to_owned())));
+        self.set.push(format!("{n} = {v}"));
+        let once = format!("(attribute_not_exists({n}) OR {n} <> {v})");
+        self.condition = Some(match self.condition.take() {
+            Some(condition) => format!("({condition}) AND {once}"),
+            None => once,
+        });
+        self
+    }
+
     pub fn apply(self, request: UpdateItemFluentBuilder) -> UpdateItemFluentBuilder {
         let mut expression = Vec::new();
         if !self.set.is_empty() {
@@ -145,5 +160,19 @@ mod tests {
         );
         assert_eq!(update.condition.as_deref(), Some("#state = :v1 AND #attempt = :v2"));
         assert_eq!(update.set, ["#state = :v0"]);
+    }
+
+    #[test]
+    fn a_write_applied_once_keeps_its_condition_and_is_refused_by_its_own_mark() {
+        let update = Update::new().add("rescued", n(1)).condition("{state} = {0}", &["state"], vec![s("QUEUED")]);
+        let update = update.once("5eed");
+        assert_eq!(
+            update.condition.as_deref(),
+            Some("(#state = :v1) AND (attribute_not_exists(#last_write) OR #last_write <> :v2)")
+        );
+        assert_eq!(update.set, ["#last_write = :v2"]);
+        assert_eq!(update.values[":v2"], s("5eed"));
+        let alone = Update::new().add("rescued", n(1)).once("5eed");
+        assert_eq!(alone.condition.as_deref(), Some("(attribute_not_exists(#last_write) OR #last_write <> :v1)"));
     }
 }
