@@ -55,6 +55,20 @@ impl Client<'_> {
     }
 }
 
+impl Client<'_> {
+    async fn register(&self, pin: &str) -> (u16, Value) {
+        self.post(&format!("/v1/numbers/{NUMBER_A}/register"), json!({ "pin": pin })).await
+    }
+}
+
+/// A workspace's client with `NUMBER_A` onboarded and registered with its PIN set.
+async fn registered(app: &TestApp) -> Client<'_> {
+    let api = client(app).await;
+    api.onboard(NUMBER_A).await;
+    assert_eq!(api.register("123456").await.0, 200, "the first register sets the PIN");
+    api
+}
+
 async fn client(app: &TestApp) -> Client<'_> {
     let (_, key) = app.workspace_with_key().await;
     Client { app, key }
@@ -173,6 +187,52 @@ async fn register_takes_exactly_six_digits_counts_wrong_pins_and_stops_before_me
     assert_eq!(api.post(&format!("/v1/numbers/{NUMBER_A}/verify_code"), json!({ "code": code })).await.0, 200);
     let (status, number) = register("123456").await;
     assert_eq!((status, number["state"].as_str()), (200, Some("ACTIVE")));
+}
+
+#[tokio::test]
+async fn an_attempt_given_back_whose_answer_was_lost_is_given_back_once_and_the_lock_still_holds() {
+    let app = TestApp::spawn_idle().await;
+    let api = registered(&app).await;
+    let register = |pin| api.register(pin);
+
+    // Meta refuses a register for another reason than the PIN: the attempt reserved for it is
+    // given back (ADD -1), and that write's answer is lost, so the SDK sends it again.
+    app.env.sandbox.inject(wapisnap_local::sandbox::Fault {
+        path_contains: Some("/register".into()),
+        recipient: None,
+        times: 1,
+        effect: wapisnap_local::sandbox::FaultEffect::MetaError {
+            code: 131000,
+            subcode: None,
+            http_status: None,
+            message: None,
+        },
+    });
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("\"-1\""));
+    assert_eq!(register("000000").await.0, 422, "Meta's refusal, reported");
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the give-back's answer was lost");
+
+    register("000001").await;
+    register("000002").await;
+    let (_, last) = register("000003").await;
+    assert!(last["error"]["message"].as_str().unwrap().contains("0 attempt(s) left"), "given back once: {last}");
+    let calls = app.env.sandbox.requests_to("/register").len();
+    assert_eq!(register("123456").await.0, 409, "stopped before Meta's lock");
+    assert_eq!(app.env.sandbox.requests_to("/register").len(), calls, "Meta is not called a fourth time");
+}
+
+#[tokio::test]
+async fn a_pin_attempt_whose_reservation_answer_was_lost_counts_once() {
+    let app = TestApp::spawn_idle().await;
+    let api = registered(&app).await;
+
+    // The attempt is reserved (ADD 1) before Meta is called, and that write's answer is lost:
+    // the SDK's second try must not count it again.
+    app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("needs_reverification"));
+    let (status, body) = api.register("000000").await;
+    assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the reservation's answer was lost");
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("wrong_pin")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("2 attempt(s) left"), "counted once: {body}");
 }
 
 #[tokio::test]

@@ -162,3 +162,19 @@ async fn two_sweeps_expiring_one_lease_at_once_count_it_once() {
     );
     assert_eq!(app.job(&ws, "dead-2").await.state, JobState::Uncertain);
 }
+
+#[tokio::test]
+async fn two_sweeps_rescuing_one_job_at_once_count_one_rescue() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.customer_writes(CUSTOMER).await;
+    let reply = job(&ws, "rescue-2", CUSTOMER, agent(), text("hi"));
+    let now = app.env.stack.clock.now();
+    wapisnap::outbound::accept::accept_send(&app.store(), &app.queues(), &reply, now).await.unwrap();
+    // Both read the job QUEUED, never rescued; the second one's write is refused by the first.
+    let seen = app.job(&ws, "rescue-2").await;
+    let current = wapisnap::store::jobs::AttemptRef::of(&seen);
+    assert!(app.store().rescue_job(current, seen.rescued, now).await.unwrap());
+    assert!(!app.store().rescue_job(current, seen.rescued, now).await.unwrap(), "one rescue, counted once");
+    assert_eq!(app.job(&ws, "rescue-2").await.rescued, 1);
+}

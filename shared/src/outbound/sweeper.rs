@@ -252,7 +252,7 @@ impl Sweeper {
             report.left_for_operator += 1;
             return Ok(());
         }
-        if self.store.rescue_job(AttemptRef::of(record), self.clock.now()).await? {
+        if self.store.rescue_job(AttemptRef::of(record), record.rescued, self.clock.now()).await? {
             let request = SendRequest::Attempt {
                 workspace_id: job.workspace_id.clone(),
                 job_id: job.job_id.clone(),

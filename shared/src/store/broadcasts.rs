@@ -61,6 +61,17 @@ pub struct JobLine {
     pub read: bool,
 }
 
+/// A new broadcast's item, listed in its workspace's broadcasts.
+fn broadcast_item(record: &BroadcastRecord) -> Result<super::Item, StoreError> {
+    let ws = &record.workspace_id;
+    let mut item = item_at(keys::broadcast(ws, &record.broadcast_id), record, "broadcast")?;
+    // An absent value is no attribute at all (not NULL), so `if_not_exists` sets it later.
+    item.retain(|_, value| !matches!(value, AttributeValue::Null(_)));
+    item.insert("gsi1pk".into(), s(keys::workspace_broadcasts(ws)));
+    item.insert("gsi1sk".into(), s(format!("{:013}#{}", record.created_at.timestamp_millis(), record.broadcast_id)));
+    Ok(item)
+}
+
 fn corrupt(entity: &'static str, e: impl ToString) -> StoreError {
     StoreError::Corrupt { entity, reason: e.to_string() }
 }
@@ -68,7 +79,7 @@ fn corrupt(entity: &'static str, e: impl ToString) -> StoreError {
 impl Store {
     /// Stores a new broadcast; `false` when its id exists.
     pub async fn create_broadcast(&self, record: &BroadcastRecord) -> Result<bool, StoreError> {
-        Ok(self.create_broadcast_or_existing(record).await?.is_none())
+        self.put_new(broadcast_item(record)?, "PutItem broadcast").await
     }
 
     /// Writes a new broadcast: `None` when written, or the broadcast already under its id
@@ -77,16 +88,7 @@ impl Store {
         &self,
         record: &BroadcastRecord,
     ) -> Result<Option<BroadcastRecord>, StoreError> {
-        let ws = &record.workspace_id;
-        let mut item = item_at(keys::broadcast(ws, &record.broadcast_id), record, "broadcast")?;
-        // An absent value is no attribute at all (not NULL), so `if_not_exists` sets it later.
-        item.retain(|_, value| !matches!(value, AttributeValue::Null(_)));
-        item.insert("gsi1pk".into(), s(keys::workspace_broadcasts(ws)));
-        item.insert(
-            "gsi1sk".into(),
-            s(format!("{:013}#{}", record.created_at.timestamp_millis(), record.broadcast_id)),
-        );
-        self.put_new_or_existing(item, "PutItem broadcast", "broadcast").await
+        self.put_new_or_existing(broadcast_item(record)?, "PutItem broadcast", "broadcast").await
     }
 
     pub async fn broadcast(

@@ -348,7 +348,7 @@ impl Store {
             .set("last_conflict_hash", s(hash))
             .set("last_conflict_at", millis(now))
             .condition("attribute_exists({pk})", &["pk"], vec![]);
-        self.update_job(&job.workspace_id, &job.job_id, update, "UpdateItem job conflict").await?;
+        self.update_job_marked(&job.workspace_id, &job.job_id, update, "UpdateItem job conflict").await?;
         tracing::warn!(workspace = %job.workspace_id, job = %job.job_id, "job id reused with other content: refused");
         Ok(Accepted::Conflict)
     }
@@ -666,10 +666,23 @@ impl Store {
     /// job that can never be processed stops coming back (it stays visible, QUEUED or
     /// RETRY_SCHEDULED, for an operator). Refiled a little later so the next sweep does not
     /// pick it up again before the message had a chance.
-    pub async fn rescue_job(&self, current: AttemptRef<'_>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    /// `rescued`: the count as the sweep read it, so that two sweeps at once count one rescue.
+    pub async fn rescue_job(
+        &self,
+        current: AttemptRef<'_>,
+        rescued: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let counted =
+            if rescued == 0 { "attribute_not_exists({rescued}) OR {rescued} = {2}" } else { "{rescued} = {2}" };
         let update = indexed(Update::new(), current.state, current.workspace, current.job_id, now)
             .add("rescued", n(1))
-            .set("updated_at", millis(now));
-        self.update_job_marked(current.workspace, current.job_id, current.guard(update), "UpdateItem job rescue").await
+            .set("updated_at", millis(now))
+            .condition(
+                &format!("{{state}} = {{0}} AND {{attempt}} = {{1}} AND ({counted})"),
+                &["state", "attempt", "rescued"],
+                vec![state(current.state), n(current.attempt), n(rescued)],
+            );
+        self.update_job_marked(current.workspace, current.job_id, update, "UpdateItem job rescue").await
     }
 }

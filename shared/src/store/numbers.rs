@@ -140,8 +140,11 @@ impl Store {
         account_id: &str,
         max: u32,
     ) -> Result<Option<u32>, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
         let (pk, sk) = keys::number(workspace, Channel::WhatsApp, account_id);
         let request = self.client.update_item().table_name(&self.table).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let mark = super::write_mark();
         let result = Update::new()
             .add("failed_pin_attempts", n(1))
             .condition(
@@ -149,19 +152,29 @@ impl Store {
                 &["needs_reverification", "failed_pin_attempts"],
                 vec![aws_sdk_dynamodb::types::AttributeValue::Bool(false), n(max)],
             )
+            .once(&mark)
             .apply(request)
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
+        let used = |item: Option<&super::Item>| {
+            item.and_then(|a| a.get("failed_pin_attempts").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+                .unwrap_or(max)
+        };
         match result {
-            Ok(output) => Ok(Some(
-                output
-                    .attributes
-                    .and_then(|a| a.get("failed_pin_attempts").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
-                    .unwrap_or(max),
-            )),
-            Err(e) if super::refused_by_condition(&e) => Ok(None),
-            Err(e) => Err(StoreError::aws("UpdateItem number PIN attempt", e)),
+            Ok(output) => Ok(Some(used(output.attributes.as_ref()))),
+            Err(e) => match e.as_service_error() {
+                // Refused by this reservation's own first try (made by DynamoDB, its answer
+                // lost, so the SDK sent it again): reserved, and counted once.
+                Some(UpdateItemError::ConditionalCheckFailedException(refused))
+                    if super::bears_mark(refused.item(), &mark) =>
+                {
+                    Ok(Some(used(refused.item())))
+                }
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(None),
+                _ => Err(StoreError::aws("UpdateItem number PIN attempt", e)),
+            },
         }
     }
 
@@ -428,7 +441,8 @@ impl Store {
         update: Update,
         operation: &'static str,
     ) -> Result<(), StoreError> {
-        let update = update.condition("attribute_exists(pk)", &[], vec![]);
+        // Applied once: an attempt given back (ADD -1) is never given back twice on a lost answer.
+        let update = update.condition("attribute_exists(pk)", &[], vec![]).once(&super::write_mark());
         self.update_if(keys::number(workspace, channel, account_id), update, operation).await?;
         Ok(())
     }
