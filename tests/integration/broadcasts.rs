@@ -5,7 +5,7 @@
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
-use wapisnap::broadcasts::fanout::{FanoutOutcome, Fired};
+use wapisnap::broadcasts::fanout::FanoutOutcome;
 use wapisnap::broadcasts::spec::{BroadcastState, OverLimit};
 use wapisnap::clock::Clock;
 use wapisnap::domain::{Channel, SendRequest};
@@ -128,9 +128,7 @@ async fn a_fan_out_whose_write_fails_part_way_resumes_and_meta_gets_exactly_one_
     // count, one transaction), each time the SDK tries it: the run fails part-way through its
     // page, with 12 jobs accepted and none queued yet.
     app.aws_fails_next(AwsFault::internal_error("TransactWriteItems", 3).after(12));
-    let functions = &app.env.stack.functions;
-    let fired = Fired { workspace_id: ws.clone(), broadcast_id: id.clone() };
-    let failed = functions.broadcast.handle(fired, &functions.broadcast_arn, None).await;
+    let failed = app.broadcast_run(&ws, &id, None).await;
     assert!(failed.is_err(), "the run fails, for Scheduler to fire it again: {failed:?}");
     assert!(app.aws().faults_met("TransactWriteItems") >= 1);
     let partial = app.broadcast(&ws, &id).await;
@@ -194,9 +192,7 @@ async fn a_fan_out_that_stops_between_its_last_page_and_its_finish_finishes_with
     // The only page is saved (no cursor left); marking the broadcast SENT fails, each time
     // the SDK tries it, and the run fails.
     app.aws_fails_next(AwsFault::internal_error("UpdateItem", 3).when_body_contains("audience_total"));
-    let functions = &app.env.stack.functions;
-    let fired = Fired { workspace_id: ws.clone(), broadcast_id: id.clone() };
-    assert!(functions.broadcast.handle(fired, &functions.broadcast_arn, None).await.is_err());
+    assert!(app.broadcast_run(&ws, &id, None).await.is_err());
     let stopped = app.broadcast(&ws, &id).await;
     assert_eq!((stopped.state, stopped.enumerated, stopped.cursor), (BroadcastState::Sending, 30, None));
 

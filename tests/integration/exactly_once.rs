@@ -8,7 +8,7 @@ use wapisnap::domain::JobState;
 use wapisnap::outbound::sender::SendOutcome;
 use wapisnap_local::aws_faults::AwsFault;
 use wapisnap_local::sandbox::FaultEffect;
-use wapisnap_tests::{NUMBER_A, TestApp, agent, broadcast, fault, job, meta_error, template, text};
+use wapisnap_tests::{TestApp, agent, broadcast, fault, job, meta_error, template, text};
 
 const CUSTOMER: &str = "16505551234";
 
@@ -203,12 +203,12 @@ async fn a_status_whose_job_update_fails_settles_the_job_when_meta_delivers_it_a
 
     // The status is stored; DynamoDB fails the job's update, every time the SDK tries it.
     app.aws_fails_next(AwsFault::internal_error("UpdateItem", 100).when_body_contains("#JOB#"));
-    let first = app.env.sandbox.state.post_status(NUMBER_A, &delivered).await.unwrap();
+    let first = app.meta_posts(&delivered).await;
     assert!(first >= 500, "Meta is asked to deliver it again, answered {first}");
     assert!(app.aws().faults_met("UpdateItem") >= 1, "the job's update is what failed");
     app.aws().heal();
 
-    assert_eq!(app.env.sandbox.state.post_status(NUMBER_A, &delivered).await.unwrap(), 200, "Meta's redelivery");
+    assert_eq!(app.meta_posts(&delivered).await, 200, "Meta's redelivery");
     assert_eq!(app.job(&ws, "settle-1").await.state, JobState::Delivered, "settled by the redelivered status");
 }
 
@@ -232,7 +232,7 @@ async fn a_status_stored_but_whose_answer_was_lost_still_settles_the_job_and_its
     // newer than what is stored", which is this status itself.
     for (state, settled) in [("delivered", JobState::Delivered), ("read", JobState::Delivered)] {
         app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("status_rank"));
-        assert_eq!(app.env.sandbox.state.post_status(NUMBER_A, &status(state)).await.unwrap(), 200);
+        assert_eq!(app.meta_posts(&status(state)).await, 200);
         assert_eq!(app.aws().faults_met("UpdateItem"), if state == "delivered" { 1 } else { 2 });
         assert_eq!(app.job(&ws, "lost-status-1").await.state, settled, "{state} reaches the job");
     }

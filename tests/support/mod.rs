@@ -451,6 +451,11 @@ impl TestApp {
         self.meta_posts_status("failed", wamid, recipient, job, Some(code)).await;
     }
 
+    /// Meta posts this status webhook; the webhook's answer (a 5xx asks Meta to deliver it again).
+    pub async fn meta_posts(&self, update: &wapisnap_local::sandbox::StatusUpdate) -> u16 {
+        self.env.sandbox.state.post_status(NUMBER_A, update).await.expect("the webhook answers")
+    }
+
     async fn meta_posts_status(
         &self,
         status: &str,
