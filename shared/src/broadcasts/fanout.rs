@@ -449,7 +449,7 @@ impl Fanout {
         );
         // Refused by its condition: another run saved this page first, or this write's own
         // first try did (made by DynamoDB, its answer lost), which counts as saved.
-        if !self.store.update_broadcast_marked(&ws, &id, update).await? {
+        if !self.store.update_broadcast_once(&ws, &id, update).await? {
             return Ok(None);
         }
         let Some(stored) = self.store.broadcast(&ws, &id).await? else { return Ok(None) };

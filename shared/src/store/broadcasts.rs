@@ -131,24 +131,18 @@ impl Store {
             &["state"],
             states,
         );
-        self.update_broadcast_marked(workspace, id, update).await
+        self.update_broadcast_once(workspace, id, update).await
     }
 
-    /// Applies `update` leaving a fresh mark on the broadcast: a refusal by its own first try
-    /// (made by DynamoDB, its answer lost, so the SDK sent it again) is told from another
-    /// writer's move by that mark, and counts as written.
-    pub async fn update_broadcast_marked(
+    /// Applies `update` (with its own condition) at most once, recognising its own first try
+    /// ([`Store::update_once`]); `false` when another writer's move refused it.
+    pub async fn update_broadcast_once(
         &self,
         workspace: &WorkspaceId,
         id: &BroadcastId,
         update: Update,
     ) -> Result<bool, StoreError> {
-        let mark = super::write_mark();
-        let update = update.once(&mark);
-        Ok(match self.update_or_current(keys::broadcast(workspace, id), update, "UpdateItem broadcast").await? {
-            super::Conditional::Written => true,
-            super::Conditional::Refused(item) => super::bears_mark(item.as_ref(), &mark),
-        })
+        self.update_once(keys::broadcast(workspace, id), update, "UpdateItem broadcast").await
     }
 
     /// Broadcasts under way or paused whose last move (or due resumption) is before

@@ -279,23 +279,16 @@ impl Store {
         self.update_if(keys::job(workspace, job_id.as_str()), update, operation).await
     }
 
-    /// [`Self::update_job`] for a write whose refusal must not be mistaken for another
-    /// writer's move: it leaves a fresh mark on the job, and a refusal by an item bearing that
-    /// mark was this write's own first try (made by DynamoDB, its answer lost, so the SDK sent
-    /// it again), hence `true`. Every writer's mark is its own, even two sweeps expiring one lease.
-    async fn update_job_marked(
+    /// [`Self::update_job`] applied at most once, recognising its own first try
+    /// ([`Store::update_once`]).
+    async fn update_job_once(
         &self,
         workspace: &WorkspaceId,
         job_id: &SendJobId,
         update: Update,
         operation: &'static str,
     ) -> Result<bool, StoreError> {
-        let mark = super::write_mark();
-        let update = update.once(&mark);
-        Ok(match self.update_or_current(keys::job(workspace, job_id.as_str()), update, operation).await? {
-            Conditional::Written => true,
-            Conditional::Refused(item) => super::bears_mark(item.as_ref(), &mark),
-        })
+        self.update_once(keys::job(workspace, job_id.as_str()), update, operation).await
     }
 
     pub async fn job(&self, workspace: &WorkspaceId, job_id: &SendJobId) -> Result<Option<JobRecord>, StoreError> {
@@ -348,7 +341,7 @@ impl Store {
             .set("last_conflict_hash", s(hash))
             .set("last_conflict_at", millis(now))
             .condition("attribute_exists({pk})", &["pk"], vec![]);
-        self.update_job_marked(&job.workspace_id, &job.job_id, update, "UpdateItem job conflict").await?;
+        self.update_job_once(&job.workspace_id, &job.job_id, update, "UpdateItem job conflict").await?;
         tracing::warn!(workspace = %job.workspace_id, job = %job.job_id, "job id reused with other content: refused");
         Ok(Accepted::Conflict)
     }
@@ -461,7 +454,7 @@ impl Store {
             &["state", "claim"],
             vec![state(JobState::Sending), s(claim)],
         );
-        self.update_job_marked(workspace, job_id, update, "UpdateItem job outcome").await
+        self.update_job_once(workspace, job_id, update, "UpdateItem job outcome").await
     }
 
     /// Smart Retry: the failed attempt will be followed by the next one, as `plan` says.
@@ -501,7 +494,7 @@ impl Store {
         if let Some(code) = code {
             update = update.set("error_code", n(code));
         }
-        self.update_job_marked(current.workspace, current.job_id, current.guard(update), "UpdateItem job failed").await
+        self.update_job_once(current.workspace, current.job_id, current.guard(update), "UpdateItem job failed").await
     }
 
     /// Meta reported the job's message `failed` by status webhook: FAILED_ATTEMPT, indexed, so
@@ -642,7 +635,7 @@ impl Store {
                 &["state", "attempt", "uncertain_resent"],
                 vec![state(JobState::Uncertain), n(attempt), AttributeValue::Bool(true)],
             );
-        self.update_job_marked(workspace, job_id, update, "UpdateItem job resend").await
+        self.update_job_once(workspace, job_id, update, "UpdateItem job resend").await
     }
 
     /// The sweeper's work list: jobs in `state` filed under a time before `before`, from every
@@ -683,6 +676,6 @@ impl Store {
                 &["state", "attempt", "rescued"],
                 vec![state(current.state), n(current.attempt), n(rescued)],
             );
-        self.update_job_marked(current.workspace, current.job_id, update, "UpdateItem job rescue").await
+        self.update_job_once(current.workspace, current.job_id, update, "UpdateItem job rescue").await
     }
 }

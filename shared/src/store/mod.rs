@@ -274,6 +274,24 @@ impl Store {
         Ok(matches!(self.put_new_or_current(item, operation).await?, Conditional::Written))
     }
 
+    /// [`Self::update_if`] for a write whose refusal must not be mistaken for another writer's
+    /// move, and which must apply at most once ([`update::Update::once`] with a fresh mark): a
+    /// refusal by an item bearing this write's mark was its own first try (made by DynamoDB, its
+    /// answer lost, so the SDK sent it again), hence `true`. Every write's mark is its own, so two
+    /// writers racing (two sweeps expiring one lease) are never taken for each other.
+    pub(crate) async fn update_once(
+        &self,
+        key: (String, String),
+        update: update::Update,
+        operation: &'static str,
+    ) -> Result<bool, StoreError> {
+        let mark = write_mark();
+        Ok(match self.update_or_current(key, update.once(&mark), operation).await? {
+            Conditional::Written => true,
+            Conditional::Refused(item) => bears_mark(item.as_ref(), &mark),
+        })
+    }
+
     /// Applies a conditional update to the item at `key`: `false` when its condition refused
     /// it (the item moved on, or is not there), which is an answer, not an error.
     pub(crate) async fn update_if(

@@ -442,8 +442,8 @@ impl Store {
         operation: &'static str,
     ) -> Result<(), StoreError> {
         // Applied once: an attempt given back (ADD -1) is never given back twice on a lost answer.
-        let update = update.condition("attribute_exists(pk)", &[], vec![]).once(&super::write_mark());
-        self.update_if(keys::number(workspace, channel, account_id), update, operation).await?;
+        let update = update.condition("attribute_exists(pk)", &[], vec![]);
+        self.update_once(keys::number(workspace, channel, account_id), update, operation).await?;
         Ok(())
     }
 
