@@ -64,10 +64,11 @@ bench-peers:
 
 ## Cold start and size of every function: release binaries run as Lambda runs them, against a
 ## stand-in of the Lambda runtime API and the local stack, with real events; per function the
-## init (process start to the first /next), the first and a warm invocation, peak RSS and binary
-## size beside the goals. Options go in BENCH_ARGS, e.g. BENCH_ARGS="--runs 5 --only webhook".
+## init (process start to the first /next), the first and a warm invocation, peak RSS, and the
+## size of the arm64 bootstrap Lambda loads (made by `make build`) beside the binary run here.
+## Options go in BENCH_ARGS, e.g. BENCH_ARGS="--runs 5 --only webhook".
 COLD_FUNCTIONS := webhook api sender flows retry broadcast sweeper
-bench-cold: setup
+bench-cold: setup build
 	cargo build --release $(addprefix -p wapisnap-,$(COLD_FUNCTIONS))
 	cargo run --release --quiet -p wapisnap-local --bin bench-cold -- $(BENCH_ARGS)
 

@@ -9,19 +9,21 @@
 //! Per function it prints, beside the goals: the time from process start to its first
 //! `/next` (init), the first invocation (the cold path: first DynamoDB, KMS, Secrets Manager and
 //! Graph calls, first TLS/HTTP connections) and a warm one (the second event on the same
-//! process), the peak RSS (`VmHWM`) and the binary's size. Each function is started `--runs`
-//! times with fresh events; the figures are the medians (peak RSS: the largest).
+//! process), the peak RSS (`VmHWM`) and the size of the binary Lambda loads: the bootstrap
+//! `make build` makes for the template's architecture (arm64), beside the size of the binary run
+//! here (this machine's architecture, which cannot run the arm64 one). Each function is started
+//! `--runs` times with fresh events; the figures are the medians (peak RSS: the largest).
 //!
 //! ```text
-//! bench-cold [--runs 3] [--bin-dir target/release] [--only webhook,sender]
+//! bench-cold [--runs 3] [--bin-dir target/release] [--lambda-dir target/lambda] [--only webhook,sender]
 //! ```
 //!
 //! `--only`: print only these functions; the ones before the last named still run, since each
 //! one's events are made from what the previous ones did.
 //!
-//! The binaries are built first (`make bench-cold` does:
-//! `cargo build --release -p wapisnap-<function>`); the processes' logs go to
-//! `target/bench-cold/<function>-<run>.log`.
+//! The binaries are built first (`make bench-cold` does: `make build` for the Lambda bootstraps,
+//! `target/lambda/<function>/bootstrap`, and `cargo build --release -p wapisnap-<function>` for
+//! the ones run here); the processes' logs go to `target/bench-cold/<function>-<run>.log`.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -46,10 +48,11 @@ const AUDIENCE: usize = 20;
 /// The goals of issue 11.
 const GOAL_INIT: Duration = Duration::from_millis(10);
 const GOAL_FIRST: Duration = Duration::from_millis(50);
-const GOAL_RSS_KB: u64 = 30 * 1024;
-const GOAL_SIZE: u64 = 10 * 1024 * 1024;
+/// Decimal megabytes, as the issue counts them (the stricter reading).
+const GOAL_RSS_BYTES: u64 = 30_000_000;
+const GOAL_SIZE: u64 = 10_000_000;
 
-const USAGE: &str = "usage: bench-cold [--runs N] [--bin-dir DIR] [--only webhook,api,...]";
+const USAGE: &str = "usage: bench-cold [--runs N] [--bin-dir DIR] [--lambda-dir DIR] [--only webhook,api,...]";
 
 /// Every function: its binary (and crate suffix) and its logical id in the template, in the
 /// order the bench runs them (each one's events come from what the previous ones did).
@@ -66,19 +69,22 @@ const FUNCTIONS: [(&str, &str); 7] = [
 struct Args {
     runs: usize,
     bin_dir: PathBuf,
+    /// Where `cargo lambda build` puts each function's `bootstrap`.
+    lambda_dir: PathBuf,
     only: Option<Vec<String>>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
-    let mut args = Args { runs: 3, bin_dir: target.join("release"), only: None };
+    let mut args = Args { runs: 3, bin_dir: target.join("release"), lambda_dir: target.join("lambda"), only: None };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
         let mut value = || given.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
         match arg.as_str() {
             "--runs" => args.runs = value()?.parse().map_err(|_| USAGE.to_owned())?,
             "--bin-dir" => args.bin_dir = PathBuf::from(value()?),
+            "--lambda-dir" => args.lambda_dir = PathBuf::from(value()?),
             "--only" => args.only = Some(value()?.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
@@ -168,16 +174,27 @@ async fn bench(args: Args) -> Result<(), Failure> {
     let mut table = Vec::new();
     for (index, (function, logical)) in FUNCTIONS.into_iter().enumerate().take(last + 1) {
         let binary = bench.args.bin_dir.join(function);
-        let size = match std::fs::metadata(&binary) {
-            Ok(metadata) => metadata.len(),
+        let local = match Binary::read(&binary) {
+            Ok(local) => local,
             Err(e) => {
                 eprintln!("{function}: no binary at {} ({e}); build it with cargo build --release", binary.display());
                 if shown[index] {
-                    table.push((function, None, Vec::new(), Some(format!("no binary: {e}"))));
+                    table.push(Row {
+                        function,
+                        sizes: None,
+                        runs: Vec::new(),
+                        failed: Some(format!("no binary: {e}")),
+                    });
                 }
                 continue;
             }
         };
+        let bootstrap = bench.args.lambda_dir.join(function).join("bootstrap");
+        let lambda = Binary::read(&bootstrap)
+            .inspect_err(|e| {
+                eprintln!("{function}: no Lambda bootstrap at {} ({e}); make build makes it", bootstrap.display())
+            })
+            .ok();
         let mut runs = Vec::new();
         let mut failed = None;
         for run in 0..bench.args.runs {
@@ -204,7 +221,7 @@ async fn bench(args: Args) -> Result<(), Failure> {
             eprintln!("{function}: {reason}");
         }
         if shown[index] {
-            table.push((function, Some(size), runs, failed));
+            table.push(Row { function, sizes: Some(Sizes { local, lambda }), runs, failed });
         }
     }
     print_table(&bench, &table);
@@ -544,14 +561,59 @@ fn ms(d: Duration) -> String {
 }
 
 fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1024.0 / 1024.0)
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// A built binary: its size and the architecture it is for (from its ELF header).
+struct Binary {
+    bytes: u64,
+    arch: &'static str,
+}
+
+impl Binary {
+    fn read(path: &Path) -> std::io::Result<Binary> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let bytes = file.metadata()?.len();
+        let mut header = [0u8; 20];
+        file.read_exact(&mut header)?;
+        // e_machine, little-endian on both targets.
+        let arch = match (&header[..4], u16::from_le_bytes([header[18], header[19]])) {
+            (b"\x7fELF", 0x3e) => "x86_64",
+            (b"\x7fELF", 0xb7) => "arm64",
+            _ => "?",
+        };
+        Ok(Binary { bytes, arch })
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {}", mb(self.bytes), self.arch)
+    }
+}
+
+/// The binary run here, and the bootstrap Lambda loads (when `make build` has made it).
+struct Sizes {
+    local: Binary,
+    lambda: Option<Binary>,
+}
+
+impl Sizes {
+    /// The goal is of what Lambda loads; without its bootstrap, of the binary run here.
+    fn judged(&self) -> &Binary {
+        self.lambda.as_ref().unwrap_or(&self.local)
+    }
 }
 
 fn mark(ok: bool) -> &'static str {
     if ok { " ok " } else { "OVER" }
 }
 
-type Row<'a> = (&'a str, Option<u64>, Vec<Run>, Option<String>);
+struct Row<'a> {
+    function: &'a str,
+    sizes: Option<Sizes>,
+    runs: Vec<Run>,
+    failed: Option<String>,
+}
 
 fn print_table(bench: &Bench, table: &[Row<'_>]) {
     println!();
@@ -561,48 +623,55 @@ fn print_table(bench: &Bench, table: &[Row<'_>]) {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         std::env::consts::ARCH
     );
-    let line = |cells: [&str; 6]| {
+    let line = |cells: [&str; 7]| {
         println!(
-            "{:<10} {:>14} {:>17} {:>16} {:>14} {:>15}",
-            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+            "{:<10} {:>12} {:>16} {:>10} {:>13} {:>22} {:>18}",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
         )
     };
-    line(["function", "init", "1st invocation", "warm invocation", "peak RSS", "binary"]);
+    line(["function", "init", "1st invocation", "warm", "peak RSS", "Lambda's binary", "binary run here"]);
     let goals = [
         format!("< {}", ms(GOAL_INIT)),
         format!("< {}", ms(GOAL_FIRST)),
-        String::new(),
-        format!("< {}", mb(GOAL_RSS_KB * 1024)),
+        format!("< {}", mb(GOAL_RSS_BYTES)),
         format!("< {}", mb(GOAL_SIZE)),
     ];
-    line(["goal", &goals[0], &goals[1], &goals[2], &goals[3], &goals[4]]);
+    line(["goal", &goals[0], &goals[1], "", &goals[2], &goals[3], ""]);
     let mut over = Vec::new();
-    for (function, size, runs, failed) in table {
-        if runs.is_empty() {
+    for Row { function, sizes, runs, failed } in table {
+        let Some(sizes) = sizes.as_ref().filter(|_| !runs.is_empty()) else {
             println!("{function:<10} not measured: {}", failed.as_deref().unwrap_or("no run"));
             over.push(format!("{function} (not measured)"));
             continue;
-        }
+        };
         let init = median(runs.iter().map(|r| r.init).collect());
         let first = median(runs.iter().map(|r| r.first).collect());
         let warm = median(runs.iter().map(|r| r.warm).collect());
-        let rss = runs.iter().map(|r| r.peak_rss_kb).max().unwrap_or_default();
-        let size = size.unwrap_or_default();
+        let rss = runs.iter().map(|r| r.peak_rss_kb).max().unwrap_or_default() * 1024;
         let checks = [
             ("init", init < GOAL_INIT),
             ("1st invocation", first < GOAL_FIRST),
-            ("peak RSS", rss < GOAL_RSS_KB),
-            ("binary", size < GOAL_SIZE),
+            ("peak RSS", rss < GOAL_RSS_BYTES),
+            ("binary", sizes.judged().bytes < GOAL_SIZE),
         ];
         over.extend(checks.iter().filter(|(_, ok)| !ok).map(|(what, _)| format!("{function} {what}")));
         let cell = |value: String, ok: bool| format!("{value} {}", mark(ok));
+        let lambda = match &sizes.lambda {
+            Some(lambda) => cell(lambda.describe(), checks[3].1),
+            None => "not built".to_owned(),
+        };
+        let local = match &sizes.lambda {
+            Some(_) => sizes.local.describe(),
+            None => cell(sizes.local.describe(), checks[3].1),
+        };
         line([
             function,
             &cell(ms(init), checks[0].1),
             &cell(ms(first), checks[1].1),
             &ms(warm),
-            &cell(mb(rss * 1024), checks[2].1),
-            &cell(mb(size), checks[3].1),
+            &cell(mb(rss), checks[2].1),
+            &lambda,
+            &local,
         ]);
         if let Some(failed) = failed {
             println!("{:<10} (a later run failed: {failed})", "");
