@@ -115,3 +115,53 @@ mod tests {
         assert!(super::record(&ws, "9", &serde_json::json!({ "status": "APPROVED" })).is_none());
     }
 }
+
+/// Meta's messaging limit as it stands for one business portfolio of the workspace (FAQ: "Why
+/// does a flow's sendTemplate work but the inbox template picker doesn't?": "Templates page
+/// shows both").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagingLimit {
+    /// The business portfolio (or, without one known, the WABA) the limit is counted for.
+    pub portfolio: String,
+    /// Meta's tier as last reported; `None` when none was (counted as the lowest).
+    pub tier: Option<String>,
+    /// Unique customers allowed in 24 hours; `None` is unlimited.
+    pub limit: Option<u64>,
+    /// New customers reached with templates outside their window in the last 24 hours.
+    pub reached: u64,
+    /// How many more may be reached now; `None` is unlimited.
+    pub left: Option<u64>,
+    /// The workspace's numbers that share it.
+    pub numbers: Vec<String>,
+}
+
+/// The messaging limit of each portfolio the workspace's WhatsApp numbers belong to.
+pub async fn messaging_limits(
+    store: &Store,
+    workspace: &WorkspaceId,
+    now: DateTime<Utc>,
+) -> Result<Vec<MessagingLimit>, StoreError> {
+    use crate::policy::messaging_limit::{customers_per_window, room_left};
+    let mut limits: Vec<MessagingLimit> = Vec::new();
+    for number in store.numbers(workspace).await? {
+        if number.channel != crate::domain::Channel::WhatsApp {
+            continue;
+        }
+        match limits.iter_mut().find(|l| l.portfolio == number.portfolio()) {
+            Some(limit) => limit.numbers.push(number.account_id.clone()),
+            None => limits.push(MessagingLimit {
+                portfolio: number.portfolio().to_owned(),
+                tier: number.messaging_limit.clone(),
+                limit: customers_per_window(number.messaging_limit.as_deref()),
+                reached: 0,
+                left: None,
+                numbers: vec![number.account_id.clone()],
+            }),
+        }
+    }
+    for limit in &mut limits {
+        limit.reached = store.reached_in_window(workspace, &limit.portfolio, now).await?;
+        limit.left = room_left(limit.limit, limit.reached);
+    }
+    Ok(limits)
+}

@@ -252,6 +252,45 @@ async fn deregister_needs_the_number_as_confirmation_and_says_how_to_recover() {
 }
 
 #[tokio::test]
+async fn a_number_moves_to_another_workspace_by_deregistering_it_and_cannot_be_registered_back_after() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    let rival = other_workspace(&app).await;
+    let (status, refused) = rival.onboard(NUMBER_A).await;
+    assert_eq!(status, 409, "held by the first workspace");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("deregister it there first"), "{refused}");
+
+    let deregister = json!({ "confirm": NUMBER_A });
+    assert_eq!(api.post(&format!("/v1/numbers/{NUMBER_A}/deregister"), deregister).await.0, 200);
+    let (status, moved) = rival.onboard(NUMBER_A).await;
+    assert_eq!(status, 201, "the FAQ's move: deregister, then onboard in the other workspace: {moved}");
+    assert_eq!(rival.register("123456").await.0, 200);
+    app.customer_writes(CUSTOMER).await;
+    let (_, conversations) = rival.get("/v1/conversations").await;
+    assert_eq!(conversations["items"].as_array().unwrap().len(), 1, "the customer's messages reach the new workspace");
+    let (_, conversations) = api.get("/v1/conversations").await;
+    assert!(conversations["items"].as_array().unwrap().is_empty(), "and nothing reaches the old one");
+
+    // The old workspace cannot take it back by registering its stale record.
+    let registers = app.env.sandbox.requests_to("/register").len();
+    let (status, refused) = api.register("123456").await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("another workspace has onboarded it"));
+    assert_eq!(app.env.sandbox.requests_to("/register").len(), registers, "nothing reached Meta");
+    let (_, stale) = api.get(&format!("/v1/numbers/{NUMBER_A}")).await;
+    assert_eq!(stale["state"], "DISCONNECTED");
+    let (status, _) = api.call(reqwest::Method::DELETE, &format!("/v1/numbers/{NUMBER_A}"), None, &[]).await;
+    assert_eq!(status, 204, "its record is released");
+    assert_eq!(rival.get(&format!("/v1/numbers/{NUMBER_A}")).await.0, 200, "the new holder is unaffected");
+    app.customer_writes(CUSTOMER).await;
+    let (_, conversations) = rival.get("/v1/conversations").await;
+    let conversation = conversations["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, messages) = rival.get(&format!("/v1/conversations/{conversation}/messages")).await;
+    assert_eq!(messages["items"].as_array().unwrap().len(), 2, "still routed to the new workspace");
+}
+
+#[tokio::test]
 async fn an_agent_replies_from_the_inbox_once_per_idempotency_key_and_takes_the_conversation_over() {
     let app = TestApp::spawn().await;
     let api = client(&app).await;
@@ -564,6 +603,48 @@ async fn diagnostics_run_the_faqs_checks_for_a_number_and_say_what_to_do() {
     let recovery = broken["checks"].as_array().unwrap().iter().find(|c| c["name"] == "no_pending_recovery").unwrap();
     assert!(recovery["fix"].as_str().unwrap().contains("request a code"));
     assert_eq!(other_workspace(&app).await.get(&format!("/v1/numbers/{NUMBER_A}/diagnostics")).await.0, 404);
+}
+
+#[tokio::test]
+async fn diagnostics_fail_each_broken_link_between_meta_and_our_webhook_and_say_how_to_fix_it() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    api.post(&format!("/v1/numbers/{NUMBER_A}/register"), json!({ "pin": "246810" })).await;
+    let diagnose = || async {
+        let (status, diagnosis) = api.get(&format!("/v1/numbers/{NUMBER_A}/diagnostics")).await;
+        assert_eq!(status, 200, "{diagnosis}");
+        diagnosis
+    };
+    let check = |diagnosis: &Value, name: &str| {
+        diagnosis["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone()
+    };
+
+    // The FAQ's step 2: the callback URL in the App Dashboard is not ours.
+    app.env.sandbox.app_webhook_changed("https://old-provider.example.com/hook", &["messages"]);
+    let diagnosis = diagnose().await;
+    assert_eq!(diagnosis["healthy"], false);
+    let callback = check(&diagnosis, "callback_url");
+    assert_eq!(callback["verdict"], "fail");
+    assert!(callback["detail"].as_str().unwrap().contains("https://old-provider.example.com/hook"), "{callback}");
+    assert!(callback["fix"].as_str().unwrap().contains("callback URL"), "{callback}");
+
+    // Step 3: ours, but without the `messages` field.
+    let ours = app.env.sandbox.state.webhook_url().unwrap();
+    app.env.sandbox.app_webhook_changed(&ours, &["account_update"]);
+    let callback = check(&diagnose().await, "callback_url");
+    assert_eq!(callback["verdict"], "fail");
+    assert!(callback["detail"].as_str().unwrap().contains("`messages`"), "{callback}");
+
+    // And the app removed from the WABA: Meta sends it nothing at all.
+    app.env.sandbox.app_webhook_changed(&ours, &["messages"]);
+    app.env.sandbox.app_removed_from_waba(&format!("9{NUMBER_A}"));
+    let diagnosis = diagnose().await;
+    assert_eq!(check(&diagnosis, "callback_url")["verdict"], "pass");
+    let subscribed = check(&diagnosis, "app_subscribed");
+    assert_eq!(subscribed["verdict"], "fail");
+    assert!(subscribed["fix"].as_str().unwrap().contains("POST /v1/numbers"), "{subscribed}");
+    assert_eq!(diagnosis["healthy"], false);
 }
 
 #[tokio::test]

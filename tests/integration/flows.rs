@@ -176,6 +176,29 @@ async fn an_agents_text_reply_stops_the_run_on_the_next_tick_while_a_template_se
 }
 
 #[tokio::test]
+async fn a_flow_message_still_on_the_queue_when_an_agent_takes_over_is_never_sent() {
+    let (app, ws, start) = ana_says_hi_to_the_welcome_bot_with_the_queues_in_the_tests_hands().await;
+    app.env.stack.functions.flows.runner().tick(start).await.unwrap();
+    let greeting = app.drain("SendQueue").await;
+    let greeting_job = greeting[0]["job_id"].as_str().unwrap().to_owned();
+
+    // Dana answers Ana before a sender has taken the bot's greeting off the queue.
+    let key = app.key_for(&ws).await;
+    let reply = json!({ "type": "text", "body": "Dana here, I'll help." });
+    let queued = app.agent_sends(&key, &conversation(ANA), reply, "a-1").await;
+    assert_eq!(queued["human_handoff"], true);
+    let replies = app.drain("SendQueue").await;
+    for request in replies.into_iter().chain(greeting) {
+        app.sender().send(serde_json::from_value(request).unwrap()).await.unwrap();
+    }
+
+    assert_eq!(texts(&app.meta_received()), ["Dana here, I'll help."], "the bot does not talk over Dana");
+    let refused = app.job(&ws, &greeting_job).await;
+    assert_eq!(refused.state, wapisnap::domain::JobState::Refused);
+    assert!(refused.reason.unwrap().contains("human took over"));
+}
+
+#[tokio::test]
 async fn the_default_channel_filter_ignores_an_instagram_dm_and_both_answers_it_skipping_buttons() {
     let app = TestApp::spawn().await;
     let ws = app.workspace_with_number().await;

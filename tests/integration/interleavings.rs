@@ -728,7 +728,7 @@ impl<'a> Story<'a> {
                 return Err(format!("{id} ended {:?}, not in a terminal state: {record:?}", record.state));
             }
             // The sweeper's silent failure: Meta took the message and had not reported it
-            // delivered when the sweeper judged it (a `delivered` later than that changes nothing).
+            // delivered when the sweeper judged it (a `delivered` later than that makes it DELIVERED).
             let silent_failure = record.state == JobState::Failed
                 && record.wamid.is_some()
                 && !wamids.iter().any(|w| self.delivered_at.get(*w).is_some_and(|at| *at <= record.updated_at));

@@ -2,6 +2,7 @@
 //! APPROVED, numbers that must be ACTIVE, and the token that only ever travels in a header.
 
 use chrono::Duration;
+use wapisnap::clock::Clock;
 use wapisnap::domain::Channel;
 use wapisnap::domain::JobState;
 use wapisnap::domain::{NumberState, TemplateStatus};
@@ -63,6 +64,42 @@ async fn a_template_goes_out_only_when_it_exists_and_is_approved() {
     let approved = app.send(&job(&ws, "tpl-3", CUSTOMER, broadcast("b1"), template("order_update"))).await;
     assert!(matches!(approved, SendOutcome::Accepted { .. }), "outside the window, as templates may: {approved:?}");
     assert_eq!(app.sends_received(), 1);
+}
+
+#[tokio::test]
+async fn an_inbox_template_to_a_new_customer_over_metas_messaging_limit_is_refused_and_the_templates_page_says_why() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.number_in_portfolio(&ws, NUMBER_A, "portfolio-1", "TIER_250").await;
+    app.approve_template(&ws, "spring_sale").await;
+    let now = app.env.stack.clock.now();
+    for i in 0..249 {
+        app.store().mark_reached(&ws, "portfolio-1", &format!("1650555{i:04}"), now).await.unwrap();
+    }
+    let outreach = |id: &str, to: &str| job(&ws, id, to, agent(), template("spring_sale"));
+
+    let last = app.send(&outreach("out-1", "16505559000")).await;
+    assert!(matches!(last, SendOutcome::Accepted { .. }), "the 250th new customer: {last:?}");
+    let over = app.send(&outreach("out-2", "16505559001")).await;
+    let SendOutcome::Refused { reason } = over else { panic!("the 251st: {over:?}") };
+    assert!(reason.contains("messaging limit"), "{reason}");
+    let again = app.send(&outreach("out-3", "16505559000")).await;
+    assert!(matches!(again, SendOutcome::Accepted { .. }), "reached already today, not new: {again:?}");
+    app.customer_writes(CUSTOMER).await;
+    let inside = app.send(&outreach("out-4", CUSTOMER)).await;
+    assert!(matches!(inside, SendOutcome::Accepted { .. }), "inside the window a template is not counted: {inside:?}");
+    assert_eq!(app.sends_received(), 3);
+
+    let key = app.key_for(&ws).await;
+    let url = format!("{}/v1/templates", app.env.stack.http_url);
+    let page: serde_json::Value = app.http.get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["items"][0]["status"], "APPROVED");
+    assert_eq!(
+        page["messaging_limits"],
+        serde_json::json!([{ "portfolio": "portfolio-1", "tier": "TIER_250", "limit": 250, "reached": 250, "left": 0,
+                             "numbers": [NUMBER_A] }]),
+        "the Templates page shows both"
+    );
 }
 
 #[tokio::test]

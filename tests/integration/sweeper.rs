@@ -52,6 +52,22 @@ async fn the_sweeper_fails_silent_sends_and_flags_the_broadcast() {
 }
 
 #[tokio::test]
+async fn a_status_meta_sends_after_the_send_was_judged_silent_still_counts_as_delivered() {
+    let app = TestApp::spawn_idle().await;
+    let ws = spring_sent_and_only_the_first_delivered(&app, 2).await;
+    app.advance(Duration::hours(73)).await;
+    assert_eq!(app.sweep().await.silent_failures, 1);
+    assert_eq!(app.job(&ws, "bc-1").await.state, JobState::Failed);
+
+    // Meta's webhook retries run for days: its status was late, not missing.
+    let late = app.job(&ws, "bc-1").await.wamid.unwrap().to_string();
+    app.meta_reports("delivered", &late, "16505550001", Some("bc-1")).await;
+    assert_eq!(app.job(&ws, "bc-1").await.state, JobState::Delivered);
+    let jobs = app.store().broadcast_jobs(&ws, "spring").await.unwrap();
+    assert_eq!(wapisnap::broadcasts::report::silent_failure_rate(&jobs), 0.0, "the report counts it delivered");
+}
+
+#[tokio::test]
 async fn the_sweeper_resends_an_uncertain_reply_once_and_fails_an_uncertain_template() {
     let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
         graph_timeout: std::time::Duration::from_millis(300),
@@ -120,8 +136,10 @@ async fn a_silent_failure_whose_write_answer_was_lost_still_counts_and_flags_its
     assert_eq!(app.job(&ws, "bc-1").await.state, JobState::Failed);
 }
 
-#[tokio::test]
-async fn an_uncertain_reply_whose_resend_answer_was_lost_is_still_put_on_the_queue() {
+/// Dana's reply `job_id` that Meta answered only after the Graph client gave up (300 ms): it is
+/// UNCERTAIN, 16 minutes have passed, and statuses flow for the number since (so the reply is
+/// really missing): due for the sweeper's one resend.
+async fn an_uncertain_reply_due_for_its_resend(job_id: &str) -> (TestApp, WorkspaceId) {
     let app = TestApp::spawn_with(wapisnap_local::environment::EnvironmentOptions {
         graph_timeout: std::time::Duration::from_millis(300),
         ..Default::default()
@@ -131,10 +149,31 @@ async fn an_uncertain_reply_whose_resend_answer_was_lost_is_still_put_on_the_que
     app.customer_writes(CUSTOMER).await;
     app.env.sandbox.set_auto_statuses(&[]);
     app.env.sandbox.inject(fault(FaultEffect::Delay { millis: 1000 }, 1));
-    assert_eq!(app.send(&job(&ws, "u-lost", CUSTOMER, agent(), text("hi"))).await, SendOutcome::Uncertain);
+    assert_eq!(app.send(&job(&ws, job_id, CUSTOMER, agent(), text("hi"))).await, SendOutcome::Uncertain);
     app.advance(Duration::minutes(16)).await;
     app.statuses_flow_for_the_number().await;
     app.drain("SendQueue").await;
+    (app, ws)
+}
+
+#[tokio::test]
+async fn an_agents_reply_to_a_dnd_contact_resent_after_its_answer_never_came_is_still_the_agents_reply() {
+    let (app, ws) = an_uncertain_reply_due_for_its_resend("dana-1").await;
+    // The customer opts out of automation meanwhile.
+    app.store().add_contact_tag(&ws, Channel::WhatsApp, CUSTOMER, "dnd").await.unwrap();
+
+    let report = app.sweep().await;
+    assert_eq!(report.uncertain_resent, 1);
+    for request in app.drain("SendQueue").await {
+        let outcome = app.sender().send(serde_json::from_value(request).unwrap()).await.unwrap();
+        assert!(matches!(outcome, SendOutcome::Accepted { .. }), "dnd does not block a human reply: {outcome:?}");
+    }
+    assert_eq!(app.job(&ws, "dana-1").await.state, JobState::Accepted);
+}
+
+#[tokio::test]
+async fn an_uncertain_reply_whose_resend_answer_was_lost_is_still_put_on_the_queue() {
+    let (app, ws) = an_uncertain_reply_due_for_its_resend("u-lost").await;
 
     // The resend is filed (UNCERTAIN -> waiting for attempt 1) and that write's answer is
     // lost: the SDK's second try is refused by the first one.

@@ -270,11 +270,8 @@ impl Fanout {
         let ws = record.workspace_id.clone();
         let id = record.broadcast_id.clone();
         let number = self.store.number(&ws, Channel::WhatsApp, &record.spec.account_id).await?;
-        // Meta sets the limit per business portfolio; without one known, the WABA stands in.
-        let portfolio = number
-            .as_ref()
-            .and_then(|n| n.business_id.clone().or_else(|| n.waba_id.clone()))
-            .unwrap_or_else(|| record.spec.account_id.to_string());
+        let portfolio =
+            number.as_ref().map_or_else(|| record.spec.account_id.to_string(), |n| n.portfolio().to_owned());
         let limit = customers_per_window(number.as_ref().and_then(|n| n.messaging_limit.as_deref()));
         loop {
             let (contacts, next) = self.page(&record).await?;

@@ -70,13 +70,17 @@ impl TryFrom<SendJobFields> for SendJob {
 }
 
 impl SendJob {
-    /// A Smart Retry resend is automated, whoever wrote the original (FAQ: `dnd` blocks
-    /// "Smart Retry resends").
-    pub fn sent_by(&self, attempt: u32) -> SentBy {
-        match (&self.origin, attempt) {
+    /// Who sends this job's message, once Smart Retry has resent it `smart_retries` times. A
+    /// Smart Retry resend is automated, whoever wrote the original (FAQ: `dnd` blocks "Smart
+    /// Retry resends"); an agent's reply sent again only because its first answer never came,
+    /// or because Meta asked us to slow down, is still the agent's reply (FAQ: `dnd` "does NOT
+    /// block direct human replies").
+    pub fn sent_by(&self, smart_retries: u32) -> SentBy {
+        match (&self.origin, smart_retries) {
             (Origin::Broadcast { .. }, _) => SentBy::Broadcast,
+            (Origin::Flow { .. }, _) => SentBy::Flow,
             (Origin::Human { .. }, 0) => SentBy::Human,
-            _ => SentBy::Automation,
+            (Origin::Human { .. }, _) => SentBy::SmartRetry,
         }
     }
 
@@ -162,5 +166,16 @@ mod tests {
         let other: SendJob = serde_json::from_str(&job_json("16505551234", "bye")).unwrap();
         assert_eq!(first.request_hash(), again.request_hash());
         assert_ne!(first.request_hash(), other.request_hash());
+    }
+
+    #[test]
+    fn an_agents_reply_stays_the_agents_until_smart_retry_resends_it() {
+        let mut job: SendJob = serde_json::from_str(&job_json("16505551234", "hi")).unwrap();
+        assert_eq!(job.sent_by(0), SentBy::Human, "however many tries reaching Meta took");
+        assert_eq!(job.sent_by(1), SentBy::SmartRetry);
+        job.origin = Origin::Flow { run_id: "r".into(), step: "greet".into() };
+        assert_eq!((job.sent_by(0), job.sent_by(2)), (SentBy::Flow, SentBy::Flow));
+        job.origin = Origin::Broadcast { broadcast_id: "spring".into() };
+        assert_eq!(job.sent_by(1), SentBy::Broadcast);
     }
 }

@@ -355,15 +355,19 @@ fn dnd_skips_every_send_node_with_a_reason_and_the_graph_goes_on() {
 
 #[test]
 fn on_instagram_whatsapp_only_nodes_are_skipped_and_text_goes() {
-    let mut json = welcome();
-    json["trigger"]["channel"] = json!("both");
-    let mut bot = Bot::new(json);
-    bot.channel = Channel::Instagram;
-    bot.start();
-    assert!(bot.sent().is_empty());
-    assert!(bot.skipped()[0].starts_with("greet: Instagram has no interactive messages"), "{:?}", bot.skipped());
-    bot.says("what?");
-    assert_eq!(bot.sent(), ["Sorry, I did not get that."], "free-form text works on Instagram");
+    // "Both", or switched to Instagram only: the FAQ's two settings for Instagram DMs.
+    for channel in ["both", "instagram"] {
+        let mut json = welcome();
+        json["trigger"]["channel"] = json!(channel);
+        let mut bot = Bot::new(json);
+        bot.channel = Channel::Instagram;
+        bot.start();
+        assert!(bot.sent().is_empty());
+        let skipped = bot.skipped();
+        assert!(skipped[0].starts_with("greet: Instagram has no interactive messages"), "{channel}: {skipped:?}");
+        bot.says("what?");
+        assert_eq!(bot.sent(), ["Sorry, I did not get that."], "{channel}: free-form text works on Instagram");
+    }
 }
 
 #[test]
@@ -489,12 +493,10 @@ mod validation {
     }
 
     #[test]
-    fn a_whatsapp_only_node_in_an_instagram_only_automation_is_refused() {
+    fn an_automation_switched_to_instagram_keeps_its_whatsapp_only_nodes() {
         let mut json = welcome();
         json["trigger"]["channel"] = json!("instagram");
-        let p = problems(json);
-        assert!(at(&p, "nodes[0].type").contains("sendInteractive is WhatsApp-only"));
-        assert!(at(&p, "nodes[7].type").contains("sendTemplate is WhatsApp-only"));
+        assert!(definition(json).nodes.iter().any(|n| n.action.whatsapp_only()), "saved as it is, skipped when run");
     }
 
     #[test]

@@ -101,13 +101,11 @@ pub fn validate(raw: &Value) -> Result<Definition, Vec<Problem>> {
         check_trigger(&mut trigger.on, trigger.channel, &mut problems);
     }
     for (i, node) in &mut nodes {
+        // A WhatsApp-only node (sendTemplate, sendInteractive, sendWaFlow) is kept whatever the
+        // channel: on an Instagram conversation it is skipped with its reason, and the run goes
+        // on (FAQ: "My automation doesn't fire on Instagram DMs" — switching an automation to
+        // Instagram must not need its WhatsApp nodes removed first).
         check_parameters(&format!("nodes[{i}]"), &mut node.action, &mut problems);
-        if trigger.as_ref().is_some_and(|t| t.channel == ChannelFilter::Instagram) && node.action.whatsapp_only() {
-            problems.push(problem(
-                format!("nodes[{i}].type"),
-                format!("{} is WhatsApp-only and this automation runs only on Instagram", node.action.kind()),
-            ));
-        }
     }
     check_graph(start.as_ref(), &nodes, &unparsed, &mut problems);
 

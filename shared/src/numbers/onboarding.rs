@@ -24,7 +24,7 @@ pub enum OnboardError {
     MetaRefused(MetaError),
     #[error("Meta did not answer ({0}); nothing was stored, try again")]
     MetaUnreachable(String),
-    #[error("WhatsApp number {0} already belongs to another workspace")]
+    #[error("WhatsApp number {0} already belongs to another workspace; to move it here, deregister it there first")]
     OwnedElsewhere(String),
     #[error("Embedded Signup is not configured: set META_APP_ID and META_SECRET_ARN for the API")]
     SignupNotConfigured,

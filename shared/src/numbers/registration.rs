@@ -11,16 +11,21 @@
 //! - Deregister fully removes the number from the Cloud API and re-adding does not undo it
 //!   (FAQ: "What actually happens when I click Deregister"): it needs the number itself as
 //!   explicit confirmation, and its answer says how to recover.
+//! - A deregistered number may move (FAQ: "Can I have the same number in two WapiSnap
+//!   workspaces?": "deregister ... then re-onboard it in the other workspace"): its claim is
+//!   freed for another workspace to onboard it. Registering it again first takes the claim
+//!   back, and is refused once another workspace has it.
 
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::{Channel, WorkspaceId};
+use crate::domain::{Channel, NumberState, WorkspaceId};
 use crate::meta::errors::{PIN_MISMATCH, REVERIFICATION_NEEDED};
 use crate::meta::graph::{GraphClient, GraphError, MetaError};
 use crate::store::numbers::{NumberRecord, RegistrationRecord};
+use crate::store::routes::ClaimError;
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
 
@@ -84,6 +89,10 @@ pub enum RegistrationError {
         "deregistering removes the number from the Cloud API; confirm by sending the number itself ({expected}) as `confirm`"
     )]
     NotConfirmed { expected: String },
+    #[error(
+        "number {0} was deregistered here and another workspace has onboarded it since: it belongs to that workspace now"
+    )]
+    MovedToAnotherWorkspace(String),
     #[error("Meta refused: {} (code {})", .0.message, .0.code)]
     MetaRefused(MetaError),
     #[error("Meta did not answer ({0}); nothing is retried automatically: check the number before trying again")]
@@ -132,6 +141,15 @@ impl Registrar<'_> {
         now: DateTime<Utc>,
     ) -> Result<NumberRecord, RegistrationError> {
         let number = self.number(workspace, account_id).await?;
+        // Taken back before Meta registers it here: a deregistered number another workspace
+        // onboarded since is that workspace's, and two workspaces never both send from it.
+        match self.store.claim_route(workspace, Channel::WhatsApp, account_id, now).await {
+            Ok(()) => {}
+            Err(ClaimError::OwnedByAnotherWorkspace { .. }) => {
+                return Err(RegistrationError::MovedToAnotherWorkspace(account_id.to_owned()));
+            }
+            Err(ClaimError::Store(e)) => return Err(e.into()),
+        }
         // The attempt is counted before Meta sees it, so parallel registers cannot get more
         // wrong PINs to Meta than its lock allows.
         let Some(used) = self.store.reserve_pin_attempt(workspace, account_id, PIN_ATTEMPTS_BEFORE_LOCK).await? else {
@@ -150,7 +168,14 @@ impl Registrar<'_> {
             Err(error) => return Err(error),
         };
         match answer {
-            Ok(_) => record(RegistrationRecord::Registered).await?,
+            Ok(_) => {
+                record(RegistrationRecord::Registered).await?;
+                if let Some(waba) = &number.waba_id
+                    && !self.store.claim_waba(workspace, waba, now).await?
+                {
+                    tracing::warn!(%waba, "another workspace holds this WABA's news: template and quality news go there");
+                }
+            }
             Err(refusal) if refusal.code == PIN_MISMATCH => {
                 let attempts_left = PIN_ATTEMPTS_BEFORE_LOCK.saturating_sub(used);
                 if attempts_left == 0 {
@@ -189,6 +214,20 @@ impl Registrar<'_> {
         let reason = format!("deregistered: {RECOVER_AFTER_DEREGISTER}");
         let outcome = RegistrationRecord::Deregistered { reason: &reason };
         self.store.record_registration(workspace, account_id, outcome, now).await?;
+        // Recorded first: a failure from here leaves the number DISCONNECTED and still held
+        // here, and deregistering again finishes freeing it.
+        self.store.free_route(workspace, Channel::WhatsApp, account_id, now).await?;
+        if let Some(waba) = &number.waba_id {
+            let numbers = self.store.numbers(workspace).await?;
+            let in_use = |n: &NumberRecord| {
+                n.account_id != number.account_id
+                    && n.waba_id.as_ref() == Some(waba)
+                    && n.state != NumberState::Disconnected
+            };
+            if !numbers.iter().any(in_use) {
+                self.store.free_waba(workspace, waba, now).await?;
+            }
+        }
         self.number(workspace, account_id).await
     }
 

@@ -21,7 +21,8 @@ use crate::lambda::deadline::done_with_time_left;
 use crate::meta::graph::{GraphClient, GraphError, SentMessage};
 use crate::outbound::content::OutboundContent;
 use crate::outbound::pacing::{DEFAULT_MPS, SLOWDOWN, Slot};
-use crate::policy::send::{ContentKind, SendFacts, SentBy, may_send};
+use crate::policy::messaging_limit::{customers_per_window, room_left};
+use crate::policy::send::{ContentKind, SendFacts, SentBy, counts_toward_messaging_limit, may_send};
 use crate::queues::{QueueError, Queues, SendFailure};
 use crate::retry::{FailureClass, classify, throttle_backoff};
 use crate::store::jobs::{Accepted, AttemptOutcome, AttemptRef, Claim, JobRecord};
@@ -182,6 +183,23 @@ impl Sender {
     }
 
     /// A template's status, from this container's recent read of it as APPROVED.
+    /// How many more new customers Meta's messaging limit lets the number's portfolio reach
+    /// now; `None` when the limit does not apply to `customer` (no limit, or reached already
+    /// in the window, so not new).
+    async fn new_customers_left(
+        &self,
+        number: &NumberRecord,
+        customer: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let Some(limit) = customers_per_window(number.messaging_limit.as_deref()) else { return Ok(None) };
+        let (ws, portfolio) = (&number.workspace_id, number.portfolio());
+        if self.store.reached_recently(ws, portfolio, &[customer.to_owned()], now).await?.contains(customer) {
+            return Ok(None);
+        }
+        Ok(room_left(Some(limit), self.store.reached_in_window(ws, portfolio, now).await?))
+    }
+
     async fn template_status(
         &self,
         ws: &WorkspaceId,
@@ -338,13 +356,21 @@ impl Sender {
             }
             _ => None,
         };
-        // Only what the policy reads for this send is read: the 24-hour window does not apply
-        // to a template, and a contact's dnd / do-not-send tags not to an agent's own reply.
-        let (kind, sent_by) = (job.content.kind(), job.sent_by(record.attempt));
-        let last_inbound_at = if kind == ContentKind::Template {
-            None
+        // Only what the policy reads for this send is read: the conversation for the 24-hour
+        // window and a flow's handoff (not for a broadcast's template: its window does not
+        // apply, and its reach was counted at fan-out), a contact's dnd / do-not-send tags not
+        // for an agent's own reply, the portfolio's reach only for a template that counts.
+        let (kind, sent_by) = (job.content.kind(), job.sent_by(record.retries_total));
+        let conversation = if kind != ContentKind::Template || sent_by != SentBy::Broadcast {
+            self.store.conversation(ws, &job.conversation_id()).await?
         } else {
-            self.store.conversation(ws, &job.conversation_id()).await?.map(|c| c.last_inbound_at)
+            None
+        };
+        let last_inbound_at = conversation.as_ref().map(|c| c.last_inbound_at);
+        let new_customers_left = if counts_toward_messaging_limit(sent_by, kind, last_inbound_at, now) {
+            self.new_customers_left(&number, job.to.as_str(), now).await?
+        } else {
+            None
         };
         let contact_tags = if sent_by == SentBy::Human {
             Default::default()
@@ -358,8 +384,10 @@ impl Sender {
             number_state: number.state,
             contact_tags,
             last_inbound_at,
+            human_handoff: conversation.is_some_and(|c| c.human_handoff),
             now,
             template_status,
+            new_customers_left,
         };
         if let Err(refusal) = may_send(&facts) {
             let reason = refusal.to_string();
@@ -384,6 +412,11 @@ impl Sender {
         {
             self.store.refuse_job(current, &reason, now).await?;
             return Ok(Prepared::Done(SendOutcome::Refused { reason }));
+        }
+        // Counted before it goes (as a broadcast's recipients are): a send that fails after
+        // this errs towards the limit, never past it. Counted once per 24 hours per customer.
+        if new_customers_left.is_some() {
+            self.store.mark_reached(ws, number.portfolio(), job.to.as_str(), now).await?;
         }
         // The number's pace, shared by every sender and every source.
         let mps = number.throughput_mps.unwrap_or(DEFAULT_MPS);

@@ -6,10 +6,17 @@
 //!   of the customer's last inbound message; outside it only an APPROVED template.
 //! - `dnd` (FAQ: "How does the DND tag work?") blocks every automated send — flow nodes,
 //!   broadcasts, Smart Retry resends — but never a human reply from the inbox.
+//! - Human handoff (FAQ: "An agent replied and the bot went silent") stops a conversation's
+//!   flows: a flow's message still waiting to go out (on the queue, or for Smart Retry) when an
+//!   agent takes over is not sent either.
 //! - `do-not-send` (two 131026 in a row) blocks broadcasts.
 //! - Templates must exist and be APPROVED; Instagram has no templates, no interactive messages
 //!   and no WhatsApp Flows (FAQ: "My automation doesn't fire on Instagram DMs").
 //! - A number that is not ACTIVE does not send.
+//! - Meta's messaging limit (FAQ: "Why does a flow's sendTemplate work but the inbox template
+//!   picker doesn't?") counts the unique customers a business portfolio reaches with templates
+//!   outside their 24-hour window: a broadcast's recipients when it fans out, an inbox's or a
+//!   flow's template when it is sent. A new customer over the limit is refused.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -33,10 +40,13 @@ pub enum ContentKind {
 /// Who is sending, as far as the rules care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SentBy {
-    /// An agent in the inbox composer, first attempt.
+    /// An agent in the inbox composer: the reply itself, however many tries it takes to reach
+    /// Meta (an answer that never came, Meta's rate limit), until Smart Retry resends it.
     Human,
-    /// A flow node or a Smart Retry resend.
-    Automation,
+    /// A flow node, first send or Smart Retry resend.
+    Flow,
+    /// Smart Retry resending an agent's reply after Meta refused it.
+    SmartRetry,
     Broadcast,
 }
 
@@ -49,9 +59,15 @@ pub struct SendFacts {
     pub number_state: NumberState,
     pub contact_tags: BTreeSet<String>,
     pub last_inbound_at: Option<DateTime<Utc>>,
+    /// An agent has taken the conversation over (read for a flow's sends only).
+    pub human_handoff: bool,
     pub now: DateTime<Utc>,
     /// For templates: the stored status, `None` when the template does not exist.
     pub template_status: Option<TemplateStatus>,
+    /// For a send that counts toward Meta's messaging limit
+    /// ([`counts_toward_messaging_limit`]), to a customer the portfolio has not reached in the
+    /// last 24 hours: how many more new customers the limit allows. `None`: not counted.
+    pub new_customers_left: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +75,8 @@ pub enum Refusal {
     NumberNotActive(NumberState),
     ContactIsDnd,
     ContactIsDoNotSend,
+    HumanHandoff,
+    MessagingLimitReached,
     WindowClosed { last_inbound_at: Option<DateTime<Utc>> },
     NotOnInstagram(ContentKind),
     TemplateMissing,
@@ -71,6 +89,13 @@ impl fmt::Display for Refusal {
             Self::NumberNotActive(state) => write!(f, "the number is {state:?}, not ACTIVE"),
             Self::ContactIsDnd => write!(f, "the contact is tagged dnd, which blocks automated sends"),
             Self::ContactIsDoNotSend => write!(f, "the contact is tagged do-not-send, which blocks broadcasts"),
+            Self::MessagingLimitReached => write!(
+                f,
+                "Meta's messaging limit for the business portfolio is reached (unique customers sent templates outside their 24-hour window, in the last 24 hours); see the number's messaging_limit"
+            ),
+            Self::HumanHandoff => {
+                write!(f, "a human took over the conversation (human handoff), which stops its automations")
+            }
             Self::WindowClosed { last_inbound_at: Some(at) } => write!(
                 f,
                 "the 24-hour customer service window closed at {}; only an approved template may be sent",
@@ -97,6 +122,17 @@ impl fmt::Display for Refusal {
             Self::TemplateNotApproved(status) => write!(f, "the template is {status:?}, not APPROVED"),
         }
     }
+}
+
+/// Whether a send counts toward Meta's messaging limit when it is sent: a template outside the
+/// customer's 24-hour window, except a broadcast's (counted when the broadcast fans out).
+pub fn counts_toward_messaging_limit(
+    sent_by: SentBy,
+    kind: ContentKind,
+    last_inbound_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    kind == ContentKind::Template && sent_by != SentBy::Broadcast && !is_window_open(last_inbound_at, now)
 }
 
 /// What the inbox composer can tell a human before anything is queued: on Instagram only
@@ -155,9 +191,15 @@ pub fn may_send(facts: &SendFacts) -> Result<(), Refusal> {
     if facts.sent_by == SentBy::Broadcast && facts.contact_tags.contains(DO_NOT_SEND_TAG) {
         return Err(Refusal::ContactIsDoNotSend);
     }
+    if facts.sent_by == SentBy::Flow && facts.human_handoff {
+        return Err(Refusal::HumanHandoff);
+    }
     match facts.kind {
         ContentKind::Template => match facts.template_status {
             None => Err(Refusal::TemplateMissing),
+            Some(TemplateStatus::Approved) if facts.new_customers_left == Some(0) => {
+                Err(Refusal::MessagingLimitReached)
+            }
             Some(TemplateStatus::Approved) => Ok(()),
             Some(status) => Err(Refusal::TemplateNotApproved(status)),
         },
@@ -175,13 +217,15 @@ mod tests {
         let now = DateTime::from_timestamp(1_795_680_000, 0).unwrap();
         SendFacts {
             channel: Channel::WhatsApp,
-            sent_by: SentBy::Automation,
+            sent_by: SentBy::Flow,
             kind: ContentKind::FreeForm,
             number_state: NumberState::Active,
             contact_tags: BTreeSet::new(),
             last_inbound_at: Some(now - Duration::hours(2)),
+            human_handoff: false,
             now,
             template_status: None,
+            new_customers_left: None,
         }
     }
 
@@ -248,7 +292,7 @@ mod tests {
 
     #[test]
     fn dnd_blocks_flows_broadcasts_and_smart_retry_resends() {
-        for sent_by in [SentBy::Automation, SentBy::Broadcast] {
+        for sent_by in [SentBy::Flow, SentBy::SmartRetry, SentBy::Broadcast] {
             let mut f = tagged(facts(), DND_TAG);
             f.sent_by = sent_by;
             assert_eq!(may_send(&f), Err(Refusal::ContactIsDnd));
@@ -268,6 +312,50 @@ mod tests {
         assert_eq!(may_send(&f), Ok(()), "a flow reply still goes");
         f.sent_by = SentBy::Broadcast;
         assert_eq!(may_send(&f), Err(Refusal::ContactIsDoNotSend));
+    }
+
+    #[test]
+    fn once_an_agent_takes_over_no_message_of_a_flow_goes_out_not_even_its_templates() {
+        let mut f = facts();
+        f.human_handoff = true;
+        assert_eq!(may_send(&f), Err(Refusal::HumanHandoff));
+        f.kind = ContentKind::Template;
+        f.template_status = Some(TemplateStatus::Approved);
+        assert_eq!(may_send(&f), Err(Refusal::HumanHandoff));
+    }
+
+    #[test]
+    fn a_handoff_stops_flows_only_not_the_agents_own_replies_their_retries_or_broadcasts() {
+        for sent_by in [SentBy::Human, SentBy::SmartRetry, SentBy::Broadcast] {
+            let mut f = facts();
+            f.human_handoff = true;
+            f.sent_by = sent_by;
+            assert_eq!(may_send(&f), Ok(()), "{sent_by:?}");
+        }
+    }
+
+    #[test]
+    fn templates_outside_the_window_count_toward_metas_messaging_limit_except_a_broadcasts() {
+        let f = facts();
+        let (inside, outside) = (f.last_inbound_at, Some(f.now - Duration::hours(25)));
+        for sent_by in [SentBy::Human, SentBy::Flow, SentBy::SmartRetry] {
+            assert!(counts_toward_messaging_limit(sent_by, ContentKind::Template, outside, f.now), "{sent_by:?}");
+            assert!(counts_toward_messaging_limit(sent_by, ContentKind::Template, None, f.now), "never wrote");
+            assert!(!counts_toward_messaging_limit(sent_by, ContentKind::Template, inside, f.now), "inside the window");
+        }
+        assert!(!counts_toward_messaging_limit(SentBy::Broadcast, ContentKind::Template, outside, f.now), "at fan-out");
+        assert!(!counts_toward_messaging_limit(SentBy::Human, ContentKind::FreeForm, outside, f.now));
+    }
+
+    #[test]
+    fn a_new_customer_over_the_messaging_limit_gets_no_template() {
+        let mut f = facts();
+        f.kind = ContentKind::Template;
+        f.template_status = Some(TemplateStatus::Approved);
+        f.new_customers_left = Some(0);
+        assert_eq!(may_send(&f), Err(Refusal::MessagingLimitReached));
+        f.new_customers_left = Some(1);
+        assert_eq!(may_send(&f), Ok(()));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pages::{BadCursor, Order, Page};
 use super::update::{Update, s};
-use super::{Store, StoreError, keys, refused_by_condition};
+use super::{Store, StoreError, keys};
 use crate::contacts::Tag;
 use crate::domain::{Channel, ContactId, WorkspaceId};
 
@@ -89,21 +89,8 @@ impl Store {
         channel: Channel,
         contact: &str,
     ) -> Result<bool, StoreError> {
-        let (pk, sk) = keys::contact(workspace, channel, contact);
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if refused_by_condition(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("DeleteItem contact", e)),
-        }
+        let key = keys::contact(workspace, channel, contact);
+        self.delete_if(key, "attribute_exists(pk)", None, "DeleteItem contact").await
     }
 
     /// `false` when there is no such contact.

@@ -548,8 +548,9 @@ impl Store {
     }
 
     /// A status webhook named this job: Meta has the message. `sent` makes an unsure job
-    /// ACCEPTED; `delivered`/`read` make it DELIVERED. A status for a wamid Meta already
-    /// reported failed changes nothing.
+    /// ACCEPTED; `delivered`/`read` make it DELIVERED, even one FAILED because no status came
+    /// in time (Meta's webhook retries last days: a late status is not a missing one). A
+    /// status for a wamid Meta already reported failed changes nothing.
     pub async fn reconcile_job(
         &self,
         workspace: &WorkspaceId,
@@ -578,6 +579,7 @@ impl Store {
                     JobState::FailedAttempt,
                     JobState::RetryScheduled,
                     JobState::Accepted,
+                    JobState::Failed,
                 ],
             ),
             // Meta had an UNCERTAIN send after all, and refused it: the job becomes ACCEPTED with

@@ -292,6 +292,35 @@ impl Store {
         })
     }
 
+    /// Deletes the item at `key` if `condition` holds (`:ws` in it is `workspace`, when given):
+    /// `false` when the condition refused it, which is an answer, not an error.
+    pub(crate) async fn delete_if(
+        &self,
+        (pk, sk): (String, String),
+        condition: &str,
+        workspace: Option<&crate::domain::WorkspaceId>,
+        operation: &'static str,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(keys::PK, AttributeValue::S(pk))
+            .key(keys::SK, AttributeValue::S(sk))
+            .condition_expression(condition)
+            .set_expression_attribute_values(
+                workspace.map(|ws| [(":ws".to_owned(), AttributeValue::S(ws.to_string()))].into()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if refused_by_condition(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws(operation, e)),
+        }
+    }
+
     /// Applies a conditional update to the item at `key`: `false` when its condition refused
     /// it (the item moved on, or is not there), which is an answer, not an error.
     pub(crate) async fn update_if(

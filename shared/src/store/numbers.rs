@@ -63,6 +63,14 @@ pub struct NumberRecord {
     pub throughput_mps: Option<u32>,
 }
 
+impl NumberRecord {
+    /// Where Meta's messaging limit is counted: the business portfolio, or without one known
+    /// the WABA (then the limit is shared by the WABA's numbers only), or the number itself.
+    pub fn portfolio(&self) -> &str {
+        self.business_id.as_deref().or(self.waba_id.as_deref()).unwrap_or(&self.account_id)
+    }
+}
+
 /// The number showing `display_phone_number` (digits compared), if the workspace has it.
 fn showing<'a>(numbers: &'a [NumberRecord], display_phone_number: &str) -> Option<&'a NumberRecord> {
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
@@ -270,7 +278,14 @@ impl Store {
         if number.needs_reverification {
             return Ok(Release::Locked);
         }
-        if !self.delete_number_and_route(workspace, channel, account_id).await? {
+        // A number deregistered here and onboarded by another workspace since: only this
+        // workspace's record of it goes; the claim is the other workspace's.
+        let released = if self.route(channel, account_id).await?.as_ref() == Some(workspace) {
+            self.delete_number_and_route(workspace, channel, account_id).await?
+        } else {
+            self.delete_number_record(workspace, channel, account_id).await?
+        };
+        if !released {
             return Ok(Release::NotFound);
         }
         if let Some(waba) = &number.waba_id {
@@ -315,6 +330,16 @@ impl Store {
             Err(e) if super::transaction_refused(&e) => Ok(false),
             Err(e) => Err(StoreError::aws("TransactWriteItems release number", e)),
         }
+    }
+
+    async fn delete_number_record(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+    ) -> Result<bool, StoreError> {
+        let key = keys::number(workspace, channel, account_id);
+        self.delete_if(key, "attribute_exists(pk)", None, "DeleteItem number").await
     }
 
     /// Moves one number to `state` with a reason; other numbers are untouched.

@@ -1,14 +1,21 @@
 //! Which workspace a WhatsApp number or Instagram account belongs to. One number belongs to
 //! one workspace at a time (FAQ: "Can I have the same number in two WapiSnap workspaces?"):
-//! the claim is a conditional write, so two workspaces can never both hold it.
+//! the claim is a conditional write, so two workspaces can never both hold it. To move a
+//! number, its workspace deregisters it and the other one onboards it: a deregistered
+//! number's claim is marked free ([`Store::free_route`]) and keeps routing the number's late
+//! statuses to its workspace until another workspace claims it.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::numbers::{NumberRecord, number_listed};
+use super::update::Update;
 use super::{Store, StoreError, keys, listed_item_at, refused_by_condition};
 use crate::domain::Channel;
 use crate::domain::WorkspaceId;
+
+/// A claim another workspace may take: the number was deregistered at Meta.
+const CLAIMABLE: &str = "attribute_not_exists(pk) OR workspace_id = :ws OR attribute_exists(freed_at)";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RouteItem {
@@ -30,7 +37,9 @@ pub enum FirstConnect {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
-    #[error("{channel:?} account {account_id} already belongs to another workspace")]
+    #[error(
+        "{channel:?} account {account_id} already belongs to another workspace; to move it here, deregister it there first"
+    )]
     OwnedByAnotherWorkspace { channel: Channel, account_id: String },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -51,7 +60,7 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR workspace_id = :ws")
+            .condition_expression(CLAIMABLE)
             .expression_attribute_values(":ws", AttributeValue::S(workspace.to_string()))
             .send()
             .await;
@@ -90,10 +99,7 @@ impl Store {
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(|e| StoreError::Corrupt { entity: "number", reason: e.to_string() })
         };
-        let items = vec![
-            put(route, "attribute_not_exists(pk) OR workspace_id = :ws", Some(ws))?,
-            put(record, "attribute_not_exists(pk)", None)?,
-        ];
+        let items = vec![put(route, CLAIMABLE, Some(ws))?, put(record, "attribute_not_exists(pk)", None)?];
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(FirstConnect::Connected),
             Err(e) if super::transaction_refused(&e) => match self.route(channel, account_id).await? {
@@ -131,7 +137,7 @@ impl Store {
             .item(keys::SK, AttributeValue::S(sk))
             .item("workspace_id", AttributeValue::S(workspace.to_string()))
             .item("claimed_at", AttributeValue::S(now.to_rfc3339()))
-            .condition_expression("attribute_not_exists(pk) OR workspace_id = :ws")
+            .condition_expression(CLAIMABLE)
             .expression_attribute_values(":ws", AttributeValue::S(workspace.to_string()))
             .send()
             .await;
@@ -142,24 +148,37 @@ impl Store {
         }
     }
 
+    /// The number was deregistered at Meta: another workspace may onboard it now, and until one
+    /// does the number's late statuses still reach `workspace`. A claim `workspace` no longer
+    /// holds is left alone.
+    pub async fn free_route(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.update_if(keys::route(channel, account_id), freed(workspace, now), "UpdateItem free route").await?;
+        Ok(())
+    }
+
+    /// [`Store::free_route`] for a WABA's news (template reviews, quality): its workspace has
+    /// deregistered every number it had of it.
+    pub async fn free_waba(
+        &self,
+        workspace: &WorkspaceId,
+        waba_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.update_if(keys::waba_route(waba_id), freed(workspace, now), "UpdateItem free WABA route").await?;
+        Ok(())
+    }
+
     /// Lets another workspace hear the WABA's news (its last number here was released).
     pub async fn release_waba(&self, workspace: &WorkspaceId, waba_id: &str) -> Result<(), StoreError> {
-        let (pk, sk) = keys::waba_route(waba_id);
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(keys::PK, AttributeValue::S(pk))
-            .key(keys::SK, AttributeValue::S(sk))
-            .condition_expression("workspace_id = :ws")
-            .expression_attribute_values(":ws", AttributeValue::S(workspace.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if refused_by_condition(&e) => Ok(()),
-            Err(e) => Err(StoreError::aws("DeleteItem WABA route", e)),
-        }
+        let key = keys::waba_route(waba_id);
+        self.delete_if(key, "workspace_id = :ws", Some(workspace), "DeleteItem WABA route").await?;
+        Ok(())
     }
 
     /// The workspace that onboarded a number of this WABA, if any.
@@ -172,6 +191,15 @@ impl Store {
         let owner: Option<Owner> = self.get(pk, sk, "WABA route").await?;
         Ok(owner.map(|o| o.workspace_id))
     }
+}
+
+/// Marks a claim of `workspace` free for another workspace to take ([`CLAIMABLE`]).
+fn freed(workspace: &WorkspaceId, now: chrono::DateTime<chrono::Utc>) -> Update {
+    Update::new().set("freed_at", AttributeValue::S(now.to_rfc3339())).condition(
+        "{workspace_id} = {0}",
+        &["workspace_id"],
+        vec![AttributeValue::S(workspace.to_string())],
+    )
 }
 
 /// The item that says `workspace` owns the number.

@@ -124,7 +124,9 @@ fn onboard_error(error: OnboardError) -> ApiError {
 fn registration_error(error: RegistrationError) -> ApiError {
     match error {
         RegistrationError::NoSuchNumber(_) => ApiError::not_found(error.to_string()),
-        RegistrationError::ReverificationNeeded => ApiError::conflict(error.to_string()),
+        RegistrationError::ReverificationNeeded | RegistrationError::MovedToAnotherWorkspace(_) => {
+            ApiError::conflict(error.to_string())
+        }
         RegistrationError::WrongPin { .. } => ApiError::unprocessable("wrong_pin", error.to_string()),
         RegistrationError::NotConfirmed { .. } => ApiError::field("confirm", error.to_string()),
         RegistrationError::MetaRefused(_) => ApiError::unprocessable("meta_refused", error.to_string()),
@@ -228,7 +230,7 @@ pub struct RegisterNumber {
 
 #[utoipa::path(post, operation_id = "register_number", path = "/v1/numbers/{id}/register", tag = "numbers", request_body = RegisterNumber, security(("api_key" = [])),
     params(("id" = String, Path, description = "Meta's phone number id")),
-    responses((status = 200, body = NumberView), (status = 409, description = "Meta's PIN lock: verify a code first", body = ErrorBody),
+    responses((status = 200, body = NumberView), (status = 409, description = "Meta's PIN lock: verify a code first; or the number was deregistered here and another workspace onboarded it", body = ErrorBody),
         (status = 422, description = "not 6 digits, or a wrong PIN (with the attempts left)", body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn register(
     State(state): State<Shared>,

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 use wapisnap::store::numbers::TemplateRecord;
-use wapisnap::templates::{SyncError, sync};
+use wapisnap::templates::{MessagingLimit, SyncError, messaging_limits, sync};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, QueryParams};
@@ -51,9 +51,45 @@ impl From<TemplateRecord> for TemplateView {
     }
 }
 
+/// Meta's messaging limit for one business portfolio: templates sent outside a customer's
+/// 24-hour window may reach this many unique customers in 24 hours, shared by the portfolio's
+/// numbers. A new customer over it is refused (an inbox or flow template when it is sent, a
+/// broadcast's recipient skipped or deferred as the broadcast says).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagingLimitView {
+    /// The business portfolio (or, without one known, the WABA) it is counted for.
+    pub portfolio: String,
+    /// Meta's tier as last reported (`TIER_250` … `TIER_UNLIMITED`); absent when none was, which counts as the lowest.
+    pub tier: Option<String>,
+    /// Unique customers allowed in 24 hours; absent when unlimited.
+    pub limit: Option<u64>,
+    /// New customers reached in the last 24 hours.
+    pub reached: u64,
+    /// How many more may be reached now; absent when unlimited.
+    pub left: Option<u64>,
+    /// The workspace's numbers that share it.
+    pub numbers: Vec<String>,
+}
+
+impl From<MessagingLimit> for MessagingLimitView {
+    fn from(m: MessagingLimit) -> Self {
+        Self {
+            portfolio: m.portfolio,
+            tier: m.tier,
+            limit: m.limit,
+            reached: m.reached,
+            left: m.left,
+            numbers: m.numbers,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateList {
     pub items: Vec<TemplateView>,
+    /// The messaging limit of each business portfolio the workspace's numbers belong to: with a
+    /// template's status, the other reason a template cannot reach a customer.
+    pub messaging_limits: Vec<MessagingLimitView>,
     /// Pass as `cursor` for the next page; absent on the last one. A page may hold fewer items than `limit`, even none, and still have a next one.
     pub next: Option<String>,
 }
@@ -76,7 +112,12 @@ async fn list(
         .templates_page(&caller.workspace, page.limit.unwrap_or(25), page.cursor.as_deref())
         .await?
         .map_err(|_| ApiError::field("cursor", "is not a cursor this list gave out"))?;
-    Ok(axum::Json(TemplateList { items: found.items.into_iter().map(TemplateView::from).collect(), next: found.next }))
+    let limits = messaging_limits(&state.store, &caller.workspace, state.clock.now()).await?;
+    Ok(axum::Json(TemplateList {
+        items: found.items.into_iter().map(TemplateView::from).collect(),
+        messaging_limits: limits.into_iter().map(MessagingLimitView::from).collect(),
+        next: found.next,
+    }))
 }
 
 #[utoipa::path(post, operation_id = "sync_templates", path = "/v1/templates/sync", tag = "templates", security(("api_key" = [])),

@@ -215,9 +215,12 @@ fn route(
         }
         // The app's webhook subscription, as Meta keeps it (`GET /{app-id}/subscriptions`).
         ("GET", "subscriptions") => {
-            let callback = state.webhook_url().unwrap_or_default();
+            let changed = state.app_subscription.lock().expect("subscription").clone();
+            let (callback, fields) =
+                changed.unwrap_or_else(|| (state.webhook_url().unwrap_or_default(), vec!["messages".to_owned()]));
+            let fields: Vec<Value> = fields.iter().map(|name| json!({ "name": name, "version": "v23.0" })).collect();
             ok(json!({ "data": [{ "object": "whatsapp_business_account", "callback_url": callback, "active": true,
-                                   "fields": [{ "name": "messages", "version": "v23.0" }] }] }))
+                                   "fields": fields }] }))
         }
         ("POST", "register") => register(state, id, body),
         ("POST", "deregister") => {

@@ -143,6 +143,9 @@ pub struct SandboxState {
     numbers: Mutex<BTreeMap<String, SandboxNumber>>,
     templates: Mutex<BTreeMap<String, Vec<Value>>>,
     subscribed_wabas: Mutex<Vec<String>>,
+    /// The app's WhatsApp webhook subscription as someone changed it in the App Dashboard (a
+    /// callback URL and its fields); `None`: ours, with `messages`.
+    app_subscription: Mutex<Option<(String, Vec<String>)>>,
     webhook: Mutex<Option<WebhookTarget>>,
     /// Statuses reported after every accepted send, in order (`sent`, `delivered`, `read`).
     auto_statuses: Mutex<Vec<String>>,
@@ -209,7 +212,7 @@ impl SandboxState {
     }
 
     /// Where the sandbox posts webhooks: the app's callback URL at Meta.
-    fn webhook_url(&self) -> Option<String> {
+    pub fn webhook_url(&self) -> Option<String> {
         self.webhook.lock().expect("webhook").as_ref().map(|target| target.url.clone())
     }
 
@@ -281,6 +284,7 @@ impl Sandbox {
             numbers: Mutex::default(),
             templates: Mutex::default(),
             subscribed_wabas: Mutex::default(),
+            app_subscription: Mutex::default(),
             webhook: Mutex::default(),
             auto_statuses: Mutex::new(vec!["sent".into(), "delivered".into(), "read".into()]),
             throughput: Mutex::default(),
@@ -321,6 +325,18 @@ impl Sandbox {
     /// answered 130429 ("Rate limit hit"). `None` (the default) lifts the limit.
     pub fn set_throughput(&self, phone_number_id: &str, mps: Option<u32>) {
         self.state.set_throughput(phone_number_id, mps);
+    }
+
+    /// Someone removed the app from the WABA in Business Settings: Meta sends it no webhooks.
+    pub fn app_removed_from_waba(&self, waba: &str) {
+        self.state.subscribed_wabas.lock().expect("subscriptions").retain(|w| w != waba);
+    }
+
+    /// Someone changed the app's WhatsApp webhook in the App Dashboard: its callback URL and
+    /// the fields it subscribes.
+    pub fn app_webhook_changed(&self, callback_url: &str, fields: &[&str]) {
+        let fields = fields.iter().map(|f| (*f).to_owned()).collect();
+        *self.state.app_subscription.lock().expect("subscription") = Some((callback_url.to_owned(), fields));
     }
 }
 
