@@ -145,7 +145,7 @@ async fn two_workspaces_onboarding_one_number_at_once_end_with_one_owner() {
 }
 
 #[tokio::test]
-async fn register_takes_exactly_six_digits_counts_wrong_pins_and_stops_before_metas_lock() {
+async fn register_takes_exactly_six_digits_counts_wrong_pins_and_never_extends_metas_lock() {
     let app = TestApp::spawn_idle().await;
     let api = client(&app).await;
     api.onboard(NUMBER_A).await;
@@ -217,7 +217,7 @@ async fn an_attempt_given_back_whose_answer_was_lost_is_given_back_once_and_the_
     let (_, last) = register("000003").await;
     assert!(last["error"]["message"].as_str().unwrap().contains("0 attempt(s) left"), "given back once: {last}");
     let calls = app.env.sandbox.requests_to("/register").len();
-    assert_eq!(register("123456").await.0, 409, "stopped before Meta's lock");
+    assert_eq!(register("123456").await.0, 409, "refused here at Meta's lock, never extending it");
     assert_eq!(app.env.sandbox.requests_to("/register").len(), calls, "Meta is not called a fourth time");
 }
 

@@ -376,6 +376,41 @@ async fn a_numbers_throughput_is_set_within_meta_s_limits() {
 }
 
 #[tokio::test]
+async fn a_csv_audience_skips_the_contacts_tagged_dnd_or_do_not_send_with_their_reason() {
+    let app = TestApp::spawn_idle().await;
+    let (ws, api) = client(&app).await;
+    app.connect_number(&ws, NUMBER_A).await;
+    app.approve_template(&ws, "spring_sale").await;
+    assert_eq!(api.post("/v1/contacts", json!({ "phone": "16505550001", "tags": ["dnd"] })).await.0, 201);
+    assert_eq!(api.post("/v1/contacts", json!({ "phone": "16505550002", "tags": ["do-not-send"] })).await.0, 201);
+    let mut body = spring_sale();
+    // The FAQ: dnd blocks "Broadcast inclusion (both tag-based and CSV imports)" — a CSV row is
+    // no way around a customer's opt-out, nor around two 131026 in a row.
+    body["audience"] = json!({ "csv": "phone,name
+16505550001,Opted Out
+16505550002,Landline
+16505550003,Cleo
+" });
+    let (status, created) = api.post("/v1/broadcasts", body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = BroadcastId::parse(created["id"].as_str().unwrap()).unwrap();
+
+    app.broadcast_fires(&ws, &id).await;
+    let report = app.broadcast_report(&ws, &id).await;
+    assert_eq!((report.total, report.skipped), (3, 2), "{report:?}");
+    let reasons: Vec<&String> = report.skipped_by_reason.keys().collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("dnd")) && reasons.iter().any(|r| r.contains("do-not-send")),
+        "{reasons:?}"
+    );
+    for request in app.drain("SendQueue").await {
+        app.sender().send(serde_json::from_value(request).unwrap()).await.unwrap();
+    }
+    let sent: Vec<_> = app.env.sandbox.requests_to("/messages").iter().map(|r| r.body["to"].clone()).collect();
+    assert_eq!(sent, [json!("16505550003")], "only Cleo gets the template");
+}
+
+#[tokio::test]
 async fn a_csv_audience_dynamodb_leaves_unwritten_is_written_again_and_one_never_written_sends_nothing() {
     let app = TestApp::spawn_idle().await;
     let (ws, api) = client(&app).await;

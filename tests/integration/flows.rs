@@ -168,8 +168,11 @@ async fn an_agents_text_reply_stops_the_run_on_the_next_tick_while_a_template_se
     let received = app.meta_receives(5).await;
     assert_eq!(texts(&received)[4], "Your order ships tomorrow, Ben.", "the bot answered the tap");
 
-    // Turning the takeover off lets automation start again on Ana's next message.
-    app.store().set_handoff(&ws, &conversation(ANA), false).await.unwrap();
+    // Turning the takeover off (the conversation header's switch) lets automation start again
+    // on Ana's next message.
+    let toggle = format!("{}/v1/conversations/{}/handoff", app.env.stack.http_url, conversation(ANA));
+    let answer = app.http.put(toggle).bearer_auth(&key).json(&json!({ "human_handoff": false })).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
     app.customer_says(ANA, "hello again").await;
     let received = app.meta_receives(6).await;
     assert_eq!(texts(&received)[5], "[buttons] Hi Ana! How can we help?");
