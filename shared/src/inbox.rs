@@ -12,6 +12,7 @@ use crate::outbound::content::OutboundContent;
 use crate::policy::handoff::human_send_takes_over;
 use crate::policy::send::{Refusal, human_may_compose};
 use crate::queues::Queues;
+use crate::store::conversations::HandoffBy;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +96,7 @@ pub async fn reply(
     // Handoff first: if the send were queued and the flag then failed, a bot could answer
     // over the human.
     if handoff {
-        store.set_handoff(workspace, conversation_id, true).await?;
+        store.set_handoff(workspace, conversation_id, true, HandoffBy::Human).await?;
     }
     let state = accept_send(store, queues, &job, now).await?;
     Ok(Queued { job_id, state, handoff })

@@ -197,17 +197,7 @@ async fn an_attempt_given_back_whose_answer_was_lost_is_given_back_once_and_the_
 
     // Meta refuses a register for another reason than the PIN: the attempt reserved for it is
     // given back (ADD -1), and that write's answer is lost, so the SDK sends it again.
-    app.env.sandbox.inject(wapisnap_local::sandbox::Fault {
-        path_contains: Some("/register".into()),
-        recipient: None,
-        times: 1,
-        effect: wapisnap_local::sandbox::FaultEffect::MetaError {
-            code: 131000,
-            subcode: None,
-            http_status: None,
-            message: None,
-        },
-    });
+    app.meta_refuses_next_register(131000);
     app.aws_fails_next(AwsFault::answer_lost("UpdateItem", 1).when_body_contains("\"-1\""));
     assert_eq!(register("000000").await.0, 422, "Meta's refusal, reported");
     assert_eq!(app.aws().faults_met("UpdateItem"), 1, "the give-back's answer was lost");
@@ -263,6 +253,12 @@ async fn a_number_moves_to_another_workspace_by_deregistering_it_and_cannot_be_r
 
     let deregister = json!({ "confirm": NUMBER_A });
     assert_eq!(api.post(&format!("/v1/numbers/{NUMBER_A}/deregister"), deregister).await.0, 200);
+    // Neither re-adding it here nor a register Meta refuses takes it back.
+    let (status, readded) = api.onboard(NUMBER_A).await;
+    assert!(status < 300, "{readded}");
+    assert_eq!(readded["state"], "DISCONNECTED", "re-adding does not undo a deregistration");
+    app.meta_refuses_next_register(131000);
+    assert_eq!(api.register("123456").await.0, 422, "Meta refused it");
     let (status, moved) = rival.onboard(NUMBER_A).await;
     assert_eq!(status, 201, "the FAQ's move: deregister, then onboard in the other workspace: {moved}");
     assert_eq!(rival.register("123456").await.0, 200);

@@ -202,6 +202,40 @@ async fn a_flow_message_still_on_the_queue_when_an_agent_takes_over_is_never_sen
 }
 
 #[tokio::test]
+async fn a_flow_that_hands_over_itself_still_sends_what_it_said_before() {
+    let app = TestApp::spawn_idle().await;
+    let ws = app.workspace_with_number().await;
+    app.automate(
+        &ws,
+        json!({
+            "name": "To a human", "trigger": { "type": "message" }, "start": "tell",
+            "nodes": [
+                { "id": "tell", "type": "sendMessage", "text": "An agent will answer you shortly.", "next": "human" },
+                { "id": "human", "type": "handoff" }
+            ]
+        }),
+    )
+    .await;
+    app.customer_says(ANA, "I need help").await;
+    let flows = app.env.stack.functions.flows.runner();
+    flows.tick(serde_json::from_value(app.drain("FlowQueue").await.remove(0)).unwrap()).await.unwrap();
+    let told = app.drain("SendQueue").await;
+    // The handoff node runs before a sender takes the message off the queue.
+    flows.tick(serde_json::from_value(app.drain("FlowQueue").await.remove(0)).unwrap()).await.unwrap();
+    let conversation = app.store().conversation(&ws, &conversation(ANA)).await.unwrap().unwrap();
+    assert!(conversation.human_handoff, "the flow asked for a human");
+
+    for request in told {
+        app.sender().send(serde_json::from_value(request).unwrap()).await.unwrap();
+    }
+    assert_eq!(
+        texts(&app.meta_received()),
+        ["An agent will answer you shortly."],
+        "its own handoff does not silence it"
+    );
+}
+
+#[tokio::test]
 async fn the_default_channel_filter_ignores_an_instagram_dm_and_both_answers_it_skipping_buttons() {
     let app = TestApp::spawn().await;
     let ws = app.workspace_with_number().await;

@@ -363,6 +363,16 @@ impl TestApp {
     }
 
     /// The next send to Meta meets this fault (a gateway's 502, a delay, a lost answer, ...).
+    /// Meta refuses the next register call with `code`.
+    pub fn meta_refuses_next_register(&self, code: i64) {
+        self.env.sandbox.inject(Fault {
+            path_contains: Some("/register".into()),
+            recipient: None,
+            times: 1,
+            effect: meta_error(code),
+        });
+    }
+
     pub fn meta_answers_next(&self, effect: FaultEffect) {
         self.env.sandbox.inject(Fault { path_contains: Some("/messages".into()), recipient: None, times: 1, effect });
     }

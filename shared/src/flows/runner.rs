@@ -25,6 +25,7 @@ use crate::outbound::accept::{AcceptError, accept_send};
 use crate::queues::{FlowConversation, FlowTick, QueueError, Queues};
 use crate::store::automations::Automation;
 use crate::store::conversation_flows::{ConversationFlow, HistoryEntry};
+use crate::store::conversations::HandoffBy;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -401,7 +402,7 @@ impl FlowRunner {
                 self.store.set_contact_field(ws, channel, contact, name, value).await?;
             }
             engine::Effect::Handoff => {
-                self.store.set_handoff(ws, &conversation.id(), true).await?;
+                self.store.set_handoff(ws, &conversation.id(), true, HandoffBy::Flow).await?;
             }
         }
         Ok(())

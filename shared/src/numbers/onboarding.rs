@@ -55,7 +55,7 @@ fn from_graph(error: GraphError) -> OnboardError {
 /// A number's path with the fields Meta leaves out by default (`status`, `name_status`).
 pub fn number_fields(number: &str) -> String {
     format!(
-        "{number}?fields=status,name_status,display_phone_number,verified_name,quality_rating,code_verification_status"
+        "{number}?fields=status,name_status,display_phone_number,verified_name,quality_rating,code_verification_status,messaging_limit_tier"
     )
 }
 
@@ -139,6 +139,9 @@ impl Onboarding<'_> {
         record.verified_name = text("verified_name").or(record.verified_name);
         record.meta_status = text("status").or(record.meta_status);
         record.quality_rating = text("quality_rating").or(record.quality_rating);
+        // Onboarding is the first time we hear the portfolio's messaging limit; Meta's
+        // `phone_number_quality_update` webhooks bring its changes.
+        record.messaging_limit = text("messaging_limit_tier").or(record.messaging_limit);
         self.store.put_number(&record).await.map_err(|e| OnboardError::Connect(e.into()))?;
         Ok(record)
     }

@@ -141,14 +141,21 @@ impl Registrar<'_> {
         now: DateTime<Utc>,
     ) -> Result<NumberRecord, RegistrationError> {
         let number = self.number(workspace, account_id).await?;
-        // Taken back before Meta registers it here: a deregistered number another workspace
-        // onboarded since is that workspace's, and two workspaces never both send from it.
-        match self.store.claim_route(workspace, Channel::WhatsApp, account_id, now).await {
-            Ok(()) => {}
-            Err(ClaimError::OwnedByAnotherWorkspace { .. }) => {
+        // A deregistered number another workspace onboarded since is that workspace's: Meta is
+        // not asked. Its claim is taken back only once Meta has registered it (below), so a
+        // wrong PIN leaves a number being moved free to move.
+        match self.store.route(Channel::WhatsApp, account_id).await? {
+            Some(owner) if &owner != workspace => {
                 return Err(RegistrationError::MovedToAnotherWorkspace(account_id.to_owned()));
             }
-            Err(ClaimError::Store(e)) => return Err(e.into()),
+            Some(_) => {}
+            None => match self.store.claim_route(workspace, Channel::WhatsApp, account_id, now).await {
+                Ok(()) => {}
+                Err(ClaimError::OwnedByAnotherWorkspace { .. }) => {
+                    return Err(RegistrationError::MovedToAnotherWorkspace(account_id.to_owned()));
+                }
+                Err(ClaimError::Store(e)) => return Err(e.into()),
+            },
         }
         // The attempt is counted before Meta sees it, so parallel registers cannot get more
         // wrong PINs to Meta than its lock allows.
@@ -169,6 +176,10 @@ impl Registrar<'_> {
         };
         match answer {
             Ok(_) => {
+                if !self.store.take_back_route(workspace, Channel::WhatsApp, account_id).await? {
+                    // Another workspace onboarded it while Meta registered it here: it is theirs.
+                    return Err(RegistrationError::MovedToAnotherWorkspace(account_id.to_owned()));
+                }
                 record(RegistrationRecord::Registered).await?;
                 if let Some(waba) = &number.waba_id
                     && !self.store.claim_waba(workspace, waba, now).await?
@@ -210,7 +221,11 @@ impl Registrar<'_> {
             let expected = number.display_phone_number.clone().unwrap_or_else(|| number.account_id.clone());
             return Err(RegistrationError::NotConfirmed { expected });
         }
-        self.call(&number, "deregister", json!({})).await?.map_err(RegistrationError::MetaRefused)?;
+        // Deregistered already (a deregistration whose claim was not freed yet, asked again):
+        // Meta is not asked twice.
+        if number.state != NumberState::Disconnected {
+            self.call(&number, "deregister", json!({})).await?.map_err(RegistrationError::MetaRefused)?;
+        }
         let reason = format!("deregistered: {RECOVER_AFTER_DEREGISTER}");
         let outcome = RegistrationRecord::Deregistered { reason: &reason };
         self.store.record_registration(workspace, account_id, outcome, now).await?;

@@ -144,6 +144,15 @@ struct ReadCache {
     approved: std::sync::Mutex<std::collections::HashMap<TemplateKey, std::time::Instant>>,
 }
 
+/// Where a customer stands with Meta's messaging limit, for one send.
+#[derive(Debug, Clone, Copy)]
+enum Reach {
+    /// Not counted: a template inside the window, a broadcast's, no limit, or reached already.
+    NotCounted,
+    /// A new customer for the portfolio: `left` more may be reached (`None`: not enforced).
+    New { left: Option<u64> },
+}
+
 pub struct Sender {
     store: Store,
     vault: Arc<Vault>,
@@ -182,24 +191,28 @@ impl Sender {
         Ok(number)
     }
 
-    /// A template's status, from this container's recent read of it as APPROVED.
-    /// How many more new customers Meta's messaging limit lets the number's portfolio reach
-    /// now; `None` when the limit does not apply to `customer` (no limit, or reached already
-    /// in the window, so not new).
-    async fn new_customers_left(
+    /// Where `customer` stands with Meta's messaging limit for the number's portfolio.
+    async fn reach(
         &self,
         number: &NumberRecord,
         customer: &str,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<u64>, StoreError> {
-        let Some(limit) = customers_per_window(number.messaging_limit.as_deref()) else { return Ok(None) };
+    ) -> Result<Reach, StoreError> {
+        let Some(limit) = customers_per_window(number.messaging_limit.as_deref()) else { return Ok(Reach::NotCounted) };
         let (ws, portfolio) = (&number.workspace_id, number.portfolio());
         if self.store.reached_recently(ws, portfolio, &[customer.to_owned()], now).await?.contains(customer) {
-            return Ok(None);
+            return Ok(Reach::NotCounted);
         }
-        Ok(room_left(Some(limit), self.store.reached_in_window(ws, portfolio, now).await?))
+        // A tier Meta has not reported to us is counted but refuses nothing here: the lowest
+        // tier would cap a portfolio that may have a far higher one (Meta refuses what is over).
+        if number.messaging_limit.is_none() {
+            return Ok(Reach::New { left: None });
+        }
+        let left = room_left(Some(limit), self.store.reached_in_window(ws, portfolio, now).await?);
+        Ok(Reach::New { left })
     }
 
+    /// A template's status, from this container's recent read of it as APPROVED.
     async fn template_status(
         &self,
         ws: &WorkspaceId,
@@ -367,11 +380,6 @@ impl Sender {
             None
         };
         let last_inbound_at = conversation.as_ref().map(|c| c.last_inbound_at);
-        let new_customers_left = if counts_toward_messaging_limit(sent_by, kind, last_inbound_at, now) {
-            self.new_customers_left(&number, job.to.as_str(), now).await?
-        } else {
-            None
-        };
         let contact_tags = if sent_by == SentBy::Human {
             Default::default()
         } else {
@@ -384,12 +392,21 @@ impl Sender {
             number_state: number.state,
             contact_tags,
             last_inbound_at,
-            human_handoff: conversation.is_some_and(|c| c.human_handoff),
+            human_handoff: conversation.as_ref().is_some_and(|c| c.taken_over_by_a_human()),
             now,
             template_status,
-            new_customers_left,
+            new_customers_left: None,
         };
-        if let Err(refusal) = may_send(&facts) {
+        // The messaging limit last, and read only when every other rule lets the send go.
+        let mut reach = Reach::NotCounted;
+        let mut verdict = may_send(&facts);
+        if verdict.is_ok() && counts_toward_messaging_limit(sent_by, kind, last_inbound_at, now) {
+            reach = self.reach(&number, job.to.as_str(), now).await?;
+            if let Reach::New { left } = reach {
+                verdict = may_send(&SendFacts { new_customers_left: left, ..facts });
+            }
+        }
+        if let Err(refusal) = verdict {
             let reason = refusal.to_string();
             tracing::info!(%reason, "send refused by policy");
             self.store.refuse_job(current, &reason, now).await?;
@@ -414,8 +431,10 @@ impl Sender {
             return Ok(Prepared::Done(SendOutcome::Refused { reason }));
         }
         // Counted before it goes (as a broadcast's recipients are): a send that fails after
-        // this errs towards the limit, never past it. Counted once per 24 hours per customer.
-        if new_customers_left.is_some() {
+        // this errs towards the limit. Counted once per 24 hours per customer. Senders running
+        // at once for the last places may each take one: the limit can be passed by as many
+        // sends as run at once, and Meta refuses what is over its own count.
+        if let Reach::New { .. } = reach {
             self.store.mark_reached(ws, number.portfolio(), job.to.as_str(), now).await?;
         }
         // The number's pace, shared by every sender and every source.

@@ -32,6 +32,26 @@ pub struct Conversation {
     /// flows stop until it is turned off.
     #[serde(default)]
     pub human_handoff: bool,
+    /// The handoff came from the flow's own `handoff` node, not from a human: the messages the
+    /// flow sent before it still go out.
+    #[serde(default)]
+    pub handoff_by_flow: bool,
+}
+
+impl Conversation {
+    /// A human has taken the conversation over: a flow's messages must not talk over them.
+    pub fn taken_over_by_a_human(&self) -> bool {
+        self.human_handoff && !self.handoff_by_flow
+    }
+}
+
+/// Who turned human handoff on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffBy {
+    /// An agent's reply from the inbox, or the conversation header's switch.
+    Human,
+    /// A flow's `handoff` node, asking for a human.
+    Flow,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,19 +130,28 @@ impl Store {
         workspace: &WorkspaceId,
         conversation_id: &str,
         on: bool,
+        by: HandoffBy,
     ) -> Result<bool, StoreError> {
         let (pk, sk) = keys::conversation(workspace, conversation_id);
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk))
-            .update_expression("SET human_handoff = :on")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":on", AttributeValue::Bool(on))
-            .send()
-            .await;
+            .expression_attribute_values(":on", AttributeValue::Bool(on));
+        let request = match by {
+            HandoffBy::Human => request
+                .update_expression("SET human_handoff = :on REMOVE handoff_by_flow")
+                .condition_expression("attribute_exists(pk)"),
+            // Never relabels a human's takeover as the flow's.
+            HandoffBy::Flow => {
+                request.update_expression("SET human_handoff = :on, handoff_by_flow = :on").condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(human_handoff) OR human_handoff <> :on)",
+                )
+            }
+        };
+        let result = request.send().await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if refused_by_condition(&e) => Ok(false),

@@ -579,7 +579,6 @@ impl Store {
                     JobState::FailedAttempt,
                     JobState::RetryScheduled,
                     JobState::Accepted,
-                    JobState::Failed,
                 ],
             ),
             // Meta had an UNCERTAIN send after all, and refused it: the job becomes ACCEPTED with
@@ -594,13 +593,27 @@ impl Store {
             unindexed(update, target)
         };
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!("{{{i}}}")).collect();
+        // A FAILED job that Meta never refused (no error code: the sweeper's silent failure, an
+        // uncertain send never resent) was judged for want of a status; a status proves it. An
+        // absent code is stored as NULL or not at all; a refusal's is a number.
+        let judged_silent = if target == JobState::Delivered {
+            let (failed, number_type) = (from.len() + 1, from.len() + 2);
+            format!(" OR ({{state}} = {{{failed}}} AND NOT attribute_type({{error_code}}, {{{number_type}}}))")
+        } else {
+            String::new()
+        };
         let template = format!(
-            "attribute_exists(pk) AND {{state}} IN ({}) AND NOT contains({{failed_wamids}}, {{{}}})",
+            "attribute_exists(pk) AND ({{state}} IN ({}){judged_silent}) AND NOT contains({{failed_wamids}}, {{{}}})",
             placeholders.join(", "),
             from.len()
         );
         let mut values: Vec<AttributeValue> = from.iter().map(|st| state(*st)).collect();
         values.push(s(wamid));
+        let mut names = vec!["state", "failed_wamids"];
+        if !judged_silent.is_empty() {
+            values.extend([state(JobState::Failed), s("N")]);
+            names.push("error_code");
+        }
         let read = matches!(reported, DeliveryState::Read | DeliveryState::Played);
         if read {
             // Usually already DELIVERED (Meta reports delivered, then read): the read is still
@@ -616,7 +629,7 @@ impl Store {
             }
         }
         let update = if read { update.set("read", AttributeValue::Bool(true)) } else { update };
-        let update = update.condition(&template, &["state", "failed_wamids"], values);
+        let update = update.condition(&template, &names, values);
         self.update_job(workspace, job_id, update, "UpdateItem job reconcile").await
     }
 

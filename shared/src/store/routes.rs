@@ -46,7 +46,9 @@ pub enum ClaimError {
 }
 
 impl Store {
-    /// Claims `account_id` for `workspace`; claiming it again for the same workspace is a no-op.
+    /// Claims `account_id` for `workspace`. Claiming it again for the same workspace keeps it as
+    /// it is, freed or not (re-adding a deregistered number does not undo the deregistration,
+    /// FAQ); a claim another workspace freed is taken over.
     pub async fn claim_route(
         &self,
         workspace: &WorkspaceId,
@@ -54,23 +56,45 @@ impl Store {
         account_id: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ClaimError> {
-        let item = route_item(workspace, channel, account_id, now)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(CLAIMABLE)
-            .expression_attribute_values(":ws", AttributeValue::S(workspace.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if refused_by_condition(&e) => {
-                Err(ClaimError::OwnedByAnotherWorkspace { channel, account_id: account_id.to_owned() })
-            }
-            Err(e) => Err(StoreError::aws("PutItem route", e).into()),
+        let key = keys::route(channel, account_id);
+        let ws = AttributeValue::S(workspace.to_string());
+        let claim = |update: Update| {
+            update
+                .set("workspace_id", ws.clone())
+                .set("channel", AttributeValue::S(channel.as_str().to_owned()))
+                .set("account_id", AttributeValue::S(account_id.to_owned()))
+                .set("claimed_at", AttributeValue::S(now.to_rfc3339()))
+        };
+        let ours = claim(Update::new()).condition(
+            "attribute_not_exists(pk) OR {workspace_id} = {0}",
+            &["workspace_id"],
+            vec![ws.clone()],
+        );
+        if self.update_if(key.clone(), ours, "UpdateItem route").await? {
+            return Ok(());
         }
+        let freed =
+            claim(Update::new()).remove("freed_at").condition("attribute_exists({freed_at})", &["freed_at"], vec![]);
+        if self.update_if(key, freed, "UpdateItem take over freed route").await? {
+            return Ok(());
+        }
+        Err(ClaimError::OwnedByAnotherWorkspace { channel, account_id: account_id.to_owned() })
+    }
+
+    /// The claim `workspace` freed by deregistering the number is its own again (registered
+    /// again there). `false` when another workspace has taken it meanwhile.
+    pub async fn take_back_route(
+        &self,
+        workspace: &WorkspaceId,
+        channel: Channel,
+        account_id: &str,
+    ) -> Result<bool, StoreError> {
+        let update = Update::new().remove("freed_at").condition(
+            "{workspace_id} = {0}",
+            &["workspace_id"],
+            vec![AttributeValue::S(workspace.to_string())],
+        );
+        self.update_if(keys::route(channel, account_id), update, "UpdateItem take back route").await
     }
 
     /// Connects a number its workspace has no record of: the claim on it and its first record

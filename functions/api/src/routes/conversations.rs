@@ -10,7 +10,7 @@ use wapisnap::inbox::{ComposeError, Reply, reply};
 use wapisnap::outbound::accept::AcceptError;
 use wapisnap::outbound::content::OutboundContent;
 use wapisnap::policy::window::is_window_open;
-use wapisnap::store::conversations::Conversation;
+use wapisnap::store::conversations::{Conversation, HandoffBy};
 use wapisnap::store::jobs::JobRecord;
 use wapisnap::store::messages::{ConversationEntry, OutboundEntry, StoredMessage};
 
@@ -310,7 +310,7 @@ async fn handoff(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Handoff>,
 ) -> Result<axum::Json<Handoff>, ApiError> {
-    if state.store.set_handoff(&caller.workspace, &id, body.human_handoff).await? {
+    if state.store.set_handoff(&caller.workspace, &id, body.human_handoff, HandoffBy::Human).await? {
         Ok(axum::Json(body))
     } else {
         Err(ApiError::not_found(format!("no conversation {id} in this workspace")))
