@@ -681,6 +681,30 @@ async fn embedded_signup_exchanges_the_code_and_onboards_the_wabas_numbers() {
 }
 
 #[tokio::test]
+async fn a_signup_onboards_the_wabas_free_numbers_and_names_those_another_workspace_holds() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    let rival = other_workspace(&app).await;
+    assert_eq!(rival.onboard(NUMBER_B).await.0, 201);
+    let waba = format!("9{NUMBER_A}");
+    app.env.sandbox.waba_holds(&waba, &[NUMBER_A, NUMBER_B]);
+
+    let signup = json!({ "code": "sandbox-code-7", "waba_id": waba });
+    let (status, signed_up) = api.post("/v1/numbers/embedded-signup", signup).await;
+    assert_eq!(status, 201, "{signed_up}");
+    assert_eq!(signed_up["items"].as_array().unwrap().len(), 1);
+    assert_eq!(signed_up["items"][0]["phone_number_id"], NUMBER_A);
+    assert_eq!(signed_up["held_elsewhere"], json!([NUMBER_B]), "named, not onboarded, and no error");
+    assert_eq!(rival.get(&format!("/v1/numbers/{NUMBER_B}")).await.0, 200, "still the other workspace's");
+
+    // Every number of the WABA held elsewhere: nothing to onboard is a conflict.
+    app.env.sandbox.waba_holds(&waba, &[NUMBER_B]);
+    let (status, refused) =
+        api.post("/v1/numbers/embedded-signup", json!({ "code": "sandbox-code-9", "waba_id": waba })).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("conflict")), "{refused}");
+}
+
+#[tokio::test]
 async fn re_onboarding_stores_the_fresh_token_and_leaves_registration_alone() {
     let app = TestApp::spawn_idle().await;
     let api = client(&app).await;

@@ -59,6 +59,14 @@ pub fn number_fields(number: &str) -> String {
     )
 }
 
+/// What an Embedded Signup onboarded.
+#[derive(Debug)]
+pub struct SignedUp {
+    pub onboarded: Vec<NumberRecord>,
+    /// The WABA's numbers another workspace holds: not onboarded here.
+    pub held_elsewhere: Vec<String>,
+}
+
 pub struct Onboarding<'a> {
     pub store: &'a Store,
     pub vault: &'a Vault,
@@ -81,7 +89,7 @@ impl Onboarding<'_> {
         code: &str,
         waba: &WabaId,
         now: DateTime<Utc>,
-    ) -> Result<Vec<NumberRecord>, OnboardError> {
+    ) -> Result<SignedUp, OnboardError> {
         let app_id = app.app_id.ok_or(OnboardError::SignupNotConfigured)?;
         let token = self.graph.exchange_code(app_id, app.app_secret, code).await.map_err(from_graph)?;
         let listed =
@@ -95,11 +103,20 @@ impl Onboarding<'_> {
         if numbers.is_empty() {
             return Err(OnboardError::NoNumbers);
         }
-        let mut onboarded = Vec::with_capacity(numbers.len());
+        let mut signed_up = SignedUp { onboarded: Vec::with_capacity(numbers.len()), held_elsewhere: Vec::new() };
         for number in &numbers {
-            onboarded.push(self.with_token(workspace, number, waba, &token, now).await?);
+            match self.with_token(workspace, number, waba, &token, now).await {
+                Ok(record) => signed_up.onboarded.push(record),
+                // One number of the WABA another workspace holds does not stop the others (a
+                // number moved here out of a WABA whose other numbers stay there).
+                Err(OnboardError::OwnedElsewhere(number)) => signed_up.held_elsewhere.push(number),
+                Err(other) => return Err(other),
+            }
         }
-        Ok(onboarded)
+        match signed_up.held_elsewhere.first() {
+            Some(held) if signed_up.onboarded.is_empty() => Err(OnboardError::OwnedElsewhere(held.clone())),
+            _ => Ok(signed_up),
+        }
     }
 
     pub async fn with_token(

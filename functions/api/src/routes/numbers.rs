@@ -393,16 +393,25 @@ pub struct SignupCode {
     pub waba_id: String,
 }
 
+/// The numbers an Embedded Signup onboarded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedUp {
+    pub items: Vec<NumberView>,
+    /// The WABA's numbers another workspace holds, not onboarded here (to move one, deregister
+    /// it there first, then sign up again).
+    pub held_elsewhere: Vec<String>,
+}
+
 #[utoipa::path(post, operation_id = "onboard_by_embedded_signup", path = "/v1/numbers/embedded-signup", tag = "numbers",
     request_body = SignupCode, security(("api_key" = [])),
-    responses((status = 201, body = NumberList), (status = 409, body = ErrorBody), (status = 422, description = "Meta refused the code", body = ErrorBody),
+    responses((status = 201, body = SignedUp), (status = 409, description = "another workspace holds every number of the WABA", body = ErrorBody), (status = 422, description = "Meta refused the code", body = ErrorBody),
         (status = 501, description = "META_APP_ID is not set", body = ErrorBody), (status = 502, body = ErrorBody),
         (status = 503, description = "storage or the key service is unavailable; connecting again is safe", body = ErrorBody)))]
 async fn embedded_signup(
     State(state): State<Shared>,
     caller: Caller,
     JsonBody(body): JsonBody<SignupCode>,
-) -> Result<(StatusCode, axum::Json<NumberList>), ApiError> {
+) -> Result<(StatusCode, axum::Json<SignedUp>), ApiError> {
     let waba = WabaId::parse(body.waba_id.as_str()).map_err(|e| ApiError::field("waba_id", e.reason))?;
     if body.code.trim().is_empty() {
         return Err(ApiError::field("code", "must not be empty"));
@@ -414,13 +423,16 @@ async fn embedded_signup(
         app_secret: credentials.as_ref().map_or(&unset, |(_, secret)| secret),
     };
     let onboarding = Onboarding { store: &state.store, vault: &state.vault, graph: &state.graph };
-    let numbers = onboarding
+    let signed_up = onboarding
         .with_signup_code(&caller.workspace, app, body.code.trim(), &waba, state.clock.now())
         .await
         .map_err(onboard_error)?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(NumberList { items: numbers.iter().map(NumberView::from).collect(), next: None }),
+        axum::Json(SignedUp {
+            items: signed_up.onboarded.iter().map(NumberView::from).collect(),
+            held_elsewhere: signed_up.held_elsewhere,
+        }),
     ))
 }
 

@@ -267,16 +267,17 @@ fn route(
             state.templates.lock().expect("templates").entry(id.to_owned()).or_default().push(template.clone());
             ok(json!({ "id": template["id"], "status": "APPROVED", "category": body["category"] }))
         }
-        // A sandbox WABA `9{number}` holds that one number.
+        // A sandbox WABA `9{number}` holds that one number, unless told otherwise (`waba_holds`).
         ("GET", "phone_numbers") => {
-            let data: Vec<Value> = id
-                .strip_prefix('9')
+            let held = state.waba_numbers.lock().expect("WABA numbers").get(id).cloned();
+            let numbers = held.unwrap_or_else(|| id.strip_prefix('9').map(str::to_owned).into_iter().collect());
+            let data: Vec<Value> = numbers
+                .iter()
                 .map(|number| state.number(number))
                 .map(|n| {
                     json!({ "id": n.id, "display_phone_number": n.display_phone_number, "verified_name": n.verified_name,
                             "quality_rating": n.quality_rating, "code_verification_status": n.code_verification_status })
                 })
-                .into_iter()
                 .collect();
             ok(json!({ "data": data }))
         }

@@ -143,6 +143,8 @@ pub struct SandboxState {
     numbers: Mutex<BTreeMap<String, SandboxNumber>>,
     templates: Mutex<BTreeMap<String, Vec<Value>>>,
     subscribed_wabas: Mutex<Vec<String>>,
+    /// WABAs holding more than their one number (`9{number}` holds `{number}` otherwise).
+    waba_numbers: Mutex<HashMap<String, Vec<String>>>,
     /// The app's WhatsApp webhook subscription as someone changed it in the App Dashboard (a
     /// callback URL and its fields); `None`: ours, with `messages`.
     app_subscription: Mutex<Option<(String, Vec<String>)>>,
@@ -284,6 +286,7 @@ impl Sandbox {
             numbers: Mutex::default(),
             templates: Mutex::default(),
             subscribed_wabas: Mutex::default(),
+            waba_numbers: Mutex::default(),
             app_subscription: Mutex::default(),
             webhook: Mutex::default(),
             auto_statuses: Mutex::new(vec!["sent".into(), "delivered".into(), "read".into()]),
@@ -325,6 +328,12 @@ impl Sandbox {
     /// answered 130429 ("Rate limit hit"). `None` (the default) lifts the limit.
     pub fn set_throughput(&self, phone_number_id: &str, mps: Option<u32>) {
         self.state.set_throughput(phone_number_id, mps);
+    }
+
+    /// The WABA holds these phone numbers (as its `phone_numbers` edge lists them).
+    pub fn waba_holds(&self, waba: &str, numbers: &[&str]) {
+        let numbers = numbers.iter().map(|n| (*n).to_owned()).collect();
+        self.state.waba_numbers.lock().expect("WABA numbers").insert(waba.to_owned(), numbers);
     }
 
     /// Someone removed the app from the WABA in Business Settings: Meta sends it no webhooks.
