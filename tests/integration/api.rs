@@ -287,6 +287,27 @@ async fn a_number_moves_to_another_workspace_by_deregistering_it_and_cannot_be_r
 }
 
 #[tokio::test]
+async fn a_number_its_new_workspace_deregistered_too_can_be_registered_back_in_the_old_one() {
+    let app = TestApp::spawn_idle().await;
+    let api = client(&app).await;
+    api.onboard(NUMBER_A).await;
+    let rival = other_workspace(&app).await;
+    let deregister = json!({ "confirm": NUMBER_A });
+    let path = format!("/v1/numbers/{NUMBER_A}/deregister");
+    assert_eq!(api.post(&path, deregister.clone()).await.0, 200);
+    assert_eq!(rival.onboard(NUMBER_A).await.0, 201);
+    assert_eq!(rival.post(&path, deregister).await.0, 200, "freed by its new workspace as well");
+
+    let (status, back) = api.register("123456").await;
+    assert_eq!(status, 200, "free again, so the old workspace may take it back: {back}");
+    assert_eq!(back["state"], "ACTIVE");
+    app.customer_writes(CUSTOMER).await;
+    let (_, conversations) = api.get("/v1/conversations").await;
+    assert_eq!(conversations["items"].as_array().unwrap().len(), 1, "the customer's messages reach it again");
+    assert_eq!(rival.onboard(NUMBER_A).await.0, 409, "and it is held again");
+}
+
+#[tokio::test]
 async fn an_agent_replies_from_the_inbox_once_per_idempotency_key_and_takes_the_conversation_over() {
     let app = TestApp::spawn().await;
     let api = client(&app).await;

@@ -141,21 +141,15 @@ impl Registrar<'_> {
         now: DateTime<Utc>,
     ) -> Result<NumberRecord, RegistrationError> {
         let number = self.number(workspace, account_id).await?;
-        // A deregistered number another workspace onboarded since is that workspace's: Meta is
-        // not asked. Its claim is taken back only once Meta has registered it (below), so a
-        // wrong PIN leaves a number being moved free to move.
-        match self.store.route(Channel::WhatsApp, account_id).await? {
-            Some(owner) if &owner != workspace => {
-                return Err(RegistrationError::MovedToAnotherWorkspace(account_id.to_owned()));
-            }
-            Some(_) => {}
-            None => match self.store.claim_route(workspace, Channel::WhatsApp, account_id, now).await {
-                Ok(()) => {}
-                Err(ClaimError::OwnedByAnotherWorkspace { .. }) => {
-                    return Err(RegistrationError::MovedToAnotherWorkspace(account_id.to_owned()));
-                }
-                Err(ClaimError::Store(e)) => return Err(e.into()),
-            },
+        // A deregistered number another workspace onboarded since is that workspace's, unless
+        // it freed it too: Meta is not asked. The claim is taken (back) only once Meta has
+        // registered the number (below), so a wrong PIN leaves a number being moved free to move.
+        let claim = self.store.claim(Channel::WhatsApp, account_id).await?;
+        if let Some(held) = &claim
+            && &held.workspace != workspace
+            && !held.freed
+        {
+            return Err(RegistrationError::MovedToAnotherWorkspace(account_id.to_owned()));
         }
         // The attempt is counted before Meta sees it, so parallel registers cannot get more
         // wrong PINs to Meta than its lock allows.
@@ -176,7 +170,17 @@ impl Registrar<'_> {
         };
         match answer {
             Ok(_) => {
-                if !self.store.take_back_route(workspace, Channel::WhatsApp, account_id).await? {
+                let ours = match claim {
+                    Some(held) if &held.workspace == workspace => {
+                        self.store.take_back_route(workspace, Channel::WhatsApp, account_id).await?
+                    }
+                    _ => match self.store.claim_route(workspace, Channel::WhatsApp, account_id, now).await {
+                        Ok(()) => true,
+                        Err(ClaimError::OwnedByAnotherWorkspace { .. }) => false,
+                        Err(ClaimError::Store(e)) => return Err(e.into()),
+                    },
+                };
+                if !ours {
                     // Another workspace onboarded it while Meta registered it here: it is theirs.
                     return Err(RegistrationError::MovedToAnotherWorkspace(account_id.to_owned()));
                 }

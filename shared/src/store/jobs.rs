@@ -491,9 +491,12 @@ impl Store {
         let mut update = unindexed(Update::new(), JobState::Failed).set("updated_at", millis(now));
         // An empty reason is FAILED "with no error message" (the sweeper's silent failures).
         update = if reason.is_empty() { update.remove("reason") } else { update.set("reason", s(reason)) };
-        if let Some(code) = code {
-            update = update.set("error_code", n(code));
-        }
+        // Without Meta's code, none: a code an earlier attempt left would read as Meta's
+        // refusal of this one (and keep a late status from correcting a silent failure).
+        update = match code {
+            Some(code) => update.set("error_code", n(code)),
+            None => update.remove("error_code"),
+        };
         self.update_job_once(current.workspace, current.job_id, current.guard(update), "UpdateItem job failed").await
     }
 

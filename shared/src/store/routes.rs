@@ -25,6 +25,17 @@ struct RouteItem {
     channel: Channel,
     account_id: String,
     claimed_at: chrono::DateTime<chrono::Utc>,
+    /// Set by [`Store::free_route`]; never written as NULL (`attribute_exists` would see it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    freed_at: Option<String>,
+}
+
+/// Who holds a number's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub workspace: WorkspaceId,
+    /// Deregistered there: another workspace may take it.
+    pub freed: bool,
 }
 
 /// What became of connecting a number its workspace had no record of.
@@ -138,9 +149,14 @@ impl Store {
 
     /// The workspace that owns `account_id`, if any.
     pub async fn route(&self, channel: Channel, account_id: &str) -> Result<Option<WorkspaceId>, StoreError> {
+        Ok(self.claim(channel, account_id).await?.map(|c| c.workspace))
+    }
+
+    /// The claim on `account_id`, if any, and whether its workspace freed it.
+    pub async fn claim(&self, channel: Channel, account_id: &str) -> Result<Option<Claim>, StoreError> {
         let (pk, sk) = keys::route(channel, account_id);
         let route: Option<RouteItem> = self.get(pk, sk, "route").await?;
-        Ok(route.map(|r| r.workspace_id))
+        Ok(route.map(|r| Claim { workspace: r.workspace_id, freed: r.freed_at.is_some() }))
     }
 
     /// Records that `workspace` onboarded a number of `waba`, so that Meta's news about the
@@ -241,6 +257,7 @@ fn route_item(
         channel,
         account_id: account_id.to_owned(),
         claimed_at: now,
+        freed_at: None,
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt { entity: "route", reason: e.to_string() })
 }
