@@ -87,10 +87,10 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 #[tokio::test]
 async fn a_number_paced_at_its_throughput_never_passes_meta_s_limit_and_each_send_arrives_once() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    // Paced at 15 against Meta's 20: pacing keeps a margin for the network, and a loaded
+    // Paced at 12 against Meta's 20: pacing keeps a margin for the network, and a loaded
     // 2-core CI machine delays some sends (then releases them together) by more than a healthy
-    // network does.
-    let (app, ws) = number_paced_at(15, 20).await;
+    // network does (at 15, a fresh-clone CI run once saw two sends of a burst answered 130429).
+    let (app, ws) = number_paced_at(12, 20).await;
     sends_queued_then_pollers_start(&app, &ws).await;
 
     let sends = every_recipient_reached(&app, Duration::from_secs(60)).await;
@@ -118,7 +118,7 @@ async fn a_number_paced_at_its_throughput_never_passes_meta_s_limit_and_each_sen
     let first = sends.iter().map(|r| r.received_at_micros).min().unwrap();
     let last = sends.iter().map(|r| r.received_at_micros).max().unwrap();
     eprintln!(
-        "100 sends at 15 mps: {:.1} s from the first to the last (floor 6.7 s), peak {peak} in a second",
+        "100 sends at 12 mps: {:.1} s from the first to the last (floor 8.3 s), peak {peak} in a second",
         (last - first) as f64 / 1e6
     );
 }
